@@ -1,0 +1,191 @@
+"""Plain data of the domain: what Vault expects, what Cloudflare has, what a check found.
+
+Nothing here does I/O or reads the clock; times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+Rule = dict[str, Any]
+"""A Cloudflare Access rule: a one-key object such as ``{"email": {"email": "a@x.com"}}``."""
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    SYNCED = "synced"
+    DRIFT = "drift"
+    ERROR = "error"
+
+
+class AlertLevel(StrEnum):
+    NONE = "none"
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AutoSync(StrEnum):
+    OFF = "off"
+    ADD_ONLY = "add_only"
+    FULL = "full"
+
+
+class SyncResultKind(StrEnum):
+    SYNCED = "synced"
+    NOOP = "noop"
+    BLOCKED = "blocked"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Audience:
+    """One row of ``sys_infra_state``: an audience the exporter checks."""
+
+    audience: str
+    namespace: str
+    provider: str
+    group_id: str | None
+    last_sync_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ExpectedMember:
+    email: str  # lowercased
+    added_at: datetime | None  # earliest granting iam_user_group.created_at
+
+
+@dataclass(frozen=True)
+class Expected:
+    """Vault's side of one audience; ``error`` set when it could not be read completely."""
+
+    members: dict[str, ExpectedMember] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """A Cloudflare Access group, rules kept verbatim."""
+
+    id: str
+    name: str
+    include: list[Rule]
+    exclude: list[Rule] = field(default_factory=list)
+    require: list[Rule] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Actual:
+    """Cloudflare's side of one audience; ``error`` set when it could not be read completely."""
+
+    group: Group | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class DriftMember:
+    email: str
+    kind: str  # "missing" | "extra"
+    first_seen_at: datetime
+    added_in_vault_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DriftMemory:
+    """What persists between checks: when the episode started, when each member was first seen."""
+
+    drift_since: datetime | None = None
+    first_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (kind, email)
+    consecutive_errors: int = 0
+    error_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Ignore:
+    until: datetime
+    reason: str
+    created_by: str = ""
+
+
+@dataclass(frozen=True)
+class AudienceCheck:
+    """The outcome of checking one audience at one instant."""
+
+    audience: Audience
+    status: Status
+    checked_at: datetime
+    expected_count: int
+    actual_count: int
+    missing: tuple[DriftMember, ...] = ()
+    extra: tuple[DriftMember, ...] = ()
+    other_rules: tuple[Rule, ...] = ()
+    error_message: str | None = None
+    memory: DriftMemory = field(default_factory=DriftMemory)
+
+    @property
+    def drift_since(self) -> datetime | None:
+        return self.memory.drift_since if self.status is Status.DRIFT else None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warning_seconds: int = 3600
+    critical_seconds: int = 86400
+
+
+@dataclass(frozen=True)
+class Settings:
+    check_interval_seconds: int = 900
+    warning_threshold_seconds: int = 3600
+    critical_threshold_seconds: int = 86400
+    auto_sync: AutoSync = AutoSync.OFF
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.warning_threshold_seconds, self.critical_threshold_seconds)
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "check_interval_seconds": self.check_interval_seconds,
+            "warning_threshold_seconds": self.warning_threshold_seconds,
+            "critical_threshold_seconds": self.critical_threshold_seconds,
+            "auto_sync": str(self.auto_sync),
+        }
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """What a sync would send; ``blocked`` carries a guard's reason when it must not be sent."""
+
+    audience: str
+    group: Group
+    new_include: list[Rule]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    blocked: str | None = None  # bounded code: empty_source | mass_removal | rule_limit
+    blocked_detail: str | None = None
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.added and not self.removed
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    audience: str
+    result: SyncResultKind
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    reason: str | None = None
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "audience": self.audience,
+            "result": str(self.result),
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "reason": self.reason,
+        }

@@ -1,0 +1,119 @@
+-- Companion tables owned by vault-drift, beside vault-api's iam_* tables and sys_infra_state.
+-- Created idempotently at start-up; the schema version lives in sys_infra_drift_schema
+-- (PRAGMA user_version is a single slot of the file and belongs to vault-api).
+
+CREATE TABLE IF NOT EXISTS sys_infra_drift_schema (
+    version     INTEGER NOT NULL
+);
+
+-- Per audience: the open drift episode and the last check's counts.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_state (
+    audience            TEXT PRIMARY KEY,
+    drift_since         TEXT,              -- start of the current episode; NULL when not drifting
+    episode_id          INTEGER,           -- sys_infra_drift_episode.id of the open episode
+    last_check_at       TEXT,
+    expected_count      INTEGER,
+    actual_count        INTEGER,
+    missing_count       INTEGER,
+    extra_count         INTEGER,
+    error_since         TEXT,              -- first check of the current run of errors
+    consecutive_errors  INTEGER NOT NULL DEFAULT 0
+);
+
+-- Per drifting member: when it was first seen missing / extra in the current episode.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_member (
+    audience        TEXT NOT NULL,
+    kind            TEXT NOT NULL CHECK (kind IN ('missing', 'extra')),
+    email           TEXT NOT NULL,
+    first_seen_at   TEXT NOT NULL,
+    PRIMARY KEY (audience, kind, email)
+) WITHOUT ROWID;
+
+-- History: one row per drift episode.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_episode (
+    id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+    audience                TEXT NOT NULL,
+    namespace               TEXT NOT NULL,
+    opened_at               TEXT NOT NULL,
+    closed_at               TEXT,
+    peak_missing            INTEGER NOT NULL DEFAULT 0,
+    peak_extra              INTEGER NOT NULL DEFAULT 0,
+    close_reason            TEXT,          -- sync | external | removed
+    closed_by               TEXT,          -- actor of the sync that closed it, if any
+    critical_notified_at    TEXT,          -- the critical mail went out (once per episode)
+    resolution_notified_at  TEXT
+);
+CREATE INDEX IF NOT EXISTS sys_infra_drift_episode_audience
+    ON sys_infra_drift_episode (audience, opened_at);
+
+-- History: one row per check cycle (full or targeted).
+CREATE TABLE IF NOT EXISTS sys_infra_drift_cycle (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at          TEXT NOT NULL,
+    finished_at         TEXT NOT NULL,
+    trigger             TEXT NOT NULL,     -- schedule | change | retry | api | cli | sync | startup
+    scope               TEXT NOT NULL,     -- full | partial
+    vault_ok            INTEGER NOT NULL,
+    cloudflare_ok       INTEGER NOT NULL,
+    total               INTEGER NOT NULL,
+    pending             INTEGER NOT NULL,
+    synced              INTEGER NOT NULL,
+    drift               INTEGER NOT NULL,
+    error               INTEGER NOT NULL,
+    duration_seconds    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sys_infra_drift_cycle_at ON sys_infra_drift_cycle (started_at);
+
+-- History: an audience entering error, or its error message changing.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_error (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          TEXT NOT NULL,
+    audience    TEXT NOT NULL,
+    message     TEXT NOT NULL
+);
+
+-- Audit: every sync attempt and group creation (dry runs excluded).
+CREATE TABLE IF NOT EXISTS sys_infra_drift_audit (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at      TEXT NOT NULL,
+    finished_at     TEXT,
+    audience        TEXT NOT NULL,
+    action          TEXT NOT NULL,         -- sync | create_group
+    trigger         TEXT NOT NULL,         -- api | page | cli | auto
+    actor           TEXT NOT NULL,
+    mode            TEXT NOT NULL,         -- full | add_only
+    forced          INTEGER NOT NULL DEFAULT 0,
+    group_id        TEXT,
+    added           TEXT NOT NULL DEFAULT '[]',   -- JSON array of emails
+    removed         TEXT NOT NULL DEFAULT '[]',
+    added_count     INTEGER NOT NULL DEFAULT 0,
+    removed_count   INTEGER NOT NULL DEFAULT 0,
+    result          TEXT NOT NULL,         -- in_progress | synced | noop | blocked | error
+    reason          TEXT
+);
+CREATE INDEX IF NOT EXISTS sys_infra_drift_audit_audience ON sys_infra_drift_audit (audience, started_at);
+
+-- Operator decisions.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_ignore (
+    audience    TEXT PRIMARY KEY,
+    until       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sys_infra_drift_settings (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL                  -- JSON
+);
+
+-- Mail: what went out, so nothing is sent twice across restarts.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_mail (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,             -- digest | critical | resolved
+    episode_id  INTEGER,
+    recipients  INTEGER NOT NULL,
+    result      TEXT NOT NULL,             -- sent | failed
+    detail      TEXT
+);

@@ -1,0 +1,1 @@
+"""Reporting on vault-drift's history: pandas frames, HTML digests and mail."""
