@@ -1,0 +1,396 @@
+"""Cloudflare Access groups API client: the only module that speaks HTTP to Cloudflare.
+
+Every failure becomes a ``CloudflareError`` that keeps the HTTP status and Cloudflare's first
+error code and message, never the token. A 429 pauses the whole client (see
+``cloudflare_ratelimit``); transient failures of idempotent calls are retried by urllib3.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from exporter.cloudflare_ratelimit import ClientStats, RateLimitGate, retry_policy
+from exporter.model import Group, Rule
+
+__all__ = [
+    "ClientStats",
+    "CloudflareClient",
+    "CloudflareError",
+    "IncompleteListing",
+    "RateLimited",
+]
+
+log = logging.getLogger("vault_drift.cloudflare")
+
+GROUPS_PATH = "/access/groups"
+# A server that keeps answering full pages of new ids would otherwise be followed forever.
+MAX_PAGES = 10_000
+
+
+class CloudflareError(Exception):
+    """A failed Cloudflare call: ``status`` (None when no HTTP answer), ``code``, ``message``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        request: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request = request  # "GET /access/groups?page=2": method and path, no account id
+
+    def __str__(self) -> str:
+        where = f" on {self.request}" if self.request else ""
+        if self.status is None:
+            return f"Cloudflare API {self.message}{where}"
+        code = f" (code {self.code})" if self.code is not None else ""
+        return f"Cloudflare API {self.status}{code}: {self.message}{where}"
+
+
+class RateLimited(CloudflareError):
+    """A 429, or a call refused locally because an earlier 429 paused the client."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_at: float,
+        retry_after_seconds: float,
+        status: int | None = None,
+        code: int | None = None,
+        request: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, request=request)
+        self.retry_at = retry_at  # monotonic seconds
+        self.retry_after_seconds = retry_after_seconds
+
+
+class IncompleteListing(CloudflareError):
+    """The paginated listing cannot be trusted to hold every group."""
+
+
+@dataclass(frozen=True)
+class _PageInfo:
+    per_page: int | None
+    total_count: int | None
+    total_pages: int | None
+
+    @classmethod
+    def parse(cls, raw: Any, page: int, request: str) -> _PageInfo:
+        if raw is None:
+            return cls(None, None, None)
+        if not isinstance(raw, dict):
+            raise IncompleteListing("malformed result_info", request=request)
+        fields = {name: _count_field(raw, name, request) for name in _PAGE_FIELDS}
+        if fields["page"] is not None and fields["page"] != page:
+            raise IncompleteListing(
+                f"asked for page {page}, result_info says page {fields['page']}", request=request
+            )
+        if fields["per_page"] == 0:
+            raise IncompleteListing("malformed result_info: per_page is 0", request=request)
+        return cls(fields["per_page"], fields["total_count"], fields["total_pages"])
+
+
+_PAGE_FIELDS = ("page", "per_page", "count", "total_count", "total_pages")
+
+
+def _count_field(raw: dict[str, Any], name: str, request: str) -> int | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise IncompleteListing(f"malformed result_info.{name}: {value!r}", request=request)
+    return value
+
+
+def _rules(item: dict[str, Any], key: str) -> list[Rule] | None:
+    rules = item.get(key)
+    if rules is None and key != "include":
+        return []
+    if isinstance(rules, list) and all(isinstance(rule, dict) for rule in rules):
+        return rules
+    return None
+
+
+def group_from_json(item: Any) -> Group | None:
+    """A ``Group`` with its rules kept verbatim, or None when ``item`` is not a group."""
+    if not isinstance(item, dict):
+        return None
+    group_id, name = item.get("id"), item.get("name")
+    include, exclude, require = (_rules(item, key) for key in ("include", "exclude", "require"))
+    if not (isinstance(group_id, str) and group_id and isinstance(name, str)):
+        return None
+    if include is None or exclude is None or require is None:
+        return None
+    return Group(id=group_id, name=name, include=include, exclude=exclude, require=require)
+
+
+def _first_error(document: Any) -> tuple[int | None, str | None]:
+    errors = document.get("errors") if isinstance(document, dict) else None
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return None, None
+    code, message = errors[0].get("code"), errors[0].get("message")
+    return (
+        code if isinstance(code, int) and not isinstance(code, bool) else None,
+        message if isinstance(message, str) else None,
+    )
+
+
+def _decode(response: requests.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+
+class CloudflareClient:
+    """Access groups of one account. Thread-safe: share one client between threads."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        account_id: str,
+        token: str,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+        per_page: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        max_pause_seconds: float = 900.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._account_url = f"{self._base_url}/accounts/{quote(account_id, safe='')}"
+        self._token = token
+        self._session = session if session is not None else requests.Session()
+        adapter = HTTPAdapter(max_retries=retry_policy())
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._timeout = timeout
+        self._per_page = per_page
+        self._clock = clock
+        self.stats = ClientStats()
+        self._gate = RateLimitGate(
+            self.stats, clock=clock, wall_clock=wall_clock, max_pause_seconds=max_pause_seconds
+        )
+
+    def __repr__(self) -> str:
+        return f"CloudflareClient(base_url={self._base_url!r}, token=<redacted>)"
+
+    def list_groups(self) -> list[Group]:
+        """Every group with its full rules, by pagination; raises rather than return a part."""
+        return list(self.iter_groups())
+
+    def iter_groups(self) -> Iterator[Group]:
+        """``list_groups`` one page at a time, so a caller can digest each page and drop it.
+
+        The listing is only complete once the iterator is exhausted without raising: on any
+        error, everything already yielded must be discarded.
+        """
+        seen: set[str] = set()
+        total_count: int | None = None
+        for page in range(1, MAX_PAGES + 1):
+            params = {"page": page, "per_page": self._per_page}
+            request = f"GET {GROUPS_PATH}?{urlencode(params)}"
+            status, envelope = self._call("GET", GROUPS_PATH, params=params)
+            items = envelope.get("result")
+            if not isinstance(items, list):
+                raise CloudflareError(
+                    "listing result is not a list", status=status, request=request
+                )
+            info = _PageInfo.parse(envelope.get("result_info"), page, request)
+            yield from self._new_groups(items, seen, status, request)
+            total_count = info.total_count if info.total_count is not None else total_count
+            if self._is_last_page(len(items), page, info):
+                break
+        else:
+            raise IncompleteListing(f"more than {MAX_PAGES} pages", request=request)
+        if total_count is not None and len(seen) < total_count:
+            raise IncompleteListing(
+                f"listing ended with {len(seen)} groups, result_info.total_count is {total_count}",
+                request=request,
+            )
+
+    def get_group(self, group_id: str) -> Group:
+        path = f"{GROUPS_PATH}/{quote(group_id, safe='')}"
+        return self._group_result("GET", path)
+
+    def create_group(
+        self,
+        name: str,
+        include: list[Rule],
+        exclude: list[Rule] | None = None,
+        require: list[Rule] | None = None,
+    ) -> Group:
+        body = {
+            "name": name,
+            "include": include,
+            "exclude": exclude or [],
+            "require": require or [],
+        }
+        return self._group_result("POST", GROUPS_PATH, body=body)
+
+    def replace_group(self, group: Group) -> Group:
+        """PUT replaces the whole group; ``is_default`` is never sent (its spec type is wrong)."""
+        body = {
+            "name": group.name,
+            "include": group.include,
+            "exclude": group.exclude,
+            "require": group.require,
+        }
+        return self._group_result("PUT", f"{GROUPS_PATH}/{quote(group.id, safe='')}", body=body)
+
+    def _new_groups(
+        self, items: list[Any], seen: set[str], status: int, request: str
+    ) -> list[Group]:
+        """One page as groups, checked whole before any is handed out."""
+        groups = []
+        for item in items:
+            group = group_from_json(item)
+            if group is None:
+                raise CloudflareError("malformed group in listing", status=status, request=request)
+            if group.id in seen:
+                raise IncompleteListing(f"page repeats group id {group.id}", request=request)
+            seen.add(group.id)
+            groups.append(group)
+        return groups
+
+    def _is_last_page(self, count: int, page: int, info: _PageInfo) -> bool:
+        # The server may cap per_page below what was asked: its own figure decides shortness.
+        page_size = info.per_page if info.per_page is not None else self._per_page
+        if count == 0 or count < page_size:
+            return True
+        return info.total_pages is not None and page >= info.total_pages
+
+    def _group_result(self, method: str, path: str, body: dict[str, Any] | None = None) -> Group:
+        status, envelope = self._call(method, path, body=body)
+        group = group_from_json(envelope.get("result"))
+        if group is None:
+            raise CloudflareError(
+                "malformed group in response", status=status, request=f"{method} {path}"
+            )
+        return group
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """One API call: ``(status, envelope)`` of a successful answer, else raises."""
+        request = f"{method} {path}" + (f"?{urlencode(params)}" if params else "")
+        self._refuse_while_paused(request)
+        started = self._clock()
+        response = self._send(method, path, params, body, request)
+        log.debug(
+            "%s -> %d in %.1f ms", request, response.status_code, (self._clock() - started) * 1e3
+        )
+        if response.status_code == 429:
+            raise self._rate_limited(response, request)
+        # Any other answer means Cloudflare is serving this token again.
+        self._gate.on_success(started)
+        self.stats.record_ratelimit_header(response.headers.get("Ratelimit"))
+        return response.status_code, self._envelope(response, request)
+
+    def _refuse_while_paused(self, request: str) -> None:
+        retry_at = self._gate.paused_until()
+        if retry_at is not None:
+            wait = max(retry_at - self._clock(), 0.0)
+            log.debug("%s refused: rate limited for another %.0fs", request, wait)
+            raise RateLimited(
+                f"rate limited: calls paused for another {wait:.0f}s",
+                retry_at=retry_at,
+                retry_after_seconds=wait,
+                request=request,
+            )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: dict[str, Any] | None,
+        request: str,
+    ) -> requests.Response:
+        try:
+            response = self._session.request(
+                method,
+                f"{self._account_url}{path}",
+                params=params,
+                json=body,
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=(self._timeout, self._timeout),
+            )
+        except requests.Timeout as exc:
+            self.stats.count_request(method, None)
+            raise CloudflareError(f"timeout after {self._timeout:g}s", request=request) from exc
+        except requests.RequestException as exc:
+            self.stats.count_request(method, None)
+            reason = f"connection error ({type(exc).__name__})"
+            raise CloudflareError(reason, request=request) from exc
+        self._count_attempts(method, response)
+        return response
+
+    def _count_attempts(self, method: str, response: requests.Response) -> None:
+        # urllib3 keeps the attempts it retried in the final response's Retry history.
+        retries = getattr(response.raw, "retries", None)
+        for attempt in getattr(retries, "history", ()):
+            self.stats.count_request(method, attempt.status)
+        self.stats.count_request(method, response.status_code)
+
+    def _rate_limited(self, response: requests.Response, request: str) -> RateLimited:
+        retry_at, pause = self._gate.on_429(response.headers.get("retry-after"))
+        code, message = _first_error(_decode(response))
+        log.warning("Cloudflare rate limit (429) on %s: all calls paused for %.0fs", request, pause)
+        return RateLimited(
+            self._scrub(message) or f"rate limited: all calls paused for {pause:.0f}s",
+            retry_at=retry_at,
+            retry_after_seconds=pause,
+            status=429,
+            code=code,
+            request=request,
+        )
+
+    def _envelope(self, response: requests.Response, request: str) -> dict[str, Any]:
+        status = response.status_code
+        document = _decode(response)
+        if document is _NOT_JSON:
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            reason = f"invalid JSON in response ({kind})"
+            raise CloudflareError(reason, status=status, request=request)
+        if not isinstance(document, dict) or not isinstance(document.get("success"), bool):
+            raise CloudflareError(
+                "response is not a Cloudflare envelope", status=status, request=request
+            )
+        if status >= 300 or not document["success"]:
+            code, message = _first_error(document)
+            reason = self._scrub(message) or response.reason or "request failed"
+            raise CloudflareError(reason, status=status, code=code, request=request)
+        return document
+
+    def _scrub(self, text: str | None) -> str | None:
+        """Cloudflare's own message could echo a header back; the token never leaves."""
+        if text and self._token and self._token in text:
+            return text.replace(self._token, "<redacted>")
+        return text

@@ -1,0 +1,193 @@
+"""How the Cloudflare client paces itself: the 429 gate, retries, and the counters it keeps.
+
+Cloudflare counts 1,200 requests per 5 minutes per token, shared with the dashboard and every
+other automation, and past that answers 429 to *every* call for up to 5 minutes. Hammering
+during the block only prolongs it, so one 429 pauses the whole client: every call made while
+paused is refused locally, without touching the network.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Self
+
+from urllib3.util.retry import Retry
+
+DEFAULT_RETRY_AFTER_SECONDS = 300.0
+# A retry-after of 0 would let a blocked client hammer the API; wait at least this long.
+MIN_RETRY_AFTER_SECONDS = 1.0
+
+_RATELIMIT_FIELD = re.compile(r";\s*([rt])\s*=\s*([0-9]+(?:\.[0-9]+)?)")
+
+
+class _IdempotentRetry(Retry):
+    """urllib3 retries a failed connect whatever the method; a create (POST) goes out once."""
+
+    def increment(
+        self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any
+    ) -> Self:
+        if method is not None and not self._is_method_retryable(method):
+            return self.new(total=0).increment(method, url, *args, **kwargs)
+        return super().increment(method, url, *args, **kwargs)
+
+
+def retry_policy() -> Retry:
+    """Two quick retries of GET/PUT on connection errors and 502/503/504.
+
+    Not 429 (the gate owns it) and not read timeouts: a timed-out call already cost the whole
+    timeout, retrying would multiply it; the next check cycle is the retry.
+    """
+    return _IdempotentRetry(
+        total=2,
+        connect=2,
+        read=False,
+        status=2,
+        other=0,
+        allowed_methods=frozenset({"GET", "PUT"}),
+        status_forcelist=(502, 503, 504),
+        backoff_factor=0.2,
+        respect_retry_after_header=False,
+        raise_on_status=False,  # the last 5xx is returned and reported with its status
+    )
+
+
+def status_class(status: int | None) -> str:
+    """ "2xx".."5xx" for an HTTP status, "error" when no response came back (transport error)."""
+    if status is None or not 100 <= status <= 599:
+        return "error"
+    return f"{status // 100}xx"
+
+
+def parse_retry_after(value: str | None, wall_now: float) -> float:
+    """Seconds to wait from a ``retry-after`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return DEFAULT_RETRY_AFTER_SECONDS
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - wall_now
+        except (TypeError, ValueError, IndexError):
+            return DEFAULT_RETRY_AFTER_SECONDS
+    if seconds != seconds or seconds < 0:  # NaN or negative: garbage
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return max(seconds, MIN_RETRY_AFTER_SECONDS)
+
+
+def parse_ratelimit(value: str | None) -> tuple[float | None, float | None]:
+    """``(remaining, reset_seconds)`` from ``Ratelimit: "default";r=<remaining>;t=<reset>``."""
+    if not value:
+        return None, None
+    fields = {name: float(number) for name, number in _RATELIMIT_FIELD.findall(value)}
+    return fields.get("r"), fields.get("t")
+
+
+@dataclass
+class ClientStats:
+    """Counters of one client; every write and ``snapshot()`` hold ``lock``."""
+
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (method, status_class)
+    rate_limited_total: int = 0
+    rate_limit_remaining: float | None = None
+    rate_limit_reset_seconds: float | None = None
+    # monotonic; may lie in the past when no call was attempted since the pause ended
+    paused_until: float | None = None
+    paused_until_wall: float | None = None  # unix time, for the metric
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count_request(self, method: str, status: int | None) -> None:
+        with self.lock:
+            self.requests[(method, status_class(status))] += 1
+
+    def record_ratelimit_header(self, value: str | None) -> None:
+        remaining, reset = parse_ratelimit(value)
+        if remaining is None:
+            return
+        with self.lock:
+            self.rate_limit_remaining = remaining
+            self.rate_limit_reset_seconds = reset
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy: ``requests`` maps (method, status_class) to a count."""
+        with self.lock:
+            return {
+                "requests": dict(self.requests),
+                "rate_limited_total": self.rate_limited_total,
+                "rate_limit_remaining": self.rate_limit_remaining,
+                "rate_limit_reset_seconds": self.rate_limit_reset_seconds,
+                "paused_until": self.paused_until,
+                "paused_until_wall": self.paused_until_wall,
+            }
+
+
+class RateLimitGate:
+    """Decides whether a call may go out, and for how long a 429 stops all calls.
+
+    The pause after the n-th consecutive 429 is ``retry_after * 2**(n-1)``, capped. A 429
+    that arrives while a pause is already running (a sibling thread's request, in flight when
+    the block started) extends nothing and does not lengthen the streak.
+    """
+
+    def __init__(
+        self,
+        stats: ClientStats,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        max_pause_seconds: float = 900.0,
+    ) -> None:
+        self._stats = stats
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._max_pause = max_pause_seconds
+        self._lock = threading.Lock()
+        self._paused_until: float | None = None
+        self._consecutive_429s = 0
+
+    def paused_until(self) -> float | None:
+        """Monotonic time until which calls are refused, or None when calls may go out."""
+        now = self._clock()
+        with self._lock:
+            if self._paused_until is not None and now >= self._paused_until:
+                self._paused_until = None
+                self._publish(None)
+            return self._paused_until
+
+    def on_429(self, retry_after_header: str | None) -> tuple[float, float]:
+        """Start (or keep) the pause; returns ``(retry_at, pause_seconds)``."""
+        now = self._clock()
+        retry_after = parse_retry_after(retry_after_header, self._wall_clock())
+        with self._lock:
+            self._stats_rate_limited()
+            if self._paused_until is not None and now < self._paused_until:
+                return self._paused_until, self._paused_until - now
+            self._consecutive_429s += 1
+            pause = min(retry_after * 2 ** (self._consecutive_429s - 1), self._max_pause)
+            self._paused_until = now + pause
+            self._publish(pause)
+            return self._paused_until, pause
+
+    def on_success(self, started_at: float) -> None:
+        """A call that started after the last pause went through: the block is over."""
+        with self._lock:
+            if self._paused_until is None or started_at >= self._paused_until:
+                self._consecutive_429s = 0
+                if self._paused_until is not None:
+                    self._paused_until = None
+                    self._publish(None)
+
+    def _stats_rate_limited(self) -> None:
+        with self._stats.lock:
+            self._stats.rate_limited_total += 1
+
+    def _publish(self, pause: float | None) -> None:
+        with self._stats.lock:
+            self._stats.paused_until = self._paused_until
+            self._stats.paused_until_wall = None if pause is None else self._wall_clock() + pause
