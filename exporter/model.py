@@ -53,16 +53,14 @@ class Audience:
 
 
 @dataclass(frozen=True)
-class ExpectedMember:
-    email: str  # lowercased
-    added_at: datetime | None  # earliest granting iam_user_group.created_at
-
-
-@dataclass(frozen=True)
 class Expected:
-    """Vault's side of one audience; ``error`` set when it could not be read completely."""
+    """Vault's side of one audience; ``error`` set when it could not be read completely.
 
-    members: dict[str, ExpectedMember] = field(default_factory=dict)
+    ``members`` maps each lowercased email to the earliest ``iam_user_group.created_at``
+    granting it ("added in Vault"), kept as Vault's text and parsed only when shown.
+    """
+
+    members: dict[str, str | None] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -79,10 +77,15 @@ class Group:
 
 @dataclass(frozen=True)
 class Actual:
-    """Cloudflare's side of one audience; ``error`` set when it could not be read completely."""
+    """Cloudflare's side of one audience; ``error`` set when it could not be read completely.
+
+    ``emails``, when given, are the group's member emails already extracted, and ``group``
+    may then carry only its non-email rules (a full check keeps 1,000 x 1,000 rules compact).
+    """
 
     group: Group | None = None
     error: str | None = None
+    emails: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ class Settings:
     warning_threshold_seconds: int = 3600
     critical_threshold_seconds: int = 86400
     auto_sync: AutoSync = AutoSync.OFF
+    history_retention_days: int = 90
+    digest_hour_utc: int = 8
 
     @property
     def thresholds(self) -> Thresholds:
@@ -153,6 +158,8 @@ class Settings:
             "warning_threshold_seconds": self.warning_threshold_seconds,
             "critical_threshold_seconds": self.critical_threshold_seconds,
             "auto_sync": str(self.auto_sync),
+            "history_retention_days": self.history_retention_days,
+            "digest_hour_utc": self.digest_hour_utc,
         }
 
 

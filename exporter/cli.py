@@ -1,0 +1,150 @@
+"""``vault-drift``: the command line. Parsing and exit codes here; the work lives elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .clock import utc_now
+from .config import DEFAULT_LISTEN, Config, ConfigError, load_config, parse_listen
+from .document import drift_document
+from .engine import UnknownAudience
+from .model import Status, SyncResultKind
+from .runtime import build_runtime
+from .sync import SyncRequest
+from .table import drift_table, sync_table
+from .vault import VaultError
+
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vault-drift",
+        description="Find and fix drift between TPB Vault and Cloudflare Access groups.",
+    )
+    parser.add_argument("--version", action="version", version=f"vault-drift {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (or VAULT_DRIFT_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the exporter (metrics, API, operator page)")
+    serve.add_argument("--listen", metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}")
+
+    check = commands.add_parser("check", help="check now; exit 0 synced, 1 drift/pending, 2 error")
+    check.add_argument("--audience", action="append", metavar="A", help="repeatable")
+    check.add_argument("--json", action="store_true", help="the GET /iam/drift document")
+
+    sync = commands.add_parser("sync", help="push Vault's members to Cloudflare")
+    target = sync.add_mutually_exclusive_group(required=True)
+    target.add_argument("--audience", action="append", metavar="A", help="repeatable")
+    target.add_argument("--all", action="store_true", help="every audience in drift")
+    sync.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    sync.add_argument("--force", action="store_true", help="override the mass-removal guards")
+    sync.add_argument("--json", action="store_true")
+
+    report = commands.add_parser("report", help="HTML digest to a file and/or by mail")
+    report.add_argument("--period", default="1d", choices=["1d", "7d"])
+    report.add_argument("--out", metavar="FILE")
+    report.add_argument("--send", action="store_true", help="mail it (needs VAULT_DRIFT_SMTP_*)")
+
+    demo = commands.add_parser("demo", help="sample Vault DB + simulated Cloudflare + serve")
+    demo.add_argument("--listen", metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(args.listen, args.config)
+        config = load_config(args.config, listen=_listen(args))
+        return _run(args, config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"vault-drift: config: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    except (VaultError, UsageError, UnknownAudience) as exc:
+        print(f"vault-drift: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _listen(args: argparse.Namespace) -> str | None:
+    value = getattr(args, "listen", None)
+    if value is not None:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise ConfigError([f"--listen: {exc}"]) from None
+    return value
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "serve":
+        from .server import serve
+
+        return serve(config)
+    if args.command == "report":
+        from .reporting import report_command
+
+        return report_command(config, args.period, args.out, args.send)
+    runtime = build_runtime(config)
+    if args.command == "check":
+        return _check(runtime, args)
+    return _sync(runtime, args)
+
+
+def _check(runtime: Any, args: argparse.Namespace) -> int:
+    audiences = args.audience
+    engine = runtime.engine
+    snapshot = engine.check_audiences(audiences, "cli") if audiences else engine.check_all("cli")
+    document = drift_document(snapshot, utc_now(), audiences=audiences)
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(drift_table(document))
+    statuses = {item["status"] for item in document["items"]}
+    if str(Status.ERROR) in statuses:
+        return EXIT_ERROR
+    if statuses & {str(Status.DRIFT), str(Status.PENDING)}:
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _sync(runtime: Any, args: argparse.Namespace) -> int:
+    if args.all:
+        runtime.engine.check_all("cli")
+    request = SyncRequest(
+        None if args.all else args.audience,
+        dry_run=args.dry_run,
+        force=args.force,
+        trigger="cli",
+        actor="cli",
+    )
+    outcomes = runtime.syncer.sync(request)
+    if args.json:
+        payload = {"dry_run": args.dry_run, "results": [o.as_document() for o in outcomes]}
+        print(json.dumps(payload, indent=2))
+    else:
+        print(sync_table(outcomes, args.dry_run))
+    results = {o.result for o in outcomes}
+    if SyncResultKind.ERROR in results:
+        return EXIT_ERROR
+    if SyncResultKind.BLOCKED in results:
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

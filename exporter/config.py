@@ -1,0 +1,243 @@
+"""Configuration: a TOML file plus environment variables (the environment wins).
+
+Keys in the TOML file are the lowercase names of the variables without their
+``VAULT_DRIFT_`` prefix (``database``, ``listen``, ``cloudflare_api_token``, ``smtp_host`` ...).
+Every problem is reported at once, and a secret's value never appears in a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .durations import parse_duration
+
+DEFAULT_PORT = 9847
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_CLOUDFLARE_URL = "https://api.cloudflare.com/client/v4"
+MIN_TOKEN_LENGTH = 16
+_LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
+
+
+class ConfigError(Exception):
+    """Invalid configuration: one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _env(name: str, key: str) -> Any:
+    return Field(None, validation_alias=AliasChoices(name, key))
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", case_sensitive=False)
+
+    database: Path = Field(
+        Path("vault.db"), validation_alias=AliasChoices("VAULT_DRIFT_DATABASE", "database")
+    )
+    cloudflare_api_token: SecretStr | None = _env("CLOUDFLARE_API_TOKEN", "cloudflare_api_token")
+    cloudflare_account_id: str | None = _env("CLOUDFLARE_ACCOUNT_ID", "cloudflare_account_id")
+    cloudflare_base_url: str = Field(
+        DEFAULT_CLOUDFLARE_URL,
+        validation_alias=AliasChoices("CLOUDFLARE_BASE_URL", "cloudflare_base_url"),
+    )
+    listen: str = Field(
+        DEFAULT_LISTEN, validation_alias=AliasChoices("VAULT_DRIFT_LISTEN", "listen")
+    )
+    admin_token: SecretStr | None = _env("VAULT_DRIFT_ADMIN_TOKEN", "admin_token")
+    read_token: SecretStr | None = _env("VAULT_DRIFT_READ_TOKEN", "read_token")
+    check_interval: int | None = _env("VAULT_DRIFT_CHECK_INTERVAL", "check_interval")
+    public_url: str | None = _env("VAULT_DRIFT_PUBLIC_URL", "public_url")
+    smtp_host: str | None = _env("VAULT_DRIFT_SMTP_HOST", "smtp_host")
+    smtp_port: int = Field(587, validation_alias=AliasChoices("VAULT_DRIFT_SMTP_PORT", "smtp_port"))
+    smtp_user: str | None = _env("VAULT_DRIFT_SMTP_USER", "smtp_user")
+    smtp_password: SecretStr | None = _env("VAULT_DRIFT_SMTP_PASSWORD", "smtp_password")
+    smtp_starttls: bool = Field(
+        True, validation_alias=AliasChoices("VAULT_DRIFT_SMTP_STARTTLS", "smtp_starttls")
+    )
+    mail_from: str | None = _env("VAULT_DRIFT_MAIL_FROM", "mail_from")
+    mail_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("VAULT_DRIFT_MAIL_TO", "mail_to")
+    )
+    log_level: str = Field(
+        "info", validation_alias=AliasChoices("VAULT_DRIFT_LOG_LEVEL", "log_level")
+    )
+
+    @field_validator(
+        "cloudflare_api_token",
+        "cloudflare_account_id",
+        "admin_token",
+        "read_token",
+        "public_url",
+        "smtp_host",
+        "smtp_user",
+        "smtp_password",
+        "mail_from",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("check_interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        seconds = parse_duration(value)
+        if not 30 <= seconds <= 86400:
+            raise ValueError("must be between 30s and 24h")
+        return seconds
+
+    @field_validator("cloudflare_base_url", "public_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("admin_token", "read_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters")
+        return value
+
+    @field_validator("mail_to", mode="before")
+    @classmethod
+    def _recipients(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("smtp_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError("must be a TCP port (1-65535)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError("must be debug, info, warning or error")
+        return value.lower()
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_host and self.mail_from and self.mail_to)
+
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host, port = self.listen_address
+        shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        return f"http://{shown}:{port}"
+
+    def check_cloudflare(self) -> None:
+        """Outside the demo the Cloudflare credentials are required."""
+        problems = [
+            f"{name}: required (set the environment variable or `{key}` in the config file)"
+            for name, key, value in (
+                ("CLOUDFLARE_API_TOKEN", "cloudflare_api_token", self.cloudflare_api_token),
+                ("CLOUDFLARE_ACCOUNT_ID", "cloudflare_account_id", self.cloudflare_account_id),
+            )
+            if value is None
+        ]
+        if problems:
+            raise ConfigError(problems)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    match = _LISTEN.match(value.strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9847")
+    return match["host"].strip("[]"), int(match["port"])
+
+
+def load_config(
+    config_file: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Read the configuration; raise ConfigError listing every problem."""
+    env = dict(os.environ if environ is None else environ)
+    path = Path(config_file) if config_file else None
+    if path is None and env.get("VAULT_DRIFT_CONFIG"):
+        path = Path(env["VAULT_DRIFT_CONFIG"])
+    if path is not None and not path.is_file():
+        raise ConfigError([f"config file {path}: not found"])
+    try:
+        return _settings_class(path, env)(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+    except ValueError as exc:  # a TOML syntax error
+        raise ConfigError([f"config file {path}: {exc}"]) from None
+
+
+def _settings_class(path: Path | None, env: dict[str, str]) -> type[Config]:
+    known = {
+        alias.upper()
+        for field in Config.model_fields.values()
+        if isinstance(field.validation_alias, AliasChoices)
+        for alias in field.validation_alias.choices
+        if isinstance(alias, str)
+    }
+    scoped = {k: v for k, v in env.items() if k.upper() in known}
+
+    class _Config(Config):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            from pydantic_settings import EnvSettingsSource
+
+            env_source = EnvSettingsSource(settings_cls)
+            env_source.env_vars = {k.lower(): v for k, v in scoped.items()}
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_source]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            return tuple(sources)
+
+    return _Config
+
+
+def _describe(error: Any) -> str:
+    loc = error.get("loc") or ("config",)
+    key = str(loc[0])
+    field = Config.model_fields.get(key)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        key = str(field.validation_alias.choices[0])
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        message = "unknown setting"
+    return f"{key}: {message}"

@@ -1,0 +1,109 @@
+"""The JSON documents of the API and of ``check --json``, built from a snapshot. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .clock import format_time
+from .drift import hint
+from .model import AudienceCheck, DriftMember, Status
+from .snapshot import Snapshot
+
+LIST_LIMIT = 100  # members listed per kind in the summary document (the seed's "and N more")
+
+
+def drift_document(
+    snapshot: Snapshot,
+    now: datetime,
+    status: str | None = None,
+    namespace: str | None = None,
+    audiences: list[str] | None = None,
+) -> dict[str, Any]:
+    """``GET /iam/drift``: the summary over all audiences, and the (filtered) items."""
+    items = [
+        item_document(check, snapshot, now)
+        for check in ordered(snapshot.checks.values())
+        if (status is None or str(check.status) == status)
+        and (namespace is None or check.audience.namespace == namespace)
+        and (audiences is None or check.audience.audience in audiences)
+    ]
+    counts = snapshot.counts()
+    return {
+        "summary": {"total": sum(counts.values()), **counts},
+        "items": items,
+        "last_check": format_time(snapshot.last_check_at),
+    }
+
+
+def ordered(checks: Any) -> list[AudienceCheck]:
+    """The seed's order: drift and error first, then by audience."""
+    rank = {Status.DRIFT: 0, Status.ERROR: 1, Status.PENDING: 2, Status.SYNCED: 3}
+    return sorted(checks, key=lambda c: (rank[c.status], c.audience.audience))
+
+
+def item_document(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> dict[str, Any]:
+    audience = check.audience
+    ignore = snapshot.ignore_of(audience.audience, now)
+    item: dict[str, Any] = {
+        "audience": audience.audience,
+        "namespace": audience.namespace,
+        "provider": audience.provider,
+        "status": str(check.status),
+        "last_check_at": format_time(check.checked_at),
+        "last_sync_at": format_time(audience.last_sync_at),
+        "drift_since": format_time(check.drift_since),
+        "alert_level": str(snapshot.level(check, now)),
+        "ignored_until": format_time(ignore.until) if ignore else None,
+        "ignore_reason": ignore.reason if ignore else None,
+        "expected_count": check.expected_count,
+        "actual_count": check.actual_count,
+    }
+    if check.status is Status.DRIFT:
+        item["drift_details"] = {
+            "expected_count": check.expected_count,
+            "actual_count": check.actual_count,
+            "missing": [m.email for m in check.missing[:LIST_LIMIT]],
+            "extra": [m.email for m in check.extra[:LIST_LIMIT]],
+            "missing_total": len(check.missing),
+            "extra_total": len(check.extra),
+        }
+    if check.status is Status.ERROR:
+        item["error_message"] = check.error_message
+    return item
+
+
+def member_document(member: DriftMember) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "email": member.email,
+        "first_seen_at": format_time(member.first_seen_at),
+        "hint": hint(member),
+    }
+    if member.kind == "missing":
+        document["added_in_vault_at"] = format_time(member.added_in_vault_at)
+    return document
+
+
+def audience_document(
+    check: AudienceCheck,
+    snapshot: Snapshot,
+    now: datetime,
+    limit: int,
+    offset: int,
+    history: list[dict[str, Any]],
+    syncs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``GET /iam/drift/{audience}``: one audience in full, members paginated."""
+    document = item_document(check, snapshot, now)
+    document.pop("drift_details", None)
+    document["group_id_present"] = check.audience.group_id is not None
+    document["missing"] = [member_document(m) for m in check.missing[offset : offset + limit]]
+    document["extra"] = [member_document(m) for m in check.extra[offset : offset + limit]]
+    document["missing_total"] = len(check.missing)
+    document["extra_total"] = len(check.extra)
+    document["limit"] = limit
+    document["offset"] = offset
+    document["other_rules"] = list(check.other_rules)
+    document["history"] = history
+    document["syncs"] = syncs
+    return document

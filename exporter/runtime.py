@@ -1,0 +1,36 @@
+"""Wiring: from a configuration to the collaborators the commands and the server use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .clock import Clock, utc_now
+from .cloudflare import CloudflareClient
+from .config import Config
+from .engine import Engine, Events
+from .sync import Syncer
+from .vault import VaultDB
+
+
+@dataclass
+class Runtime:
+    config: Config
+    db: VaultDB
+    cloudflare: CloudflareClient
+    engine: Engine
+    syncer: Syncer
+
+
+def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None = None) -> Runtime:
+    """Open the Vault DB (VaultError if unusable) and connect the pieces."""
+    config.check_cloudflare()
+    db = VaultDB(config.database).open()
+    token = config.cloudflare_api_token
+    assert token is not None and config.cloudflare_account_id is not None
+    client = CloudflareClient(
+        base_url=config.cloudflare_base_url,
+        account_id=config.cloudflare_account_id,
+        token=token.get_secret_value(),
+    )
+    engine = Engine(db, client, clock=clock, events=events, seed_interval=config.check_interval)
+    return Runtime(config, db, client, engine, Syncer(engine))

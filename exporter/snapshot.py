@@ -1,0 +1,44 @@
+"""The last check's results, in memory: what /metrics, the API and the page are served from."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .drift import active_ignore, alert_level
+from .model import AlertLevel, AudienceCheck, Ignore, Settings, Status
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    checks: dict[str, AudienceCheck] = field(default_factory=dict)  # by audience name
+    ignores: dict[str, Ignore] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
+    last_check_at: datetime | None = None  # last completed full cycle, successful or not
+    last_success_at: datetime | None = None  # last cycle whose Vault and Cloudflare reads completed
+    vault_up: bool | None = None
+    cloudflare_up: bool | None = None
+    cycle_error: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(str(check.status) for check in self.checks.values())
+        return {str(status): found.get(str(status), 0) for status in Status}
+
+    def level(self, check: AudienceCheck, now: datetime) -> AlertLevel:
+        return alert_level(check.status, check.drift_since, now, self.settings.thresholds)
+
+    def ignore_of(self, audience: str, now: datetime) -> Ignore | None:
+        return active_ignore(self.ignores.get(audience), now)
+
+    def alerting(self, now: datetime) -> list[AudienceCheck]:
+        """The header badge's audiences: drifting and not ignored, plus those in error."""
+        return [
+            check
+            for check in self.checks.values()
+            if check.status is Status.ERROR
+            or (
+                check.status is Status.DRIFT
+                and self.ignore_of(check.audience.audience, now) is None
+            )
+        ]

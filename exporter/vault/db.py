@@ -1,0 +1,96 @@
+"""Opening the Vault database safely beside vault-api, and creating our companion tables."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+REQUIRED_TABLES = ("iam_user", "iam_group", "iam_user_group", "iam_application", "sys_infra_state")
+
+
+class VaultError(Exception):
+    """The Vault database cannot be used: missing, corrupt, read-only or without its tables."""
+
+
+class VaultDB:
+    """A Vault SQLite file. Connections are short-lived and per use, so threads never share one."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"VaultDB({str(self.path)!r})"
+
+    def open(self) -> VaultDB:
+        """Check the file and create or migrate the companion tables; VaultError if unusable."""
+        if not self.path.is_file():
+            raise VaultError(f"Vault database {self.path} not found")
+        try:
+            with self.connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                _require_tables(conn)
+                _migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise VaultError(f"Vault database {self.path}: {_explain(exc)}") from None
+        return self
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection in autocommit mode; use ``transaction`` for grouped writes."""
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All writes of one step commit together or not at all (BEGIN IMMEDIATE: no deadlock)."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+
+def _require_tables(conn: sqlite3.Connection) -> None:
+    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = [name for name in REQUIRED_TABLES if name not in present]
+    if missing:
+        raise VaultError(f"not a Vault database: missing tables {', '.join(missing)}")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    ddl = resources.files("exporter").joinpath("sql/companion.sql").read_text()
+    conn.executescript(ddl)  # every statement is IF NOT EXISTS: safe to run at every start
+    row = conn.execute("SELECT max(version) FROM sys_infra_drift_schema").fetchone()
+    if row[0] is None:
+        conn.execute("INSERT INTO sys_infra_drift_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+    elif row[0] > SCHEMA_VERSION:
+        raise VaultError(
+            f"companion schema version {row[0]} is newer than this vault-drift ({SCHEMA_VERSION})"
+        )
+
+
+def _explain(exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return "read-only: vault-drift needs write access for its sys_infra_drift_* tables"
+    if "not a database" in text or "malformed" in text:
+        return f"corrupt or not an SQLite database ({text})"
+    return text

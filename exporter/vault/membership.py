@@ -1,0 +1,76 @@
+"""Vault's expected members of every audience, in one set-based query."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from ..clock import parse_time
+from ..model import Audience, Expected
+
+# Exact audience match on the JSON array (never LIKE), active users only, emails lowercased;
+# "added in Vault" is the earliest membership that grants the audience.
+_EXPECTED = """
+WITH wanted(audience) AS ({wanted}),
+grants AS (
+    SELECT DISTINCT a.organization_id, j.value AS audience
+    FROM iam_application AS a, json_each(a.audiences) AS j
+    WHERE json_valid(a.audiences) AND json_type(a.audiences) = 'array' AND j.type = 'text'
+)
+SELECT gr.audience, lower(trim(u.email)) AS email, min(ug.created_at) AS added_at
+FROM grants AS gr
+JOIN wanted AS w ON w.audience = gr.audience
+JOIN iam_group AS g ON g.organization_id = gr.organization_id
+JOIN iam_user_group AS ug ON ug.group_id = g.id
+JOIN iam_user AS u ON u.id = ug.user_id
+WHERE u.status = 'active' AND trim(u.email) != ''
+GROUP BY gr.audience, lower(trim(u.email))
+"""
+
+_BROKEN_APPLICATIONS = """
+SELECT id, audiences FROM iam_application
+WHERE NOT json_valid(audiences) OR json_type(audiences) != 'array'
+"""
+
+
+def list_audiences(conn: sqlite3.Connection) -> list[Audience]:
+    """Exactly the rows of sys_infra_state, in the seed's order."""
+    rows = conn.execute(
+        "SELECT audience, namespace, provider, provider_resource_id, last_sync_at"
+        " FROM sys_infra_state ORDER BY audience"
+    )
+    return [
+        Audience(audience, namespace, provider, group_id or None, parse_time(last_sync))
+        for audience, namespace, provider, group_id, last_sync in rows
+    ]
+
+
+def expected_members(conn: sqlite3.Connection, audiences: Iterable[str]) -> dict[str, Expected]:
+    """Expected members per audience; an audience a malformed application may grant is an error."""
+    names = list(dict.fromkeys(audiences))
+    if not names:
+        return {}
+    members: dict[str, dict[str, str | None]] = {name: {} for name in names}
+    wanted = "SELECT audience FROM sys_infra_state"
+    params: list[str] = []
+    if len(names) <= 500:
+        wanted = " UNION ALL ".join(["SELECT ?"] * len(names))
+        params = names
+    for audience, email, added_at in conn.execute(_EXPECTED.format(wanted=wanted), params):
+        bucket = members.get(audience)
+        if bucket is not None:
+            bucket[email] = added_at
+    broken = conn.execute(_BROKEN_APPLICATIONS).fetchall()
+    return {name: _expected(name, members[name], broken) for name in names}
+
+
+def _expected(name: str, members: dict[str, str | None], broken: list[tuple[str, str]]) -> Expected:
+    # A malformed `audiences` value may or may not grant this audience: unknown is an error,
+    # never a guess. Matching its raw text is only a filter for "may be affected".
+    suspects = [app_id for app_id, raw in broken if name in str(raw)]
+    if suspects:
+        return Expected(
+            error=f"Vault application {', '.join(sorted(suspects))} has an invalid audiences"
+            " value (not a JSON array): members of this audience cannot be read"
+        )
+    return Expected(members=members)

@@ -1,0 +1,141 @@
+"""The operator's persisted decisions and records: settings, ignores, the sync audit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from ..clock import format_time, parse_time
+from ..model import AutoSync, Ignore, Settings
+
+
+def load_settings(conn: sqlite3.Connection, seed_interval: int | None = None) -> Settings:
+    """Saved settings over the defaults. ``seed_interval`` only fills a database that has none."""
+    saved = {
+        k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM sys_infra_drift_settings")
+    }
+    if "check_interval_seconds" not in saved and seed_interval is not None:
+        conn.execute(
+            "INSERT OR IGNORE INTO sys_infra_drift_settings (key, value) VALUES (?, ?)",
+            ("check_interval_seconds", json.dumps(seed_interval)),
+        )
+        saved["check_interval_seconds"] = seed_interval
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
+    if "auto_sync" in values:
+        try:
+            values["auto_sync"] = AutoSync(values["auto_sync"])
+        except ValueError:
+            del values["auto_sync"]
+    return Settings(**values)
+
+
+def save_settings(conn: sqlite3.Connection, settings: Settings) -> None:
+    conn.executemany(
+        "INSERT INTO sys_infra_drift_settings (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [(k, json.dumps(v)) for k, v in settings.as_document().items()],
+    )
+
+
+def load_ignores(conn: sqlite3.Connection) -> dict[str, Ignore]:
+    return {
+        audience: Ignore(parse_time(until) or datetime.min, reason, created_by)
+        for audience, until, reason, created_by in conn.execute(
+            "SELECT audience, until, reason, created_by FROM sys_infra_drift_ignore"
+        )
+    }
+
+
+def set_ignore(conn: sqlite3.Connection, audience: str, ignore: Ignore, now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO sys_infra_drift_ignore (audience, until, reason, created_by, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (audience) DO UPDATE SET until = excluded.until,"
+        " reason = excluded.reason, created_by = excluded.created_by,"
+        " created_at = excluded.created_at",
+        (audience, format_time(ignore.until), ignore.reason, ignore.created_by, format_time(now)),
+    )
+
+
+def clear_ignore(conn: sqlite3.Connection, audience: str) -> bool:
+    cursor = conn.execute("DELETE FROM sys_infra_drift_ignore WHERE audience = ?", (audience,))
+    return cursor.rowcount > 0
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    audience: str
+    action: str  # sync | create_group
+    trigger: str  # api | page | cli | auto
+    actor: str
+    mode: str = "full"
+    forced: bool = False
+    group_id: str | None = None
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+def start_audit(conn: sqlite3.Connection, entry: AuditEntry, now: datetime) -> int:
+    """Record an attempt before anything is sent, so a crash mid-sync leaves a trace."""
+    cursor = conn.execute(
+        "INSERT INTO sys_infra_drift_audit (started_at, audience, action, trigger, actor, mode,"
+        " forced, group_id, added, removed, added_count, removed_count, result)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_progress')",
+        (
+            format_time(now),
+            entry.audience,
+            entry.action,
+            entry.trigger,
+            entry.actor,
+            entry.mode,
+            int(entry.forced),
+            entry.group_id,
+            json.dumps(list(entry.added)),
+            json.dumps(list(entry.removed)),
+            len(entry.added),
+            len(entry.removed),
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def finish_audit(
+    conn: sqlite3.Connection,
+    audit_id: int,
+    result: str,
+    reason: str | None,
+    now: datetime,
+    group_id: str | None = None,
+) -> None:
+    conn.execute(
+        "UPDATE sys_infra_drift_audit SET result = ?, reason = ?, finished_at = ?,"
+        " group_id = coalesce(?, group_id) WHERE id = ?",
+        (result, reason, format_time(now), group_id, audit_id),
+    )
+
+
+def audit_rows(
+    conn: sqlite3.Connection,
+    audience: str | None = None,
+    limit: int = 20,
+    result: str | None = None,
+) -> list[dict[str, Any]]:
+    query = "SELECT * FROM sys_infra_drift_audit WHERE 1=1"
+    params: list[Any] = []
+    if audience is not None:
+        query += " AND audience = ?"
+        params.append(audience)
+    if result is not None:
+        query += " AND result = ?"
+        params.append(result)
+    cursor = conn.execute(query + " ORDER BY id DESC LIMIT ?", [*params, limit])
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor]
+    for row in rows:
+        row["added"] = json.loads(row["added"])
+        row["removed"] = json.loads(row["removed"])
+        row["forced"] = bool(row["forced"])
+    return rows
