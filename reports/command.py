@@ -1,0 +1,187 @@
+"""``vault-drift report`` and the scheduled digest: build the digest, write it, mail it."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import sqlite3
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from reports.chart import drift_chart
+from reports.digest import Digest, build_digest
+from reports.history import (
+    History,
+    Period,
+    UnknownPeriod,
+    load_history,
+    open_db,
+    period_ending,
+    read_settings,
+)
+from reports.mail import MailError, SmtpSettings, build_message, send
+from reports.mail_log import MailAttempt, record_attempt, scheduled_digest_sent_since
+from reports.render import CHART_CID, render_digest
+
+log = logging.getLogger("vault_drift.mail")
+
+OnMail = Callable[[str, str], None]
+
+
+def _ignore_mail(kind: str, result: str) -> None:
+    """Default ``on_mail``: the exporter passes its sent / failed counter instead."""
+
+
+class ReportError(Exception):
+    """A one-line reason for exit status 2."""
+
+
+def run_report(
+    db_path: str,
+    period: str,
+    out: str | None,
+    send: bool,
+    smtp: SmtpSettings | None,
+    public_url: str,
+    now: datetime,
+    on_mail: OnMail = _ignore_mail,
+) -> int:
+    """Write the digest to ``out`` (or stdout when neither ``out`` nor ``send``) and/or mail it.
+
+    Returns 0, or 2 after printing one line on stderr.
+    """
+    try:
+        report_period = period_ending(period, now)
+        if send and smtp is None:
+            raise ReportError(
+                "--send needs mail configured: set VAULT_DRIFT_SMTP_HOST, VAULT_DRIFT_MAIL_FROM"
+                " and VAULT_DRIFT_MAIL_TO"
+            )
+        conn = _open(db_path, write=send)
+        try:
+            history = _load(conn, db_path, report_period)
+            digest, chart = build_digest(history, now), drift_chart(history.cycles, report_period)
+            if out is not None or not send:
+                _write(render_digest(digest, public_url, chart_data_uri(chart)).html, out)
+            if send and smtp is not None:
+                attempt = deliver_digest(conn, digest, chart, smtp, public_url, now, "manual")
+                on_mail("digest", attempt.result)
+                if attempt.result != "sent":
+                    raise ReportError(f"digest not sent: {attempt.detail}")
+        finally:
+            conn.close()
+    except (ReportError, UnknownPeriod) as exc:
+        print(f"vault-drift report: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def send_scheduled_digest(
+    db_path: str | Path,
+    smtp: SmtpSettings | None,
+    public_url: str,
+    now: datetime,
+    on_mail: OnMail = _ignore_mail,
+) -> MailAttempt | None:
+    """Mail the 1d digest once per day at ``digest_hour_utc``; safe to call on every cycle.
+
+    Sends when the latest daily slot (today's digest hour, or yesterday's before it) has no
+    scheduled digest recorded as sent, so a restart never sends twice and a missed slot is
+    caught up. A failure is recorded and retried on the next call. Never raises.
+    """
+    if smtp is None:
+        return None
+    try:
+        conn = _open(db_path, write=True)
+    except ReportError as exc:
+        log.error("scheduled digest: %s", exc)
+        return None
+    try:
+        hour = read_settings(conn).digest_hour_utc % 24
+        slot = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+        if slot > now:
+            slot -= timedelta(days=1)
+        if scheduled_digest_sent_since(conn, slot):
+            return None
+        period = period_ending("1d", now)
+        history = load_history(conn, period)
+        digest, chart = build_digest(history, now), drift_chart(history.cycles, period)
+        attempt = deliver_digest(conn, digest, chart, smtp, public_url, now, "scheduled")
+        on_mail("digest", attempt.result)
+        return attempt
+    except sqlite3.Error as exc:
+        log.error("scheduled digest: Vault database error: %s", exc)
+        return None
+    finally:
+        conn.close()
+
+
+def deliver_digest(
+    conn: sqlite3.Connection,
+    digest: Digest,
+    chart: bytes,
+    smtp: SmtpSettings,
+    public_url: str,
+    now: datetime,
+    origin: str,
+) -> MailAttempt:
+    """Mail the digest (chart attached by Content-ID) and record the attempt."""
+    mail = render_digest(digest, public_url)
+    message = build_message(
+        mail.subject, mail.html, mail.text, {CHART_CID: chart}, smtp, sent_at=now
+    )
+    label = f"{origin} {digest.period}"
+    try:
+        send(message, smtp)
+    except MailError as exc:
+        log.warning("digest (%s) not sent: %s", label, exc)
+        attempt = MailAttempt("digest", "failed", detail=f"{label}: {exc}")
+    else:
+        log.info("digest (%s) sent to %d recipient(s)", label, len(smtp.mail_to))
+        attempt = MailAttempt("digest", "sent", detail=label)
+    record_attempt(conn, now, attempt, len(smtp.mail_to))
+    return attempt
+
+
+def render_digest_file(db_path: str | Path, period: str, public_url: str, now: datetime) -> str:
+    """The HTML of a digest as a standalone file: the chart inline as a ``data:`` URI."""
+    report_period = period_ending(period, now)
+    conn = _open(db_path, write=False)
+    try:
+        history = _load(conn, str(db_path), report_period)
+    finally:
+        conn.close()
+    chart = drift_chart(history.cycles, report_period)
+    return render_digest(build_digest(history, now), public_url, chart_data_uri(chart)).html
+
+
+def chart_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _open(db_path: str | Path, *, write: bool) -> sqlite3.Connection:
+    try:
+        return open_db(db_path, write=write)
+    except (OSError, sqlite3.Error) as exc:
+        raise ReportError(f"cannot open the Vault database {db_path}: {exc}") from None
+
+
+def _load(conn: sqlite3.Connection, db_path: str, period: Period) -> History:
+    try:
+        return load_history(conn, period)
+    except sqlite3.Error as exc:
+        raise ReportError(
+            f"cannot read the drift history in {db_path} ({exc}): has vault-drift run on it?"
+        ) from None
+
+
+def _write(html: str, out: str | None) -> None:
+    if out is None or out == "-":
+        sys.stdout.write(html)
+        return
+    try:
+        Path(out).write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"cannot write {out}: {exc}") from None

@@ -1,0 +1,230 @@
+"""The digest of a period, as plain data for the templates (pure: no I/O, no clock read).
+
+"New", "still open" and "resolved" are relative to the last digest that went out (or to the
+period start when none did): what a reader of the previous digest has not seen yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from reports.duration import human_duration
+from reports.history import History
+from reports.measures import (
+    SyncCount,
+    extra_member_hours,
+    recurring_audiences,
+    resolve_seconds,
+    sync_counts,
+)
+
+MEMBERS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    total: int
+    pending: int
+    synced: int
+    drift: int
+    error: int
+
+
+@dataclass(frozen=True)
+class MemberList:
+    shown: list[str]
+    more: int  # "and N more"
+
+    @property
+    def total(self) -> int:
+        return len(self.shown) + self.more
+
+
+def member_list(emails: list[str], limit: int = MEMBERS_SHOWN) -> MemberList:
+    ordered = sorted(emails)
+    return MemberList(ordered[:limit], max(len(ordered) - limit, 0))
+
+
+@dataclass(frozen=True)
+class CurrentDrift:
+    audience: str
+    namespace: str
+    since: datetime | None
+    age: str
+    level: str  # info | warning | critical
+    missing: MemberList
+    extra: MemberList
+    episode_id: int | None
+
+
+@dataclass(frozen=True)
+class EpisodeLine:
+    id: int
+    audience: str
+    namespace: str
+    opened_at: datetime
+    closed_at: datetime | None
+    duration: str  # how long it lasted, or has lasted so far
+    close_reason: str | None
+    closed_by: str | None
+    peak_missing: int
+    peak_extra: int
+
+
+@dataclass(frozen=True)
+class ResolveTimes:
+    count: int
+    median: str | None
+    p90: str | None
+
+
+@dataclass(frozen=True)
+class ErrorLine:
+    audience: str
+    count: int
+    last_at: datetime
+    last_message: str
+
+
+@dataclass(frozen=True)
+class Digest:
+    period: str  # "1d" | "7d"
+    start: datetime
+    end: datetime
+    since: datetime  # reference of "new since last digest": the last digest, or the start
+    since_last_digest: bool
+    summary: StatusSummary
+    current: list[CurrentDrift]
+    new: list[EpisodeLine]  # opened since the reference
+    still_open: list[EpisodeLine]  # opened before it, open now
+    resolved: list[EpisodeLine]  # closed since the reference
+    opened_count: int  # in the whole period
+    resolved_count: int
+    time_to_resolve: ResolveTimes
+    recurring: list[tuple[str, int]]
+    exposure_hours: float
+    exposure: list[tuple[str, float]]  # per audience, largest first
+    syncs: list[SyncCount]
+    errors: list[ErrorLine]
+
+    @property
+    def subject(self) -> str:
+        label = {"1d": "daily", "7d": "weekly"}.get(self.period, self.period)
+        s = self.summary
+        return (
+            f"[TPB Vault] Drift {label} digest: {s.drift} in drift, {s.error} in error,"
+            f" {s.synced} of {s.total} in sync"
+        )
+
+
+def alert_level(age_seconds: float, warning: int, critical: int) -> str:
+    if age_seconds >= critical:
+        return "critical"
+    return "warning" if age_seconds >= warning else "info"
+
+
+def build_digest(history: History, now: datetime) -> Digest:
+    period, episodes = history.period, history.episodes
+    since = history.last_digest_at or period.start
+    lines = [_episode_line(row, now) for row in episodes.to_dict("records")]
+    resolve = resolve_seconds(episodes, period)
+    exposure = extra_member_hours(episodes, history.members, period)
+    return Digest(
+        period=period.label,
+        start=period.start,
+        end=period.end,
+        since=since,
+        since_last_digest=history.last_digest_at is not None,
+        summary=status_summary(history.state),
+        current=current_drifts(history, now),
+        new=[e for e in lines if e.opened_at > since],
+        still_open=[e for e in lines if e.closed_at is None and e.opened_at <= since],
+        resolved=[e for e in lines if e.closed_at is not None and e.closed_at > since],
+        opened_count=sum(period.start <= e.opened_at <= period.end for e in lines),
+        resolved_count=resolve.count,
+        time_to_resolve=ResolveTimes(
+            resolve.count,
+            None if resolve.median is None else human_duration(resolve.median),
+            None if resolve.p90 is None else human_duration(resolve.p90),
+        ),
+        recurring=recurring_audiences(episodes),
+        exposure_hours=round(sum(exposure.values()), 1),
+        exposure=sorted(((a, round(h, 1)) for a, h in exposure.items()), key=lambda x: -x[1]),
+        syncs=sync_counts(history.syncs),
+        errors=error_lines(history.errors),
+    )
+
+
+def status_summary(state: pd.DataFrame) -> StatusSummary:
+    counts = state["sync_status"].value_counts()
+    return StatusSummary(
+        total=len(state),
+        **{
+            status: int(counts.get(status, 0)) for status in ("pending", "synced", "drift", "error")
+        },
+    )
+
+
+def current_drifts(history: History, now: datetime) -> list[CurrentDrift]:
+    settings, members = history.settings, history.members
+    drifting = history.state[history.state["sync_status"] == "drift"]
+    result = []
+    for row in drifting.to_dict("records"):
+        since = _time(row["drift_since"])
+        age = (now - since).total_seconds() if since else 0.0
+        mine = members[members["audience"] == row["audience"]]
+        result.append(
+            CurrentDrift(
+                audience=row["audience"],
+                namespace=row["namespace"],
+                since=since,
+                age=human_duration(age) if since else "unknown",
+                level=alert_level(
+                    age, settings.warning_threshold_seconds, settings.critical_threshold_seconds
+                ),
+                missing=member_list(list(mine[mine["kind"] == "missing"]["email"])),
+                extra=member_list(list(mine[mine["kind"] == "extra"]["email"])),
+                episode_id=None if pd.isna(row["episode_id"]) else int(row["episode_id"]),
+            )
+        )
+    return sorted(result, key=lambda d: (d.since is None, d.since or now, d.audience))
+
+
+def error_lines(errors: pd.DataFrame) -> list[ErrorLine]:
+    result = []
+    for audience, rows in errors.groupby("audience", sort=True):
+        last = rows.sort_values(["at", "id"]).iloc[-1]
+        result.append(ErrorLine(str(audience), len(rows), _at(last["at"]), str(last["message"])))
+    return sorted(result, key=lambda e: (-e.count, e.audience))
+
+
+def _episode_line(row: Mapping[Hashable, Any], now: datetime) -> EpisodeLine:
+    opened, closed = _at(row["opened_at"]), _time(row["closed_at"])
+    return EpisodeLine(
+        id=int(row["id"]),
+        audience=str(row["audience"]),
+        namespace=str(row["namespace"]),
+        opened_at=opened,
+        closed_at=closed,
+        duration=human_duration(((closed or now) - opened).total_seconds()),
+        close_reason=None if pd.isna(row["close_reason"]) else str(row["close_reason"]),
+        closed_by=None if pd.isna(row["closed_by"]) else str(row["closed_by"]),
+        peak_missing=int(row["peak_missing"]),
+        peak_extra=int(row["peak_extra"]),
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def _at(value: Any) -> datetime:
+    """A NOT NULL time column."""
+    return pd.Timestamp(value).to_pydatetime()

@@ -1,0 +1,311 @@
+"""A realistic week of drift history in a real Vault DB, and the docs' example digest.
+
+The tests build their database with :func:`build_example_vault` and assert the digest's
+numbers against the values worked out by hand in ``tests/reports/test_digest.py``. Rerun
+``python -m reports.example docs`` to regenerate ``docs/digest-example.html`` (the file
+version: chart as a ``data:`` URI); the PNG screenshot is taken from it with Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from pathlib import Path
+
+from reports.duration import iso_utc
+
+EXAMPLE_NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+SQL = files("exporter").joinpath("sql")
+
+# audience, namespace, sync_status, error_message
+AUDIENCES = [
+    ("lms-viewer", "lms", "synced", None),
+    ("lms-admin", "lms", "drift", None),
+    ("crm-sales", "crm", "drift", None),
+    ("hr-portal", "hr", "error", "Cloudflare API timed out after 10s"),
+    ("wiki-readers", "wiki", "synced", None),
+    ("new-app", "apps", "pending", None),
+]
+
+# id, audience, namespace, opened, closed, peak missing, peak extra, close reason, closed by
+EPISODES = [
+    (
+        1,
+        "lms-viewer",
+        "lms",
+        "2026-11-10T09:00:00Z",
+        "2026-11-10T10:00:00Z",
+        1,
+        1,
+        "external",
+        None,
+    ),
+    (
+        2,
+        "crm-sales",
+        "crm",
+        "2026-11-17T08:00:00Z",
+        "2026-11-18T20:00:00Z",
+        2,
+        2,
+        "sync",
+        "bob@tpb.ai",
+    ),
+    (
+        3,
+        "lms-viewer",
+        "lms",
+        "2026-11-18T10:00:00Z",
+        "2026-11-18T12:00:00Z",
+        1,
+        2,
+        "sync",
+        "alice@tpb.ai",
+    ),
+    (
+        4,
+        "legacy-app",
+        "legacy",
+        "2026-11-19T00:00:00Z",
+        "2026-11-19T03:00:00Z",
+        0,
+        1,
+        "removed",
+        None,
+    ),
+    (
+        5,
+        "lms-viewer",
+        "lms",
+        "2026-11-20T09:00:00Z",
+        "2026-11-20T09:30:00Z",
+        0,
+        1,
+        "external",
+        None,
+    ),
+    (
+        6,
+        "wiki-readers",
+        "wiki",
+        "2026-11-21T00:00:00Z",
+        "2026-11-22T00:00:00Z",
+        0,
+        4,
+        "external",
+        None,
+    ),
+    (7, "lms-admin", "lms", "2026-11-23T06:00:00Z", None, 2, 2, None, None),
+    (8, "lms-viewer", "lms", "2026-11-24T10:00:00Z", "2026-11-24T16:00:00Z", 3, 0, "sync", "auto"),
+    (9, "crm-sales", "crm", "2026-11-25T07:30:00Z", None, 25, 0, None, None),
+]
+
+LMS_ADMIN_MEMBERS = [
+    ("missing", "bob@example.com", "2026-11-23T06:00:00Z"),
+    ("missing", "alice@example.com", "2026-11-23T06:00:00Z"),
+    ("extra", "mallory@contractor.example", "2026-11-23T06:00:00Z"),
+    ("extra", "eve@contractor.example", "2026-11-24T20:00:00Z"),
+]
+
+# hr-portal is in error 11-21 12:00-13:00 and since 11-25 06:00.
+ERRORS = [
+    ("2026-11-21T12:00:00Z", "hr-portal", "Cloudflare API answered 500 (code 10001)"),
+    ("2026-11-25T06:00:00Z", "hr-portal", "Cloudflare rate limit: 429, retry after 300 s"),
+    ("2026-11-25T07:00:00Z", "hr-portal", "Cloudflare API timed out after 10s"),
+]
+ERROR_SPANS = [("2026-11-21T12:00:00Z", "2026-11-21T13:00:00Z"), ("2026-11-25T06:00:00Z", None)]
+
+# started, audience, action, trigger, actor, added, removed, result, reason
+AUDIT = [
+    (
+        "2026-11-18T12:00:00Z",
+        "lms-viewer",
+        "sync",
+        "page",
+        "alice@tpb.ai",
+        ["dan@example.com"],
+        ["x@contractor.example", "y@contractor.example"],
+        "synced",
+        None,
+    ),
+    (
+        "2026-11-18T20:00:00Z",
+        "crm-sales",
+        "sync",
+        "api",
+        "bob@tpb.ai",
+        ["carol@example.com"],
+        ["z@contractor.example", "w@contractor.example"],
+        "synced",
+        None,
+    ),
+    (
+        "2026-11-22T10:00:00Z",
+        "hr-portal",
+        "sync",
+        "api",
+        "bob@tpb.ai",
+        [],
+        [],
+        "error",
+        "Cloudflare API answered 500 (code 10001)",
+    ),
+    (
+        "2026-11-23T09:00:00Z",
+        "new-app",
+        "create_group",
+        "cli",
+        "ops@bastion",
+        [],
+        [],
+        "error",
+        "Cloudflare API answered 403 (code 10000)",
+    ),
+    (
+        "2026-11-24T16:00:00Z",
+        "lms-viewer",
+        "sync",
+        "auto",
+        "auto",
+        ["ann@example.com", "ben@example.com", "cid@example.com"],
+        [],
+        "synced",
+        None,
+    ),
+    (
+        "2026-11-24T18:00:00Z",
+        "lms-admin",
+        "sync",
+        "cli",
+        "ops@bastion",
+        [],
+        [f"user{n}@example.com" for n in range(12)],
+        "blocked",
+        "mass_removal",
+    ),
+    ("2026-11-25T07:45:00Z", "crm-sales", "sync", "page", "alice@tpb.ai", [], [], "noop", None),
+]
+
+
+def build_example_vault(path: Path, now: datetime = EXAMPLE_NOW) -> Path:
+    """A Vault DB at ``path`` with the schema, the companion tables and a week of history."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SQL.joinpath("vault-schema.sql").read_text())
+        conn.executescript(SQL.joinpath("companion.sql").read_text())
+        _fill(conn, now)
+    conn.close()
+    return path
+
+
+def _fill(conn: sqlite3.Connection, now: datetime) -> None:
+    for audience, namespace, status, error in AUDIENCES:
+        conn.execute(
+            "INSERT INTO sys_infra_state (audience, namespace, provider, provider_resource_id,"
+            " sync_status, error_message, created_at, updated_at)"
+            " VALUES (?, ?, 'cloudflare_access', ?, ?, ?, '2026-11-01T00:00:00Z', ?)",
+            (
+                audience,
+                namespace,
+                None if status == "pending" else f"grp-{audience}",
+                status,
+                error,
+                iso_utc(now),
+            ),
+        )
+    conn.executemany(
+        "INSERT INTO sys_infra_drift_episode (id, audience, namespace, opened_at,"
+        " closed_at, peak_missing, peak_extra, close_reason, closed_by)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        EPISODES,
+    )
+    crm_missing = [
+        ("missing", f"sales{n:02d}@example.com", "2026-11-25T07:30:00Z") for n in range(25)
+    ]
+    for audience, members in (("lms-admin", LMS_ADMIN_MEMBERS), ("crm-sales", crm_missing)):
+        conn.executemany(
+            "INSERT INTO sys_infra_drift_member VALUES (?, ?, ?, ?)",
+            [(audience, kind, email, seen) for kind, email, seen in members],
+        )
+    for audience, since, episode, missing, extra in (
+        ("lms-admin", "2026-11-23T06:00:00Z", 7, 2, 2),
+        ("crm-sales", "2026-11-25T07:30:00Z", 9, 25, 0),
+    ):
+        conn.execute(
+            "INSERT INTO sys_infra_drift_state (audience, drift_since, episode_id, last_check_at,"
+            " missing_count, extra_count) VALUES (?, ?, ?, ?, ?, ?)",
+            (audience, since, episode, iso_utc(now), missing, extra),
+        )
+    conn.executemany(
+        "INSERT INTO sys_infra_drift_error (at, audience, message) VALUES (?, ?, ?)", ERRORS
+    )
+    for started, audience, action, trigger, actor, added, removed, result, reason in AUDIT:
+        conn.execute(
+            "INSERT INTO sys_infra_drift_audit (started_at, finished_at, audience, action, trigger,"
+            " actor, mode, added, removed, added_count, removed_count, result, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'full', ?, ?, ?, ?, ?, ?)",
+            (
+                started,
+                started,
+                audience,
+                action,
+                trigger,
+                actor,
+                json.dumps(added),
+                json.dumps(removed),
+                len(added),
+                len(removed),
+                result,
+                reason,
+            ),
+        )
+    conn.executemany(
+        "INSERT INTO sys_infra_drift_cycle (started_at, finished_at, trigger, scope,"
+        " vault_ok, cloudflare_ok, total, pending, synced, drift, error,"
+        " duration_seconds) VALUES (?, ?, ?, ?, 1, 1, 6, 1, ?, ?, ?, 0.8)",
+        list(_cycles(now)),
+    )
+    conn.execute(
+        "INSERT INTO sys_infra_drift_mail (at, kind, recipients, result, detail)"
+        " VALUES ('2026-11-24T08:00:00Z', 'digest', 2, 'sent', 'scheduled 1d')"
+    )
+
+
+def _cycles(now: datetime) -> list[tuple[str, str, str, str, int, int, int]]:
+    """A full cycle every 15 minutes over the week, counts derived from the episodes."""
+
+    def parse(value: str | None) -> datetime:
+        return datetime.fromisoformat(value) if value else now + timedelta(seconds=1)
+
+    spans = [(parse(e[3]), parse(e[4])) for e in EPISODES if e[1] != "legacy-app"]
+    errors = [(parse(start), parse(end)) for start, end in ERROR_SPANS]
+    rows = []
+    moment = now - timedelta(days=7)
+    while moment <= now:
+        drift = sum(start <= moment < end for start, end in spans)
+        error = sum(start <= moment < end for start, end in errors)
+        stamp = iso_utc(moment)
+        rows.append((stamp, stamp, "schedule", "full", 5 - drift - error, drift, error))
+        moment += timedelta(minutes=15)
+    return rows
+
+
+def write_docs_example(folder: Path, public_url: str = "https://vault-drift.example.com") -> Path:
+    """Render the example digest (file version) into ``folder/digest-example.html``."""
+    import tempfile
+
+    from reports.command import render_digest_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = build_example_vault(Path(tmp) / "vault.db")
+        html = render_digest_file(db, "7d", public_url, EXAMPLE_NOW)
+    target = folder / "digest-example.html"
+    target.write_text(html, encoding="utf-8")
+    return target
+
+
+if __name__ == "__main__":
+    print(write_docs_example(Path(sys.argv[1] if len(sys.argv) > 1 else "docs")))
