@@ -352,14 +352,19 @@ class CloudflareClient:
                 timeout=(self._timeout, self._timeout),
             )
         except requests.Timeout as exc:
-            self.stats.count_request(method, None)
-            raise CloudflareError(f"timeout after {self._timeout:g}s", request=request) from exc
+            raise self._transport_error(
+                method, request, f"timeout after {self._timeout:g}s"
+            ) from exc
         except requests.RequestException as exc:
-            self.stats.count_request(method, None)
             reason = f"connection error ({type(exc).__name__})"
-            raise CloudflareError(reason, request=request) from exc
+            raise self._transport_error(method, request, reason) from exc
         self._count_attempts(method, response)
         return response
+
+    def _transport_error(self, method: str, request: str, reason: str) -> CloudflareError:
+        self.stats.count_request(method, None)
+        log.debug("%s -> %s", request, reason)
+        return CloudflareError(reason, request=request)
 
     def _count_attempts(self, method: str, response: requests.Response) -> None:
         # urllib3 keeps the attempts it retried in the final response's Retry history.

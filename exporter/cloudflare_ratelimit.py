@@ -33,7 +33,8 @@ class _IdempotentRetry(Retry):
         self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any
     ) -> Self:
         if method is not None and not self._is_method_retryable(method):
-            return self.new(total=0).increment(method, url, *args, **kwargs)
+            spent = self.new(total=0)  # Retry's own increment then raises: no retry left
+            return super(_IdempotentRetry, spent).increment(method, url, *args, **kwargs)
         return super().increment(method, url, *args, **kwargs)
 
 
