@@ -1,0 +1,132 @@
+"""``vault-drift demo``: a sample Vault DB, a simulated Cloudflare on loopback, and ``serve``.
+
+A little life runs beside it: every minute the sample Vault gains or loses a member, or
+someone edits a Cloudflare group by hand, so a Prometheus pointed at the demo sees drift
+open and close.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .clock import utc_now
+from .config import DEFAULT_LISTEN, load_config
+from .sample import add_member, build_sample
+from .server import serve
+from .simulator import CloudflareSimulator
+
+log = logging.getLogger("vault_drift.demo")
+LIFE_SECONDS = 60.0
+
+
+def run_demo(
+    listen: str | None, config_file: str | None, life_seconds: float = LIFE_SECONDS
+) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="vault-drift-demo-"))
+    simulator = CloudflareSimulator(per_page_cap=50).start()
+    database = workdir / "vault.db"
+    build_sample(database, simulator, utc_now())
+    admin, read = f"demo-admin-{secrets.token_hex(8)}", f"demo-read-{secrets.token_hex(8)}"
+    config = load_config(
+        config_file,
+        database=str(database),
+        cloudflare_api_token="demo-token",
+        cloudflare_account_id="demo-account",
+        cloudflare_base_url=simulator.base_url,
+        listen=listen or DEFAULT_LISTEN,
+        admin_token=admin,
+        read_token=read,
+        check_interval="1m",
+    )
+    url = config.effective_public_url()
+    print(_banner(url, admin, read, database, simulator.base_url), flush=True)
+    life = DemoLife(database, simulator, life_seconds)
+    life.start()
+    try:
+        return serve(config)
+    finally:
+        life.stop()
+        simulator.stop()
+
+
+def _banner(url: str, admin: str, read: str, database: Path, cloudflare: str) -> str:
+    return "\n".join(
+        [
+            "vault-drift demo",
+            f"  operator page   {url}/",
+            f"  metrics         {url}/metrics",
+            f"  API             {url}/iam/drift   (Authorization: Bearer <token>)",
+            f"  OpenAPI         {url}/openapi.json",
+            f"  admin token     {admin}",
+            f"  read token      {read}",
+            f"  Vault DB        {database}",
+            f"  Cloudflare sim  {cloudflare}",
+            "  try: curl -H 'Authorization: Bearer " + admin + f"' {url}/iam/drift",
+            "Ctrl-C to stop.",
+        ]
+    )
+
+
+class DemoLife:
+    """Edits that keep the demo moving: each step opens or closes some drift."""
+
+    def __init__(self, database: Path, simulator: CloudflareSimulator, every: float) -> None:
+        self.database, self.simulator, self.every = database, simulator, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-life", daemon=True)
+        self._steps: list[Callable[[], None]] = [
+            self._vault_gains_member,
+            self._manual_extra_in_cloudflare,
+            self._cloudflare_catches_up,
+            self._manual_extra_removed,
+        ]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        step = 0
+        while not self._stop.wait(self.every):
+            try:
+                self._steps[step % len(self._steps)]()
+            except Exception:
+                log.exception("demo step failed")
+            step += 1
+
+    def _group(self, name: str) -> dict:  # type: ignore[type-arg]
+        return next(g for g in self.simulator.groups() if g["name"] == name)
+
+    def _vault_gains_member(self) -> None:
+        with sqlite3.connect(self.database) as conn:
+            add_member(conn, "newhire@example.com", "g-2", utc_now())
+
+    def _cloudflare_catches_up(self) -> None:
+        group = self._group("developers")
+        self.simulator.set_include(
+            group["id"], [*group["include"], {"email": {"email": "newhire@example.com"}}]
+        )
+
+    def _manual_extra_in_cloudflare(self) -> None:
+        group = self._group("administrators")
+        self.simulator.set_include(
+            group["id"], [*group["include"], {"email": {"email": "contractor@example.org"}}]
+        )
+
+    def _manual_extra_removed(self) -> None:
+        group = self._group("administrators")
+        keep = [r for r in group["include"] if r != {"email": {"email": "contractor@example.org"}}]
+        self.simulator.set_include(group["id"], keep)
+        with sqlite3.connect(self.database) as conn:
+            conn.execute("DELETE FROM iam_user_group WHERE user_id = 'u-newhire'")
+        group = self._group("developers")
+        keep = [r for r in group["include"] if r != {"email": {"email": "newhire@example.com"}}]
+        self.simulator.set_include(group["id"], keep)

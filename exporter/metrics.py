@@ -1,0 +1,216 @@
+"""``/metrics``: per-audience families built from the last snapshot on every scrape.
+
+The collector never calls Cloudflare or the database; an audience that leaves
+``sys_infra_state`` leaves the snapshot, and so its series vanish. The exporter's own events
+(checks, syncs, mails) are ordinary counters in the same registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from . import __version__
+from .clock import Clock, utc_now
+from .model import AlertLevel, Status
+from .plan import BLOCK_REASONS
+from .snapshot import Snapshot
+
+LABELS = ["audience", "namespace", "provider"]
+FROM_LAST_CHECK = " (from the last background check)"
+
+
+class DriftCollector(Collector):
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        cloudflare_stats: Callable[[], dict[str, Any]],
+        clock: Clock = utc_now,
+    ) -> None:
+        self._snapshot = snapshot
+        self._cloudflare_stats = cloudflare_stats
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot, now = self._snapshot(), self._clock()
+        yield from self._audience_families(snapshot, now)
+        yield from self._cycle_families(snapshot)
+        yield from self._cloudflare_families(self._cloudflare_stats())
+        yield InfoMetricFamily("vault_drift_build", "vault-drift build", {"version": __version__})
+
+    def _audience_families(self, snapshot: Snapshot, now: Any) -> Iterator[Metric]:
+        def gauge(name: str, doc: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(
+                f"vault_drift_audience_{name}", doc + FROM_LAST_CHECK, labels=LABELS
+            )
+
+        status = _StateSets(
+            "vault_drift_audience_status", "Audience status" + FROM_LAST_CHECK, "status"
+        )
+        level = _StateSets(
+            "vault_drift_audience_alert_level", "Drift alert level" + FROM_LAST_CHECK, "level"
+        )
+        expected = gauge("members_expected", "Members Vault grants the audience")
+        actual = gauge("members_actual", "Email members of the Cloudflare group")
+        missing = gauge("members_missing", "Members in Vault, not in Cloudflare")
+        extra = gauge("members_extra", "Members in Cloudflare, not in Vault")
+        started = gauge("drift_started_timestamp_seconds", "Start of the current drift")
+        ignored = gauge("ignored", "1 while an operator ignores the audience's drift")
+        checked = gauge("last_check_timestamp_seconds", "Last completed check of the audience")
+        synced = gauge("last_sync_timestamp_seconds", "Last successful sync of the audience")
+        for check in snapshot.checks.values():
+            a = check.audience
+            labels = [a.audience, a.namespace, a.provider]
+            status.add(labels, str(check.status), [str(s) for s in Status])
+            level.add(labels, str(snapshot.level(check, now)), [str(x) for x in AlertLevel])
+            expected.add_metric(labels, check.expected_count)
+            actual.add_metric(labels, check.actual_count)
+            missing.add_metric(labels, len(check.missing))
+            extra.add_metric(labels, len(check.extra))
+            if check.drift_since is not None:
+                started.add_metric(labels, check.drift_since.timestamp())
+            ignored.add_metric(labels, 1 if snapshot.ignore_of(a.audience, now) else 0)
+            checked.add_metric(labels, check.checked_at.timestamp())
+            if a.last_sync_at is not None:
+                synced.add_metric(labels, a.last_sync_at.timestamp())
+        yield from (status.family, expected, actual, missing, extra, started, level.family)
+        yield from (ignored, checked, synced)
+
+    def _cycle_families(self, snapshot: Snapshot) -> Iterator[Metric]:
+        success = GaugeMetricFamily(
+            "vault_drift_last_check_success_timestamp_seconds",
+            "Last check cycle whose Vault read and Cloudflare listing both completed",
+        )
+        if snapshot.last_success_at is not None:
+            success.add_metric([], snapshot.last_success_at.timestamp())
+        yield success
+        yield GaugeMetricFamily(
+            "vault_drift_check_interval_seconds",
+            "Current interval between background checks",
+            value=snapshot.settings.check_interval_seconds,
+        )
+        up = GaugeMetricFamily(
+            "vault_drift_source_up", "1 if the last read of the source worked", labels=["source"]
+        )
+        for source, state in (
+            ("vault", snapshot.vault_up),
+            ("cloudflare_access", snapshot.cloudflare_up),
+        ):
+            if state is not None:
+                up.add_metric([source], 1 if state else 0)
+        yield up
+
+    def _cloudflare_families(self, stats: dict[str, Any]) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "vault_drift_cloudflare_requests",
+            "HTTP requests sent to Cloudflare, by method and status class",
+            labels=["method", "status_class"],
+        )
+        for (method, status_class), count in sorted(stats["requests"].items()):
+            requests.add_metric([method, status_class], count)
+        yield requests
+        yield CounterMetricFamily(
+            "vault_drift_cloudflare_rate_limited",
+            "429 answers received from Cloudflare",
+            value=stats["rate_limited_total"],
+        )
+        if stats["rate_limit_remaining"] is not None:
+            yield GaugeMetricFamily(
+                "vault_drift_cloudflare_rate_limit_remaining",
+                "Requests left in Cloudflare's current rate-limit window (Ratelimit header)",
+                value=stats["rate_limit_remaining"],
+            )
+        paused = stats["paused_until_wall"]
+        yield GaugeMetricFamily(
+            "vault_drift_cloudflare_paused_until_timestamp_seconds",
+            "While Cloudflare calls are paused after a 429: when they resume; 0 otherwise",
+            value=paused if paused is not None and _in_future(stats) else 0,
+        )
+
+
+def _in_future(stats: dict[str, Any]) -> bool:
+    import time
+
+    until = stats.get("paused_until")
+    return until is not None and until > time.monotonic()
+
+
+class _StateSets:
+    """A StateSet as a gauge: one series per state, 1 for the current one, 0 for the others.
+
+    (prometheus_client's StateSetMetricFamily would name the label after the metric; the
+    contract names it ``status`` / ``level``.)
+    """
+
+    def __init__(self, name: str, doc: str, label: str) -> None:
+        self.family = GaugeMetricFamily(name, doc, labels=[*LABELS, label])
+
+    def add(self, labels: list[str], current: str, states: list[str]) -> None:
+        for state in states:
+            self.family.add_metric([*labels, state], 1 if state == current else 0)
+
+
+class ExporterMetrics:
+    """The exporter's own events, as counters and a histogram; implements engine.Events."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.checks = Counter(
+            "vault_drift_checks", "Check cycles run", ["scope", "result"], registry=registry
+        )
+        self.duration = Histogram(
+            "vault_drift_check_duration_seconds",
+            "Duration of check cycles",
+            ["scope"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=registry,
+        )
+        self.syncs = Counter(
+            "vault_drift_syncs",
+            "Sync attempts by trigger and result",
+            ["trigger", "result"],
+            registry=registry,
+        )
+        self.blocked = Counter(
+            "vault_drift_syncs_blocked",
+            "Syncs refused by a safety guard",
+            ["reason"],
+            registry=registry,
+        )
+        self.mails = Counter(
+            "vault_drift_mails", "Mails by kind and result", ["kind", "result"], registry=registry
+        )
+        for reason in BLOCK_REASONS:
+            self.blocked.labels(reason)
+        for scope in ("full", "partial"):
+            self.duration.labels(scope)
+
+    def checked(self, scope: str, success: bool, seconds: float) -> None:
+        self.checks.labels(scope, "success" if success else "failure").inc()
+        self.duration.labels(scope).observe(seconds)
+
+    def synced(self, trigger: str, result: str, blocked_reason: str | None) -> None:
+        self.syncs.labels(trigger, result).inc()
+        if blocked_reason is not None and result == "blocked":
+            self.blocked.labels(blocked_reason).inc()
+
+    def mailed(self, kind: str, result: str) -> None:
+        self.mails.labels(kind, result).inc()
+
+
+def build_registry(
+    snapshot: Callable[[], Snapshot],
+    cloudflare_stats: Callable[[], dict[str, Any]],
+    clock: Clock = utc_now,
+) -> tuple[CollectorRegistry, ExporterMetrics]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DriftCollector(snapshot, cloudflare_stats, clock))
+    return registry, ExporterMetrics(registry)

@@ -1,0 +1,116 @@
+"""Background checks on the ``schedule`` library (the only module that imports it).
+
+One thread runs the jobs one after the other, so a check that overruns never stacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import schedule
+
+from .clock import Clock, utc_now
+from .engine import Busy, Engine
+from .model import Status
+from .sync import Syncer
+
+log = logging.getLogger("vault_drift.scheduler")
+
+RETRY_LADDER = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
+FULL_RETRY_ABOVE = 10  # more audiences in error than this: one listing beats N GETs
+JITTER = 0.05
+
+
+def retry_delay(consecutive_errors: int) -> timedelta:
+    """How long an audience in error waits before its next retry: 5 m, 15 m, then hourly."""
+    index = min(max(consecutive_errors, 1), len(RETRY_LADDER)) - 1
+    return RETRY_LADDER[index]
+
+
+class CheckScheduler:
+    def __init__(
+        self,
+        engine: Engine,
+        syncer: Syncer,
+        clock: Clock = utc_now,
+        daily: list[tuple[str, Callable[[], None]]] | None = None,
+        tick_seconds: float = 1.0,
+    ) -> None:
+        self.engine, self.syncer, self.clock = engine, syncer, clock
+        self._jobs = schedule.Scheduler()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vault-drift-scheduler", daemon=True)
+        self._interval: int | None = None
+        self._tick = tick_seconds
+        self._daily = daily or []
+
+    def start(self) -> None:
+        self._schedule_checks()
+        self._jobs.every(30).seconds.do(self._guard, self.retry_errors)
+        self._jobs.every(5).seconds.do(self._guard, self._follow_interval)
+        for at, job in self._daily:
+            self._jobs.every().day.at(at, "UTC").do(self._guard, job)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def run_now(self) -> None:
+        """The first check, straight away, in the scheduler's thread."""
+        self._jobs.every().second.until(timedelta(seconds=2)).do(self._once, self.full_cycle)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._jobs.run_pending()
+            self._stop.wait(self._tick)
+
+    def _schedule_checks(self) -> None:
+        interval = self.engine.snapshot.settings.check_interval_seconds
+        self._jobs.clear("check")
+        upper = max(interval + 1, int(interval * (1 + JITTER)))
+        self._jobs.every(interval).to(upper).seconds.do(self._guard, self.full_cycle).tag("check")
+        self._interval = interval
+
+    def _follow_interval(self) -> None:
+        if self.engine.snapshot.settings.check_interval_seconds != self._interval:
+            log.info("check interval changed: rescheduling")
+            self._schedule_checks()
+
+    def full_cycle(self) -> None:
+        snapshot = self.engine.check_all("schedule", timeout=300)
+        self.syncer.auto_sync(snapshot.settings.auto_sync)
+
+    def retry_errors(self) -> None:
+        now = self.clock()
+        due = [
+            name
+            for name, check in self.engine.snapshot.checks.items()
+            if check.status is Status.ERROR
+            and now - check.checked_at >= retry_delay(check.memory.consecutive_errors)
+        ]
+        if not due:
+            return
+        log.info("retrying %d audiences in error", len(due))
+        if len(due) > FULL_RETRY_ABOVE:
+            self.engine.check_all("retry", timeout=300)
+        else:
+            self.engine.check_audiences(due, "retry", timeout=300)
+
+    def _guard(self, job: Callable[[], None]) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            job()
+        except Busy:
+            log.info("skipped a job: another check or sync is running")
+        except Exception:
+            log.exception("background job failed")
+
+    def _once(self, job: Callable[[], None]) -> type[schedule.CancelJob]:
+        self._guard(job)
+        return schedule.CancelJob

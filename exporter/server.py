@@ -1,0 +1,142 @@
+"""``vault-drift serve``: the long-running exporter (HTTP server, scheduler, watcher)."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .cloudflare_ratelimit import ClientStats
+from .config import Config
+from .logs import setup_logging
+from .metrics import ExporterMetrics, build_registry
+from .runtime import Runtime, build_runtime
+from .scheduler import CheckScheduler
+from .snapshot import Snapshot
+from .vault import VaultError
+from .watcher import MembershipWatcher
+from .web import create_app
+from .web.app import Services
+from .web.auth import Tokens
+
+log = logging.getLogger("vault_drift.server")
+
+
+def serve(config: Config, runtime: Runtime | None = None) -> int:
+    setup_logging(config.log_level, _secrets(config))
+    with _single_instance(config.database):
+        metrics = _Metrics()
+        runtime = runtime or build_runtime(config, events=metrics)
+        runtime.engine.events = metrics.bind(runtime)
+        _settle(runtime)
+        scheduler = CheckScheduler(
+            runtime.engine, runtime.syncer, daily=_daily_jobs(runtime, metrics)
+        )
+        watcher = MembershipWatcher(runtime.engine)
+        app = create_app(_services(runtime, metrics, config))
+        host, port = config.listen_address
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_config=None, access_log=True)
+        )
+        scheduler.start()
+        scheduler.run_now()
+        watcher.start()
+        log.info("serving", extra={"listen": f"{host}:{port}"})
+        try:
+            server.run()
+        finally:
+            watcher.stop()
+            scheduler.stop()
+            with runtime.engine.exclusive(timeout=60):  # let an in-flight write finish
+                log.info("stopped")
+    return 0
+
+
+class _Metrics:
+    """Registry and counters, created before the engine exists and bound to it after."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+        self.registry, self.counters = build_registry(self._snapshot, self._stats)
+
+    def bind(self, runtime: Runtime) -> ExporterMetrics:
+        self.runtime = runtime
+        return self.counters
+
+    def _snapshot(self) -> Snapshot:
+        return self.runtime.engine.snapshot if self.runtime else Snapshot()
+
+    def _stats(self) -> dict[str, Any]:
+        stats = self.runtime.cloudflare.stats if self.runtime else ClientStats()
+        return stats.snapshot()
+
+    def checked(self, scope: str, success: bool, seconds: float) -> None:
+        self.counters.checked(scope, success, seconds)
+
+    def synced(self, trigger: str, result: str, blocked_reason: str | None) -> None:
+        self.counters.synced(trigger, result, blocked_reason)
+
+
+def _services(runtime: Runtime, metrics: _Metrics, config: Config) -> Services:
+    return Services(
+        engine=runtime.engine,
+        syncer=runtime.syncer,
+        registry=metrics.registry,
+        tokens=Tokens(config.admin_token, config.read_token),
+        public_url=config.effective_public_url(),
+        session_secret=secrets.token_urlsafe(32),
+    )
+
+
+def _settle(runtime: Runtime) -> None:
+    try:
+        settled = runtime.syncer.settle_interrupted()
+        if settled:
+            log.warning("settled %d sync(s) interrupted by a previous stop", settled)
+    except Exception:
+        log.exception("could not settle interrupted syncs; will keep them in progress")
+
+
+def _daily_jobs(runtime: Runtime, metrics: _Metrics) -> list[tuple[str, Callable[[], None]]]:
+    from .reporting import install_mail
+
+    return install_mail(runtime, metrics.counters)
+
+
+def _secrets(config: Config) -> list[str]:
+    values = [
+        config.cloudflare_api_token,
+        config.admin_token,
+        config.read_token,
+        config.smtp_password,
+    ]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+@contextmanager
+def _single_instance(database: Path) -> Iterator[None]:
+    """Refuse a second ``serve`` on the same database: both would write the same rows."""
+    lock_path = Path(f"{database}.vault-drift.lock")
+    try:
+        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise VaultError(f"cannot create lock file {lock_path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        raise VaultError(
+            f"another vault-drift serve is already running on {database} (lock {lock_path})"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)

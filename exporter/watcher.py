@@ -1,0 +1,91 @@
+"""Change-driven checks: notice Vault membership changes and re-check only those audiences.
+
+``PRAGMA data_version`` moves when another connection commits; it is polled every second on
+one long-lived connection. When it moves, the expected sets are compared with the last ones,
+and the audiences whose members changed are checked after a short debounce (so vault-api's
+own push to Cloudflare lands first).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+
+from .engine import Busy, Engine
+from .vault.membership import expected_members, list_audiences
+
+log = logging.getLogger("vault_drift.watcher")
+
+Fingerprint = dict[str, frozenset[str] | str]
+
+
+class MembershipWatcher:
+    def __init__(self, engine: Engine, poll_seconds: float = 1.0, debounce_seconds: float = 2.0):
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self.debounce_seconds = debounce_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vault-drift-watcher", daemon=True)
+        self._last: Fingerprint | None = None
+        self._layout: list[tuple[str, str | None]] | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        version: int | None = None
+        conn = sqlite3.connect(self.engine.db.path, timeout=5, check_same_thread=False)
+        try:
+            while not self._stop.wait(self.poll_seconds):
+                try:
+                    current = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if current != version:
+                        version = current
+                        self._on_change(conn)
+                except sqlite3.Error as exc:
+                    log.warning("watching the Vault DB failed: %s", exc)
+                except Busy:
+                    log.info("change check deferred: a check or sync is running")
+                    version = None  # try again on the next tick
+                except Exception:
+                    log.exception("change-driven check failed")
+        finally:
+            conn.close()
+
+    def _on_change(self, conn: sqlite3.Connection) -> None:
+        layout, fingerprint = self._read(conn)
+        previous, previous_layout = self._last, self._layout
+        self._last, self._layout = fingerprint, layout
+        if previous is None:
+            return
+        if layout != previous_layout:
+            log.info("sys_infra_state changed: full check")
+            self._settle()
+            self.engine.check_all("change", timeout=60)
+            return
+        changed = sorted(name for name in fingerprint if fingerprint[name] != previous.get(name))
+        if changed:
+            log.info("Vault membership changed for %d audiences", len(changed))
+            self._settle()
+            self.engine.check_audiences(changed, "change", timeout=60)
+
+    def _read(self, conn: sqlite3.Connection) -> tuple[list[tuple[str, str | None]], Fingerprint]:
+        audiences = list_audiences(conn)
+        layout = [(a.audience, a.group_id) for a in audiences]
+        expected = expected_members(conn, [a.audience for a in audiences])
+        fingerprint: Fingerprint = {
+            name: exp.error if exp.error else frozenset(exp.members)
+            for name, exp in expected.items()
+        }
+        return layout, fingerprint
+
+    def _settle(self) -> None:
+        """Debounce: let a burst of writes (and vault-api's own push) finish first."""
+        time.sleep(self.debounce_seconds)

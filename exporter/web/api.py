@@ -1,0 +1,203 @@
+"""``/iam/drift``: thin handlers that parse, call the engine or the syncer, and serialise."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from ..cloudflare import CloudflareError
+from ..document import audience_document, drift_document, item_document
+from ..durations import parse_duration
+from ..engine import UnknownAudience
+from ..model import Ignore
+from ..settings import SettingsError, apply_settings
+from ..sync import GroupExists, GroupRefused, SyncRequest, VaultIncomplete
+from ..vault.history import recent_episodes
+from ..vault.operator import audit_rows, clear_ignore, save_settings, set_ignore
+from .app import ApiError, Services
+from .auth import Role, bearer
+from .schemas import CheckBody, GroupBody, IgnoreBody, SettingsBody, SyncBody
+
+router = APIRouter(prefix="/iam/drift", tags=["drift"])
+MAX_IGNORE = timedelta(days=90)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid token"},
+    403: {"description": "not allowed with this token, or the API is disabled"},
+    404: {"description": "unknown audience"},
+    409: {"description": "conflict: busy, or the state does not allow it"},
+    422: {"description": "invalid request"},
+}
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def reader(request: Request) -> Role:
+    """Any valid token (the page's session counts too)."""
+    return _role(request, mutating=False)
+
+
+def admin(request: Request) -> Role:
+    return _role(request, mutating=True)
+
+
+def _role(request: Request, mutating: bool) -> Role:
+    from .session import session_role
+
+    tokens = services(request).tokens
+    presented = bearer(request.headers.get("authorization"))
+    if presented is None:
+        role = session_role(request, mutating)
+        if role is not None:
+            return tokens.authorize_role(role, mutating)
+    return tokens.authorize(presented, mutating)
+
+
+Svc = Annotated[Services, Depends(services)]
+Reader = Annotated[Role, Depends(reader)]
+Admin = Annotated[Role, Depends(admin)]
+StatusFilter = Literal["pending", "synced", "drift", "error"]
+
+
+@router.get("", responses=ERRORS)
+def list_drift(
+    svc: Svc,
+    _: Reader,
+    status: StatusFilter | None = None,
+    namespace: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Every audience's drift status (the seed's document), from the last check."""
+    return drift_document(svc.engine.snapshot, svc.clock(), status, namespace)
+
+
+@router.get("/settings", responses=ERRORS)
+def get_settings(svc: Svc, _: Reader) -> dict[str, Any]:
+    return svc.engine.snapshot.settings.as_document()
+
+
+@router.put("/settings", responses=ERRORS)
+def put_settings(body: SettingsBody, svc: Svc, _: Admin) -> dict[str, Any]:
+    """Change settings; applied live (a new interval reschedules the checks)."""
+    try:
+        settings = apply_settings(svc.engine.snapshot.settings, body.changes())
+    except SettingsError as exc:
+        raise ApiError(422, "invalid settings", exc.problems) from None
+    with svc.engine.db.transaction() as conn:
+        save_settings(conn, settings)
+    svc.engine.reload_settings()
+    return settings.as_document()
+
+
+@router.get("/{audience}", responses=ERRORS)
+def get_audience(
+    audience: str,
+    svc: Svc,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    """One audience in full: every drifting member, other rules, history and syncs."""
+    snapshot = svc.engine.snapshot
+    check = snapshot.checks.get(audience)
+    if check is None:
+        raise ApiError(404, "unknown audience", audience)
+    with svc.engine.db.connect() as conn:
+        history = recent_episodes(conn, audience)
+        syncs = audit_rows(conn, audience, limit=20)
+    return audience_document(check, snapshot, svc.clock(), limit, offset, history, syncs)
+
+
+@router.post("/check", responses=ERRORS)
+def check_now(body: CheckBody, svc: Svc, _: Admin) -> dict[str, Any]:
+    """Check now: every audience, or one; answers with the fresh document or item."""
+    if body.audience is None:
+        snapshot = svc.engine.check_all("api")
+        return drift_document(snapshot, svc.clock())
+    try:
+        snapshot = svc.engine.check_audiences([body.audience], "api")
+    except UnknownAudience:
+        raise ApiError(404, "unknown audience", body.audience) from None
+    return item_document(snapshot.checks[body.audience], snapshot, svc.clock())
+
+
+@router.post("/sync", responses=ERRORS)
+def sync(body: SyncBody, svc: Svc, role: Admin, request: Request) -> dict[str, Any]:
+    """Push Vault's members to Cloudflare (guarded; ``dry_run`` changes nothing)."""
+    if body.all:
+        svc.engine.check_all("api")
+    trigger = "page" if request.headers.get("x-vault-drift-page") else "api"
+    sync_request = SyncRequest(
+        None if body.all else [body.audience or ""],
+        dry_run=body.dry_run,
+        force=body.force,
+        trigger=trigger,
+        actor=f"{trigger}:{role.value}",
+    )
+    try:
+        outcomes = svc.syncer.sync(sync_request)
+    except UnknownAudience:
+        raise ApiError(404, "unknown audience", body.audience) from None
+    return {"dry_run": body.dry_run, "results": [o.as_document() for o in outcomes]}
+
+
+@router.post("/groups", status_code=201, responses=ERRORS)
+def create_group(body: GroupBody, svc: Svc, role: Admin) -> dict[str, Any]:
+    """Create the Cloudflare group of a pending audience, with Vault's members."""
+    try:
+        group_id = svc.syncer.create_group(body.audience, actor=f"api:{role.value}")
+    except UnknownAudience:
+        raise ApiError(404, "unknown audience", body.audience) from None
+    except GroupExists as exc:
+        raise ApiError(409, "the audience already has a group", str(exc)) from None
+    except (GroupRefused, VaultIncomplete) as exc:
+        raise ApiError(409, "cannot create the group", str(exc)) from None
+    except CloudflareError as exc:
+        raise ApiError(409, "Cloudflare refused the group", str(exc)) from None
+    snapshot = svc.engine.snapshot
+    item = item_document(snapshot.checks[body.audience], snapshot, svc.clock())
+    return {"audience": body.audience, "created": True, "group_created": bool(group_id), **item}
+
+
+@router.post("/ignore", responses=ERRORS)
+def ignore(body: IgnoreBody, svc: Svc, role: Admin) -> dict[str, Any]:
+    """Ignore an audience's drift until a time (default 24 h), with a reason."""
+    if body.audience not in svc.engine.snapshot.checks:
+        raise ApiError(404, "unknown audience", body.audience)
+    now = svc.clock()
+    until = _until(body, now)
+    with svc.engine.db.transaction() as conn:
+        set_ignore(conn, body.audience, Ignore(until, body.reason, f"api:{role.value}"), now)
+    svc.engine.reload_settings()
+    snapshot = svc.engine.snapshot
+    return item_document(snapshot.checks[body.audience], snapshot, now)
+
+
+def _until(body: IgnoreBody, now: Any) -> Any:
+    if body.until is not None:
+        until = body.until if body.until.tzinfo else body.until.replace(tzinfo=now.tzinfo)
+    else:
+        try:
+            seconds = parse_duration(body.duration if body.duration is not None else "24h")
+        except ValueError as exc:
+            raise ApiError(422, "invalid duration", str(exc)) from None
+        until = now + timedelta(seconds=seconds)
+    if until <= now:
+        raise ApiError(422, "invalid ignore", "until must be in the future")
+    if until - now > MAX_IGNORE:
+        raise ApiError(422, "invalid ignore", "an ignore lasts at most 90 days")
+    return until
+
+
+@router.delete("/ignore/{audience}", responses=ERRORS)
+def unignore(audience: str, svc: Svc, _: Admin) -> dict[str, Any]:
+    """Stop ignoring an audience."""
+    if audience not in svc.engine.snapshot.checks:
+        raise ApiError(404, "unknown audience", audience)
+    with svc.engine.db.transaction() as conn:
+        removed = clear_ignore(conn, audience)
+    svc.engine.reload_settings()
+    snapshot = svc.engine.snapshot
+    return {"removed": removed, **item_document(snapshot.checks[audience], snapshot, svc.clock())}

@@ -1,0 +1,123 @@
+"""``create_app``: the ASGI application, built from the collaborators it is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..clock import Clock, utc_now
+from ..engine import Busy, Engine
+from ..sync import Syncer
+from .auth import AuthError, Tokens
+
+
+@dataclass
+class Services:
+    engine: Engine
+    syncer: Syncer
+    registry: CollectorRegistry
+    tokens: Tokens
+    clock: Clock = utc_now
+    public_url: str = ""
+    session_secret: str = ""
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def error_response(status: int, error: str, detail: Any = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def create_app(services: Services, page: bool = True) -> FastAPI:
+    app = FastAPI(
+        title="vault-drift",
+        version=__version__,
+        description="Drift between TPB Vault memberships and Cloudflare Access groups.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.services = services
+    _install_error_handlers(app)
+    _install_operational_routes(app, services)
+    from .api import router
+
+    app.include_router(router)
+    if page:
+        from .page import router as page_router
+
+        app.include_router(page_router)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.error, exc.detail)
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(_: Request, exc: AuthError) -> JSONResponse:
+        return error_response(exc.status, exc.message)
+
+    @app.exception_handler(Busy)
+    async def _busy(_: Request, exc: Busy) -> JSONResponse:
+        return error_response(409, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [
+            {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        return error_response(422, "invalid request", detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+
+def _install_operational_routes(app: FastAPI, services: Services) -> None:
+    @app.get("/metrics", include_in_schema=True, tags=["operations"])
+    def metrics() -> Response:
+        """Prometheus exposition, from the last background check (never calls Cloudflare)."""
+        return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """200 while the process runs."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"description": "no successful check cycle recently"}},
+    )
+    def readyz() -> Response:
+        """200 when the last check cycle succeeded within two intervals."""
+        reason = not_ready_reason(services)
+        if reason:
+            return error_response(503, "not ready", reason)
+        return JSONResponse({"status": "ready"})
+
+
+def not_ready_reason(services: Services) -> str | None:
+    snapshot = services.engine.snapshot
+    if snapshot.last_success_at is None:
+        return snapshot.cycle_error or "no successful check cycle yet"
+    age = (services.clock() - snapshot.last_success_at).total_seconds()
+    limit = 2 * snapshot.settings.check_interval_seconds
+    if age > limit:
+        why = f": {snapshot.cycle_error}" if snapshot.cycle_error else ""
+        return f"last successful check cycle {int(age)}s ago (limit {limit}s){why}"
+    return None

@@ -1,0 +1,60 @@
+"""Request bodies of the API, validated by FastAPI; unknown keys are refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+AUDIENCE = Field(min_length=1, max_length=200)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckBody(Strict):
+    audience: str | None = Field(None, min_length=1, max_length=200)
+
+
+class SyncBody(Strict):
+    audience: str | None = Field(None, min_length=1, max_length=200)
+    all: bool = False
+    dry_run: bool = False
+    force: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SyncBody:
+        if self.all == (self.audience is not None):
+            raise ValueError('name exactly one target: {"audience": A} or {"all": true}')
+        return self
+
+
+class GroupBody(Strict):
+    audience: str = AUDIENCE
+
+
+class IgnoreBody(Strict):
+    audience: str = AUDIENCE
+    until: datetime | None = None
+    duration: str | int | None = Field(None, description="e.g. 24h, 30m, or seconds")
+    reason: str = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _not_both(self) -> IgnoreBody:
+        if self.until is not None and self.duration is not None:
+            raise ValueError("give either until or duration, not both")
+        return self
+
+
+class SettingsBody(Strict):
+    check_interval_seconds: int | None = None
+    warning_threshold_seconds: int | None = None
+    critical_threshold_seconds: int | None = None
+    auto_sync: str | None = None
+    history_retention_days: int | None = None
+    digest_hour_utc: int | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
