@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .clock import utc_now
 from .config import DEFAULT_LISTEN, load_config
@@ -102,7 +103,7 @@ class DemoLife:
                 log.exception("demo step failed")
             step += 1
 
-    def _group(self, name: str) -> dict:  # type: ignore[type-arg]
+    def _group(self, name: str) -> dict[str, Any]:
         return next(g for g in self.simulator.groups() if g["name"] == name)
 
     def _vault_gains_member(self) -> None:

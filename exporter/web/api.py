@@ -32,7 +32,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    svc: Services = request.app.state.services
+    return svc
 
 
 def reader(request: Request) -> Role:
