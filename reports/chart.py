@@ -33,11 +33,11 @@ def drift_chart(cycles: pd.DataFrame, period: Period) -> bytes:
         axes.step(times, points["drift"], where="post", color=DRIFT_COLOUR, label="in drift")
         axes.step(times, points["error"], where="post", color=ERROR_COLOUR, label="in error")
         axes.fill_between(times, points["drift"], step="post", color=DRIFT_COLOUR, alpha=0.15)
-        locator = AutoDateLocator()
-        axes.xaxis.set_major_locator(locator)
-        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
         axes.legend(loc="upper left", frameon=False, fontsize=8)
     axes.set_xlim(date2num(period.start), date2num(period.end))
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     top = int(max(points["drift"].max(), points["error"].max())) if not points.empty else 0
     axes.set_ylim(0, max(top + 1, 2))
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -46,7 +46,7 @@ def drift_chart(cycles: pd.DataFrame, period: Period) -> bytes:
     axes.tick_params(labelsize=8)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.07, right=0.98, top=0.95, bottom=0.2)  # fixed: reproducible
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()

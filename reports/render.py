@@ -65,7 +65,9 @@ def fix_link(public_url: str, audience: str) -> str:
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("reports", "templates"),
-        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=True),
+        autoescape=select_autoescape(
+            enabled_extensions=("html.j2",), disabled_extensions=("txt.j2",), default=True
+        ),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
