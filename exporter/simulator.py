@@ -195,6 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, like the real API; every reply has a length
     timeout = 30  # seconds an idle keep-alive connection is kept
+    # Headers and body go out in two writes: with Nagle, a small body waits for the client's
+    # delayed ACK, up to 40 ms a request.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -382,7 +385,9 @@ class CloudflareSimulator:
             return reply
         faults, fault = self._draw_fault()
         if fault == "429":
-            return _failure(429, 971, "Please wait and consider throttling your request speed")
+            reply = _failure(429, 971, "Please wait and consider throttling your request speed")
+            reply.headers["retry-after"] = str(faults.retry_after_seconds)
+            return reply
         if fault == "5xx":
             status = 502 if self._coin() else 503
             page = _HTML_ERROR.format(status=status).encode()

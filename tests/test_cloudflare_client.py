@@ -14,7 +14,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from exporter.cloudflare import CloudflareClient, CloudflareError, IncompleteListing, RateLimited
 from exporter.cloudflare_ratelimit import ClientStats, RateLimitGate, retry_policy
-from exporter.model import Group
+from exporter.model import Group, Rule
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cloudflare"
 BASE = "https://api.cloudflare.test/client/v4"
@@ -213,7 +213,10 @@ def test_get_group_404_keeps_status_code_and_message() -> None:
 
 @responses.activate
 def test_replace_group_sends_the_whole_group_and_never_is_default() -> None:
-    rules = [{"email": {"email": "a@x.com"}}, {"new_rule_type_2030": {"anything": [1, 2]}}]
+    rules: list[Rule] = [
+        {"email": {"email": "a@x.com"}},
+        {"new_rule_type_2030": {"anything": [1, 2]}},
+    ]
     group = Group(id="g1", name="app", include=rules, exclude=[{"everyone": {}}], require=[])
     responses.put(
         f"{GROUPS_URL}/g1",
@@ -241,7 +244,7 @@ def test_replace_group_sends_the_whole_group_and_never_is_default() -> None:
 
 @responses.activate
 def test_create_group_posts_and_reads_the_201_back() -> None:
-    rules = [{"email": {"email": "a@x.com"}}, {"unknown_future": {}}]
+    rules: list[Rule] = [{"email": {"email": "a@x.com"}}, {"unknown_future": {}}]
     result = {"id": "new-1", "name": "aud", "include": rules, "exclude": [], "require": []}
     responses.post(
         GROUPS_URL,
