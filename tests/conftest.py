@@ -45,3 +45,76 @@ def vault_factory(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return build
+
+
+# -- a sample world: Vault DB + simulated Cloudflare ------------------------------------------
+
+from collections.abc import Iterator  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+
+from exporter.clock import FixedClock  # noqa: E402
+from exporter.cloudflare import CloudflareClient  # noqa: E402
+from exporter.engine import Engine  # noqa: E402
+from exporter.sample import build_sample  # noqa: E402
+from exporter.simulator import CloudflareSimulator  # noqa: E402
+from exporter.sync import Syncer  # noqa: E402
+from exporter.vault import VaultDB  # noqa: E402
+
+T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def simulator() -> Iterator[CloudflareSimulator]:
+    sim = CloudflareSimulator(per_page_cap=50).start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+def sample_db(tmp_path: Path, simulator: CloudflareSimulator, clock: FixedClock) -> Path:
+    path = tmp_path / "vault.db"
+    build_sample(path, simulator, clock())
+    return path
+
+
+def make_client(simulator: CloudflareSimulator, **kwargs: object) -> CloudflareClient:
+    return CloudflareClient(
+        base_url=simulator.base_url,
+        account_id="demo-account",
+        token="demo-token",
+        timeout=5.0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def engine(sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock) -> Engine:
+    return Engine(VaultDB(sample_db).open(), make_client(simulator), clock=clock)
+
+
+@pytest.fixture
+def syncer(engine: Engine) -> Syncer:
+    return Syncer(engine)
+
+
+@pytest.fixture
+def cli_env(
+    sample_db: Path, simulator: CloudflareSimulator, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Environment for running the CLI against the sample world."""
+    env = {
+        "VAULT_DRIFT_DATABASE": str(sample_db),
+        "CLOUDFLARE_API_TOKEN": "demo-token",
+        "CLOUDFLARE_ACCOUNT_ID": "demo-account",
+        "CLOUDFLARE_BASE_URL": simulator.base_url,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

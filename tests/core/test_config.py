@@ -1,0 +1,63 @@
+"""Configuration: TOML plus environment (environment wins), every problem at once, no secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config import ConfigError, load_config
+
+
+def test_environment_wins_over_the_file(tmp_path: Path) -> None:
+    toml = tmp_path / "vault-drift.toml"
+    toml.write_text('database = "from-file.db"\nlisten = "0.0.0.0:9000"\ncheck_interval = "5m"\n')
+    config = load_config(toml, environ={"VAULT_DRIFT_LISTEN": "127.0.0.1:9100"})
+    assert str(config.database) == "from-file.db"
+    assert config.listen_address == ("127.0.0.1", 9100)
+    assert config.check_interval == 300
+
+
+def test_durations_recipients_and_defaults() -> None:
+    config = load_config(
+        environ={"VAULT_DRIFT_CHECK_INTERVAL": "1h30m", "VAULT_DRIFT_MAIL_TO": "a@x.com, b@y.org"}
+    )
+    assert config.check_interval == 5400
+    assert config.mail_to == ["a@x.com", "b@y.org"]
+    assert config.listen == "127.0.0.1:9847"
+    assert config.cloudflare_base_url == "https://api.cloudflare.com/client/v4"
+    assert not config.mail_enabled
+
+
+def test_every_problem_is_listed_and_no_secret_is_shown(tmp_path: Path) -> None:
+    toml = tmp_path / "bad.toml"
+    toml.write_text("unknown_key = 1\nsmtp_port = 70000\n")
+    env = {
+        "VAULT_DRIFT_CHECK_INTERVAL": "soon",
+        "VAULT_DRIFT_ADMIN_TOKEN": "short-secret",
+        "CLOUDFLARE_BASE_URL": "ftp://nope",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(toml, environ=env)
+    problems = caught.value.problems
+    assert len(problems) == 5, problems
+    text = "\n".join(problems)
+    assert "unknown_key: unknown setting" in text
+    assert "VAULT_DRIFT_SMTP_PORT: must be a TCP port" in text
+    assert "VAULT_DRIFT_ADMIN_TOKEN: must be at least 16 characters" in text
+    assert "short-secret" not in text
+
+
+def test_a_missing_or_broken_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml", environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("listen = ")
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
+        load_config(broken, environ={})
+
+
+def test_secrets_are_redacted_in_repr() -> None:
+    config = load_config(environ={"CLOUDFLARE_API_TOKEN": "cf-token-1234567890"})
+    assert "cf-token-1234567890" not in repr(config)
+    assert "cf-token-1234567890" not in str(config.model_dump())

@@ -1,0 +1,167 @@
+"""The pure core: diff, status, episodes and first-seen carried over, alert levels, ignores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exporter.drift import (
+    active_ignore,
+    alert_level,
+    compact,
+    diff,
+    email_members,
+    evaluate,
+    hint,
+    other_rules,
+)
+from exporter.model import (
+    Actual,
+    AlertLevel,
+    Audience,
+    DriftMemory,
+    Expected,
+    Group,
+    Ignore,
+    Status,
+    Thresholds,
+)
+
+NOW = datetime(2026, 11, 25, 10, tzinfo=UTC)
+AUD = Audience("lms-viewer", "lms", "cloudflare_access", "g1")
+emails = st.lists(
+    st.from_regex(r"[A-Za-z0-9.]{1,8}@[a-z]{1,5}\.(com|org)", fullmatch=True), max_size=20
+)
+
+
+def group(*members: str, others: tuple[dict, ...] = ()) -> Group:
+    return Group("g1", "lms-viewer", [*others, *({"email": {"email": m}} for m in members)])
+
+
+def expected(*members: str) -> Expected:
+    return Expected({m.lower(): "2026-11-25T08:00:00Z" for m in members})
+
+
+@given(emails, emails)
+def test_diff_is_the_case_insensitive_set_difference(want: list[str], have: list[str]) -> None:
+    shouted = [e.upper() for e in have]
+    missing, extra = diff(want, shouted)
+    lower_want, lower_have = {e.lower() for e in want}, {e.lower() for e in have}
+    assert set(missing) == lower_want - lower_have
+    assert set(extra) == lower_have - lower_want
+    assert missing == sorted(missing) and extra == sorted(extra)
+
+
+def test_only_email_rules_of_include_are_members() -> None:
+    include = [
+        {"email": {"email": "A@x.com"}},
+        {"email_domain": {"domain": "x.com"}},
+        {"everyone": {}},
+        {"group": {"id": "abc"}},
+        {"future_rule_type": {"email": "not-a-member@x.com"}},
+        {"email": {"email": "  b@x.com "}},
+    ]
+    assert email_members(include) == {"a@x.com", "b@x.com"}
+    assert [next(iter(r)) for r in other_rules(include)] == [
+        "email_domain",
+        "everyone",
+        "group",
+        "future_rule_type",
+    ]
+
+
+def test_equal_sets_are_synced_and_clear_the_memory() -> None:
+    memory = DriftMemory(NOW - timedelta(hours=3), {("missing", "a@x.com"): NOW})
+    check = evaluate(AUD, expected("a@x.com"), Actual(group("A@X.com")), memory, NOW)
+    assert check.status is Status.SYNCED
+    assert check.drift_since is None and check.memory == DriftMemory()
+
+
+def test_drift_keeps_its_start_and_each_member_first_seen() -> None:
+    start = NOW - timedelta(hours=5)
+    memory = DriftMemory(start, {("missing", "a@x.com"): start})
+    check = evaluate(AUD, expected("a@x.com", "b@x.com"), Actual(group("c@x.com")), memory, NOW)
+    assert check.status is Status.DRIFT
+    assert check.drift_since == start
+    seen = {(m.kind, m.email): m.first_seen_at for m in (*check.missing, *check.extra)}
+    assert seen == {
+        ("missing", "a@x.com"): start,
+        ("missing", "b@x.com"): NOW,
+        ("extra", "c@x.com"): NOW,
+    }
+    assert check.missing[0].added_in_vault_at == datetime(2026, 11, 25, 8, tzinfo=UTC)
+
+
+def test_a_drift_that_clears_and_returns_is_a_new_episode() -> None:
+    first = evaluate(AUD, expected("a@x.com"), Actual(group()), DriftMemory(), NOW)
+    cleared = evaluate(AUD, expected("a@x.com"), Actual(group("a@x.com")), first.memory, NOW)
+    later = NOW + timedelta(hours=2)
+    again = evaluate(AUD, expected("a@x.com"), Actual(group()), cleared.memory, later)
+    assert first.drift_since == NOW
+    assert again.drift_since == later
+
+
+def test_incomplete_data_is_error_never_synced_or_drift() -> None:
+    memory = DriftMemory(NOW - timedelta(hours=2), {("extra", "z@x.com"): NOW})
+    cases = [
+        (Expected(error="Vault unreadable"), Actual(group("a@x.com"))),
+        (expected("a@x.com"), Actual(error="Cloudflare API 429")),
+        (expected("a@x.com"), Actual()),  # the group is gone
+    ]
+    for exp, act in cases:
+        check = evaluate(AUD, exp, act, memory, NOW)
+        assert check.status is Status.ERROR
+        assert check.error_message
+        assert check.memory.drift_since == memory.drift_since  # the episode is not reset
+        assert check.memory.consecutive_errors == 1
+
+
+def test_no_group_is_pending() -> None:
+    pending = Audience("lms-viewer", "lms", "cloudflare_access", None)
+    check = evaluate(pending, expected("a@x.com"), Actual(), DriftMemory(), NOW)
+    assert check.status is Status.PENDING and check.expected_count == 1
+
+
+def test_compact_keeps_members_and_other_rules_only() -> None:
+    g = group("a@x.com", others=({"ip": {"ip": "10.0.0.0/8"}},))
+    actual = compact(g)
+    assert actual.emails == frozenset({"a@x.com"})
+    assert actual.group is not None and actual.group.include == [{"ip": {"ip": "10.0.0.0/8"}}]
+    assert evaluate(AUD, expected("a@x.com"), actual, DriftMemory(), NOW).status is Status.SYNCED
+
+
+def test_alert_levels_at_the_thresholds() -> None:
+    t = Thresholds(3600, 86400)
+
+    def level(age: timedelta) -> AlertLevel:
+        return alert_level(Status.DRIFT, NOW - age, NOW, t)
+
+    assert level(timedelta(minutes=59)) is AlertLevel.INFO
+    assert level(timedelta(minutes=61)) is AlertLevel.WARNING
+    assert level(timedelta(hours=23)) is AlertLevel.WARNING
+    assert level(timedelta(hours=25)) is AlertLevel.CRITICAL
+    assert alert_level(Status.SYNCED, None, NOW, t) is AlertLevel.NONE
+    assert alert_level(Status.ERROR, NOW - timedelta(days=3), NOW, t) is AlertLevel.NONE
+
+
+def test_ignore_expires_by_itself() -> None:
+    ignore = Ignore(NOW + timedelta(hours=1), "migration")
+    assert active_ignore(ignore, NOW) is ignore
+    assert active_ignore(ignore, NOW + timedelta(hours=1)) is None
+    assert active_ignore(None, NOW) is None
+
+
+def test_hints_tell_recent_additions_from_old_ones() -> None:
+    check = evaluate(
+        AUD,
+        Expected({"new@x.com": "2026-11-25T09:50:00Z", "old@x.com": "2026-01-01T00:00:00Z"}),
+        Actual(group("manual@x.com")),
+        DriftMemory(),
+        NOW,
+    )
+    hints = {m.email: hint(m) for m in (*check.missing, *check.extra)}
+    assert "recently" in hints["new@x.com"]
+    assert "recently" not in hints["old@x.com"]
+    assert "manually added" in hints["manual@x.com"]

@@ -1,0 +1,90 @@
+"""Sync plans and guards: non-email rules survive, guards refuse what SPEC §2 says."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exporter.drift import diff, email_members, other_rules
+from exporter.model import Group
+from exporter.plan import (
+    EMPTY_SOURCE,
+    MASS_REMOVAL,
+    OVER_RULE_LIMIT,
+    email_rule,
+    plan_sync,
+    removal_allowance,
+)
+
+addresses = st.from_regex(r"[a-z]{1,8}@[a-z]{1,5}\.(com|org)", fullmatch=True)
+other = st.sampled_from(
+    [
+        {"email_domain": {"domain": "x.com"}},
+        {"everyone": {}},
+        {"group": {"id": "g-42"}},
+        {"ip": {"ip": "10.0.0.0/8"}},
+        {"service_token": {"token_id": "t"}},
+        {"brand_new_rule": {"anything": [1, 2]}},
+    ]
+)
+includes = st.lists(st.one_of(addresses.map(email_rule), other), max_size=30)
+
+
+def group(include: list[dict], exclude=(), require=()) -> Group:  # type: ignore[no-untyped-def]
+    return Group("g1", "lms", include, list(exclude), list(require))
+
+
+@given(includes, st.lists(addresses, max_size=30))
+def test_a_full_plan_keeps_every_other_rule_in_order_and_then_matches(include, expected) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_sync("lms", group(include), expected, force=True)
+    assert other_rules(plan.new_include) == other_rules(include)
+    assert plan.new_include[: len(other_rules(include))] == other_rules(include)
+    missing, extra = diff(expected, email_members(plan.new_include))
+    assert (missing, extra) == ([], [])  # applying the plan, then diffing: synced
+
+
+@given(includes, st.lists(addresses, max_size=30))
+def test_an_add_only_plan_never_removes(include, expected) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_sync("lms", group(include), expected, add_only=True, force=True)
+    assert plan.removed == ()
+    assert plan.new_include[: len(include)] == include
+    assert set(e.lower() for e in expected) <= email_members(plan.new_include)
+
+
+def test_exclude_require_and_name_come_back_unchanged() -> None:
+    g = group(
+        [email_rule("a@x.com")],
+        exclude=[{"email": {"email": "bad@x.com"}}],
+        require=[{"geo": {"country_code": "FR"}}],
+    )
+    plan = plan_sync("lms", g, ["b@x.com"])
+    assert plan.group is g and plan.added == ("b@x.com",) and plan.removed == ("a@x.com",)
+
+
+def test_empty_source_is_blocked_unless_forced() -> None:
+    g = group([email_rule("a@x.com")])
+    assert plan_sync("lms", g, []).blocked == EMPTY_SOURCE
+    assert plan_sync("lms", g, [], force=True).blocked is None
+    assert plan_sync("lms", group([]), []).blocked is None  # nothing to lose
+
+
+def test_mass_removal_is_max_5_or_10_percent() -> None:
+    assert removal_allowance(10) == 5 and removal_allowance(200) == 20
+    members = [f"u{i}@x.com" for i in range(100)]
+    g = group([email_rule(m) for m in members])
+    keep_90 = plan_sync("lms", g, members[:90])  # removes 10 of 100: allowed (10%)
+    keep_89 = plan_sync("lms", g, members[:89])  # removes 11: blocked
+    assert keep_90.blocked is None
+    assert keep_89.blocked == MASS_REMOVAL and "11 of 100" in (keep_89.blocked_detail or "")
+    assert plan_sync("lms", g, members[:89], force=True).blocked is None
+    small = group([email_rule(m) for m in members[:7]])
+    assert plan_sync("lms", small, members[:2]).blocked is None  # 5 removals: allowed
+    assert plan_sync("lms", small, members[:1]).blocked == MASS_REMOVAL
+
+
+def test_the_rule_limit_is_refused_even_with_force() -> None:
+    wanted = [f"u{i}@x.com" for i in range(1000)]
+    g = group([{"everyone": {}}])
+    plan = plan_sync("lms", g, wanted, force=True)
+    assert plan.blocked == OVER_RULE_LIMIT and "1001 rules" in (plan.blocked_detail or "")
+    assert plan_sync("lms", group([]), wanted, force=True).blocked is None  # exactly 1,000

@@ -1,0 +1,108 @@
+"""The command line against the sample world: exit codes, JSON, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import main
+from exporter.simulator import CloudflareSimulator
+
+
+def run(*args: str) -> int:
+    return main(list(args))
+
+
+def test_check_exit_codes_follow_the_worst_status(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("check") == 2  # the sample has an audience in error
+    assert run("check", "--audience", "lms-instructors") == 1
+    assert run("check", "--audience", "lms-viewer") == 1  # pending
+    assert run("check", "--audience", "administrators", "--audience", "developers") == 0
+    out = capsys.readouterr().out
+    assert "lms-instructors: missing in Cloudflare: bob@example.com" in out
+
+
+def test_check_json_is_the_api_document(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("check", "--audience", "lms-instructors", "--json") == 1
+    document = json.loads(capsys.readouterr().out)
+    assert set(document) == {"summary", "items", "last_check"}
+    [item] = document["items"]
+    assert item["drift_details"]["missing"] == ["alice@example.com", "bob@example.com"]
+    assert item["drift_details"]["extra_total"] == 1
+    assert item["last_check_at"].endswith("Z")
+
+
+def test_sync_dry_run_then_sync_then_nothing_to_do(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("sync", "--all", "--dry-run", "--json") == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["dry_run"] is True
+    assert [r["audience"] for r in plan["results"]] == ["lms-instructors"]
+    assert run("check", "--audience", "lms-instructors") == 1  # still drifting
+    assert run("sync", "--audience", "lms-instructors") == 0
+    assert run("check", "--audience", "lms-instructors") == 0
+    capsys.readouterr()
+    assert run("sync", "--audience", "lms-instructors", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["result"] == "noop"
+
+
+def test_sync_blocked_is_1_and_error_wins_with_2(
+    cli_env: dict[str, str], simulator: CloudflareSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admins = next(g for g in simulator.groups() if g["name"] == "administrators")
+    simulator.set_include(
+        admins["id"], admins["include"] + [{"email": {"email": f"x{i}@e.com"}} for i in range(9)]
+    )
+    assert run("sync", "--audience", "administrators") == 1
+    assert "blocked" in capsys.readouterr().out
+    assert run("sync", "--audience", "administrators", "--audience", "sales-team") == 2
+
+
+def test_usage_and_config_errors_exit_2_with_one_line(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("check", "--audience", "no-such-audience") == 2
+    assert capsys.readouterr().err.strip() == "vault-drift: unknown audience: no-such-audience"
+    monkeypatch.setenv("VAULT_DRIFT_CHECK_INTERVAL", "5s")
+    monkeypatch.setenv("VAULT_DRIFT_LISTEN", "nowhere")
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "super-secret-token-value")
+    assert run("check") == 2
+    err = capsys.readouterr().err
+    assert "VAULT_DRIFT_CHECK_INTERVAL: must be between 30s and 24h" in err
+    assert "VAULT_DRIFT_LISTEN: must be HOST:PORT" in err
+    assert "super-secret" not in err and "Traceback" not in err
+
+
+def test_missing_database_and_credentials_are_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
+    monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
+    monkeypatch.setenv("VAULT_DRIFT_DATABASE", str(tmp_path / "nope.db"))
+    assert run("check") == 2
+    err = capsys.readouterr().err
+    assert "CLOUDFLARE_API_TOKEN: required" in err and "CLOUDFLARE_ACCOUNT_ID: required" in err
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "t" * 20)
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", "acct")
+    assert run("check") == 2
+    assert "nope.db not found" in capsys.readouterr().err
+
+
+def test_the_installed_command_has_help_and_version() -> None:
+    exe = Path(sys.executable).parent / "vault-drift"
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.startswith("vault-drift ")
+    for command in ("serve", "check", "sync", "report", "demo"):
+        help_text = subprocess.run(
+            [exe, command, "--help"], capture_output=True, text=True, timeout=30
+        )
+        assert help_text.returncode == 0 and "usage: vault-drift" in help_text.stdout

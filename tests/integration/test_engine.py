@@ -1,0 +1,229 @@
+"""The check cycle and syncs on a real Vault file and the simulated Cloudflare over loopback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+from conftest import make_client
+
+from exporter.clock import FixedClock
+from exporter.engine import Engine
+from exporter.model import AutoSync, Status, SyncResultKind
+from exporter.simulator import CloudflareSimulator, Faults
+from exporter.sync import Syncer, SyncRequest
+from exporter.vault import VaultDB
+
+
+def statuses(engine: Engine) -> dict[str, str]:
+    return {name: str(c.status) for name, c in engine.snapshot.checks.items()}
+
+
+def group_of(simulator: CloudflareSimulator, name: str) -> dict:  # type: ignore[type-arg]
+    return next(g for g in simulator.groups() if g["name"] == name)
+
+
+def test_a_full_check_reads_cloudflare_with_one_listing(
+    engine: Engine, simulator: CloudflareSimulator
+) -> None:
+    before = simulator.request_count
+    engine.check_all()
+    assert simulator.request_count - before == 1  # 3 groups, one page
+    assert statuses(engine) == {
+        "administrators": "synced",
+        "developers": "synced",
+        "lms-instructors": "drift",
+        "lms-viewer": "pending",
+        "sales-team": "error",
+    }
+    drift = engine.snapshot.checks["lms-instructors"]
+    assert [m.email for m in drift.missing] == ["alice@example.com", "bob@example.com"]
+    assert [m.email for m in drift.extra] == ["olduser@example.com"]
+    assert engine.snapshot.last_success_at is not None
+
+
+def test_drift_start_survives_a_restart_and_a_new_episode_starts_after_a_fix(
+    engine: Engine, sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    engine.check_all()
+    started = engine.snapshot.checks["lms-instructors"].drift_since
+    clock.advance(hours=2)
+    restarted = Engine(VaultDB(sample_db).open(), make_client(simulator), clock=clock)
+    restarted.check_all()
+    assert restarted.snapshot.checks["lms-instructors"].drift_since == started
+    Syncer(restarted).sync(SyncRequest(["lms-instructors"]))
+    assert statuses(restarted)["lms-instructors"] == "synced"
+    clock.advance(hours=1)
+    gid = group_of(simulator, "lms-instructors")["id"]
+    simulator.set_include(gid, [{"email": {"email": "intruder@example.com"}}])
+    restarted.check_all()
+    assert restarted.snapshot.checks["lms-instructors"].drift_since == clock()
+    with sqlite3.connect(sample_db) as conn:
+        episodes = conn.execute(
+            "SELECT closed_at IS NOT NULL, close_reason FROM sys_infra_drift_episode"
+            " WHERE audience = 'lms-instructors' ORDER BY id"
+        ).fetchall()
+    assert episodes == [(1, "sync"), (0, None)]
+
+
+def test_cloudflare_failure_is_error_never_a_guess(
+    engine: Engine, simulator: CloudflareSimulator
+) -> None:
+    simulator.faults = Faults(rate_truncated=1.0)
+    engine.check_all()
+    assert set(statuses(engine).values()) == {"error", "pending"}
+    assert engine.snapshot.cloudflare_up is False
+    assert engine.snapshot.last_success_at is None
+    simulator.faults = Faults()
+    engine.check_all()
+    assert statuses(engine)["lms-instructors"] == "drift"
+
+
+def test_an_audience_removed_from_sys_infra_state_disappears(
+    engine: Engine, sample_db: Path
+) -> None:
+    engine.check_all()
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("DELETE FROM sys_infra_state WHERE audience = 'lms-instructors'")
+    engine.check_all()
+    assert "lms-instructors" not in engine.snapshot.checks
+    with sqlite3.connect(sample_db) as conn:
+        reason = conn.execute(
+            "SELECT close_reason FROM sys_infra_drift_episode WHERE audience = 'lms-instructors'"
+        ).fetchone()
+    assert reason == ("removed",)
+
+
+def audit(sample_db: Path) -> list[tuple]:  # type: ignore[type-arg]
+    with sqlite3.connect(sample_db) as conn:
+        return conn.execute(
+            "SELECT audience, result, added, removed, trigger FROM sys_infra_drift_audit"
+        ).fetchall()
+
+
+def test_dry_run_writes_nothing_anywhere(
+    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+) -> None:
+    engine.check_all()
+    before = group_of(simulator, "lms-instructors")
+    [outcome] = syncer.sync(SyncRequest(["lms-instructors"], dry_run=True))
+    assert outcome.result is SyncResultKind.SYNCED
+    assert outcome.added == ("alice@example.com", "bob@example.com")
+    assert outcome.removed == ("olduser@example.com",)
+    assert group_of(simulator, "lms-instructors") == before
+    assert audit(sample_db) == []
+
+
+def test_sync_pushes_vault_keeps_other_rules_audits_and_rechecks(
+    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+) -> None:
+    engine.check_all()
+    gid = group_of(simulator, "developers")["id"]
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("UPDATE iam_user SET status = 'suspended' WHERE email = 'dev5@example.com'")
+    [outcome] = syncer.sync(SyncRequest(["developers"], trigger="cli", actor="cli"))
+    assert outcome.result is SyncResultKind.SYNCED and outcome.removed == ("dev5@example.com",)
+    include = simulator.group(gid)["include"]
+    assert include[:2] == [
+        {"email_domain": {"domain": "contractors.example.com"}},
+        {"ip": {"ip": "10.0.0.0/8"}},
+    ]
+    assert len(include) == 6
+    assert statuses(engine)["developers"] == "synced"
+    assert engine.snapshot.checks["developers"].audience.audience == "developers"
+    [row] = audit(sample_db)
+    assert row[:2] == ("developers", "synced") and json.loads(row[3]) == ["dev5@example.com"]
+    with sqlite3.connect(sample_db) as conn:
+        assert conn.execute(
+            "SELECT last_sync_at IS NOT NULL FROM sys_infra_state WHERE audience = 'developers'"
+        ).fetchone() == (1,)
+
+
+def test_guards_block_and_audit_and_force_overrides(
+    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+) -> None:
+    gid = group_of(simulator, "administrators")["id"]
+    extras = [{"email": {"email": f"x{i}@example.com"}} for i in range(8)]
+    simulator.set_include(gid, simulator.group(gid)["include"] + extras)
+    [blocked] = syncer.sync(SyncRequest(["administrators"]))
+    assert blocked.result is SyncResultKind.BLOCKED and "max(5, 10%)" in (blocked.reason or "")
+    assert len(simulator.group(gid)["include"]) == 10  # untouched
+    [forced] = syncer.sync(SyncRequest(["administrators"], force=True))
+    assert forced.result is SyncResultKind.SYNCED and len(forced.removed) == 8
+    assert [r[1] for r in audit(sample_db)] == ["blocked", "synced"]
+
+
+def test_an_empty_vault_side_is_not_pushed(engine: Engine, syncer: Syncer, sample_db: Path) -> None:
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("DELETE FROM iam_user_group WHERE group_id = 'g-1'")
+    [outcome] = syncer.sync(SyncRequest(["administrators"]))
+    assert outcome.result is SyncResultKind.BLOCKED and "Vault lists no member" in (
+        outcome.reason or ""
+    )
+
+
+def test_pending_audience_sync_is_an_error_and_create_group_fixes_it(
+    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+) -> None:
+    [outcome] = syncer.sync(SyncRequest(["lms-viewer"]))
+    assert outcome.result is SyncResultKind.ERROR and "POST /iam/drift/groups" in (
+        outcome.reason or ""
+    )
+    group_id = syncer.create_group("lms-viewer", actor="test")
+    assert simulator.group(group_id)["name"] == "lms-viewer"
+    assert statuses(engine)["lms-viewer"] == "synced"
+    with sqlite3.connect(sample_db) as conn:
+        assert conn.execute(
+            "SELECT provider_resource_id FROM sys_infra_state WHERE audience = 'lms-viewer'"
+        ).fetchone() == (group_id,)
+
+
+def test_auto_sync_add_only_adds_and_never_removes(
+    engine: Engine, syncer: Syncer, simulator: CloudflareSimulator
+) -> None:
+    engine.check_all()
+    outcomes = syncer.auto_sync(AutoSync.ADD_ONLY)
+    assert [(o.audience, o.result, o.removed) for o in outcomes] == [
+        ("lms-instructors", SyncResultKind.SYNCED, ())
+    ]
+    check = engine.snapshot.checks["lms-instructors"]
+    assert check.status is Status.DRIFT and not check.missing
+    assert [m.email for m in check.extra] == ["olduser@example.com"]
+
+
+def test_interrupted_syncs_are_settled_from_a_read_back(
+    engine: Engine,
+    syncer: Syncer,
+    sample_db: Path,
+    simulator: CloudflareSimulator,
+    clock: FixedClock,
+) -> None:
+    gid = group_of(simulator, "lms-instructors")["id"]
+    with sqlite3.connect(sample_db) as conn:
+        for added in ('["alice@example.com"]', '["nobody@example.com"]'):
+            conn.execute(
+                "INSERT INTO sys_infra_drift_audit (started_at, audience, action, trigger, actor,"
+                " mode, group_id, added, result) VALUES ('2026-11-25T09:00:00Z',"
+                " 'lms-instructors', 'sync', 'api', 'api', 'full', ?, ?, 'in_progress')",
+                (gid, added),
+            )
+    include = simulator.group(gid)["include"] + [{"email": {"email": "alice@example.com"}}]
+    simulator.set_include(gid, include)
+    clock.advance(minutes=1)
+    assert syncer.settle_interrupted() == 2
+    assert [r[1] for r in audit(sample_db)] == ["synced", "error"]
+    assert syncer.settle_interrupted() == 0
+
+
+def test_settings_seed_only_an_empty_database(
+    sample_db: Path, simulator: CloudflareSimulator
+) -> None:
+    first = Engine(VaultDB(sample_db).open(), make_client(simulator), seed_interval=60)
+    assert first.snapshot.settings.check_interval_seconds == 60
+    second = Engine(VaultDB(sample_db).open(), make_client(simulator), seed_interval=600)
+    assert second.snapshot.settings.check_interval_seconds == 60
+    assert timedelta(seconds=second.snapshot.settings.warning_threshold_seconds) == timedelta(
+        hours=1
+    )
