@@ -85,11 +85,12 @@ def send_scheduled_digest(
     now: datetime,
     on_mail: OnMail = _ignore_mail,
 ) -> MailAttempt | None:
-    """Mail the 1d digest once per day at ``digest_hour_utc``; safe to call on every cycle.
+    """Mail the 1d digest once per UTC day, from ``digest_hour_utc`` on; call it every cycle.
 
-    Sends when the latest daily slot (today's digest hour, or yesterday's before it) has no
-    scheduled digest recorded as sent, so a restart never sends twice and a missed slot is
-    caught up. A failure is recorded and retried on the next call. Never raises.
+    Due when ``now`` is at or past today's digest hour and no scheduled digest was recorded
+    as sent today (UTC): a restart never sends twice, a slot missed while the exporter was
+    down goes out when it is back the same day. A failure is recorded and retried on the
+    next call. Never raises.
     """
     if smtp is None:
         return None
@@ -99,11 +100,9 @@ def send_scheduled_digest(
         log.error("scheduled digest: %s", exc)
         return None
     try:
-        hour = read_settings(conn).digest_hour_utc % 24
-        slot = now.replace(hour=hour, minute=0, second=0, microsecond=0)
-        if slot > now:
-            slot -= timedelta(days=1)
-        if scheduled_digest_sent_since(conn, slot):
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        due = midnight + timedelta(hours=read_settings(conn).digest_hour_utc % 24)
+        if now < due or scheduled_digest_sent_since(conn, midnight):
             return None
         period = period_ending("1d", now)
         history = load_history(conn, period)

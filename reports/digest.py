@@ -114,11 +114,12 @@ class Digest:
 
     @property
     def subject(self) -> str:
+        """Short enough not to be folded: ``[TPB Vault] Drift digest (daily): 2 drift, ...``."""
         label = {"1d": "daily", "7d": "weekly"}.get(self.period, self.period)
         s = self.summary
         return (
-            f"[TPB Vault] Drift {label} digest: {s.drift} in drift, {s.error} in error,"
-            f" {s.synced} of {s.total} in sync"
+            f"[TPB Vault] Drift digest ({label}): {s.drift} drift, {s.error} error,"
+            f" {s.synced}/{s.total} in sync"
         )
 
 

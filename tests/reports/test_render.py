@@ -50,7 +50,7 @@ class _Tags(HTMLParser):
 
 def test_digest_golden(history_db: Path) -> None:
     mail = digest_mail(history_db)
-    assert mail.subject == "[TPB Vault] Drift weekly digest: 2 in drift, 1 in error, 2 of 6 in sync"
+    assert mail.subject == "[TPB Vault] Drift digest (weekly): 2 drift, 1 error, 2/6 in sync"
     assert_golden("digest-7d.html", mail.html)
     assert_golden("digest-7d.txt", mail.text)
 
