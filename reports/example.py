@@ -3,13 +3,15 @@
 The tests build their database with :func:`build_example_vault` and assert the digest's
 numbers against the values worked out by hand in ``tests/reports/test_digest.py``. Rerun
 ``python -m reports.example docs`` to regenerate ``docs/digest-example.html`` (the file
-version: chart as a ``data:`` URI); the PNG screenshot is taken from it with Chromium.
+version: chart as a ``data:`` URI) and ``docs/digest-example.png`` (headless Chromium).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -307,5 +309,17 @@ def write_docs_example(folder: Path, public_url: str = "https://vault-drift.exam
     return target
 
 
+def screenshot(html: Path, png: Path) -> None:
+    """A 900-pixel-wide PNG of the page with headless Chromium (what a reader sees)."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--screenshot={png.resolve()}", "--window-size=900,2120", html.resolve().as_uri()],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
 if __name__ == "__main__":
-    print(write_docs_example(Path(sys.argv[1] if len(sys.argv) > 1 else "docs")))
+    page = write_docs_example(Path(sys.argv[1] if len(sys.argv) > 1 else "docs"))
+    screenshot(page, page.with_suffix(".png"))
+    print(page, page.with_suffix(".png"))
