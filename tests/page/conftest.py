@@ -1,0 +1,71 @@
+"""Fixtures of the operator page tests: a fresh world per test, one Chromium per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from page_world import CHROMIUM_ARGS, LiveServer, World, build_world, require_tool
+
+from exporter.simulator import CloudflareSimulator
+
+
+@pytest.fixture
+def page_simulator() -> Iterator[CloudflareSimulator]:
+    sim = CloudflareSimulator(per_page_cap=50).start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def http_session() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, page_simulator: CloudflareSimulator, http_session: requests.Session
+) -> World:
+    return build_world(tmp_path, page_simulator, http_session)
+
+
+@pytest.fixture
+def live(world: World) -> Iterator[tuple[World, str]]:
+    with LiveServer(world.app) as server:
+        yield world, server.url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    executable = require_tool("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[Any]:
+    """A fresh context and page; every wait bounded; a dialog fails the test."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(8_000)
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.dialogs = dialogs
+    try:
+        yield page
+    finally:
+        context.close()

@@ -1,0 +1,174 @@
+"""The operator page's world: the sample Vault DB, a simulated Cloudflare, the real app,
+and a real uvicorn server on loopback for the browser tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from exporter.clock import Clock, utc_now
+from exporter.cloudflare import CloudflareClient
+from exporter.engine import Engine
+from exporter.metrics import build_registry
+from exporter.sample import add_member, build_sample
+from exporter.simulator import CloudflareSimulator
+from exporter.sync import Syncer
+from exporter.vault import VaultDB
+from exporter.web import create_app
+from exporter.web.app import Services
+from exporter.web.auth import Tokens
+
+ADMIN_TOKEN = "page-admin-token-0123456789"
+READ_TOKEN = "page-read-token-0123456789"
+EVIL_AUDIENCE = "<img src=x onerror=alert(1)>"
+EVIL_EMAIL = '"><script>alert(2)</script>@evil.example.com'
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool; under CI=true a missing tool fails the test instead of skipping."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    if path:
+        return path
+    message = f"{name} is not installed (make test installs it: scripts/install-system-tools)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class World:
+    path: Path
+    simulator: CloudflareSimulator
+    engine: Engine
+    services: Services
+    app: FastAPI
+
+    def group_id(self, name: str) -> str:
+        return next(g["id"] for g in self.simulator.groups() if g["name"] == name)
+
+    def add_extra_emails(self, group: str, count: int) -> None:
+        """A manual edit in Cloudflare: ``count`` emails nobody granted in Vault."""
+        group_id = self.group_id(group)
+        include = self.simulator.group(group_id)["include"]
+        extra = [{"email": {"email": f"stray{i}@example.org"}} for i in range(count)]
+        self.simulator.set_include(group_id, [*include, *extra])
+
+
+def add_evil_audience(path: Path, simulator: CloudflareSimulator, now: datetime) -> None:
+    """An audience whose name and member email are HTML: both must be shown inert."""
+    group_id = simulator.add_group(EVIL_AUDIENCE, [])
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO iam_organization (id, name) VALUES ('org-evil', 'evil')")
+        conn.execute(
+            "INSERT INTO iam_group (id, organization_id, name) VALUES ('g-evil', 'org-evil', 'x')"
+        )
+        conn.execute(
+            "INSERT INTO iam_application (id, organization_id, name, audiences)"
+            " VALUES ('app-evil', 'org-evil', 'Evil', ?)",
+            (json.dumps([EVIL_AUDIENCE]),),
+        )
+        add_member(conn, EVIL_EMAIL, "g-evil", now)
+        conn.execute(
+            "INSERT INTO sys_infra_state (audience, namespace, provider, provider_resource_id,"
+            " provider_resource_type) VALUES (?, 'evil', 'cloudflare_access', ?, 'access_group')",
+            (EVIL_AUDIENCE, group_id),
+        )
+
+
+def build_world(
+    tmp_path: Path,
+    simulator: CloudflareSimulator,
+    session: requests.Session,
+    clock: Clock = utc_now,
+    evil: bool = True,
+    admin: str | None = ADMIN_TOKEN,
+) -> World:
+    path = tmp_path / "vault.db"
+    build_sample(path, simulator, clock())
+    if evil:
+        add_evil_audience(path, simulator, clock())
+    client = CloudflareClient(
+        base_url=simulator.base_url,
+        account_id="demo-account",
+        token="demo-token",
+        session=session,
+        timeout=5.0,
+    )
+    engine = Engine(VaultDB(path).open(), client, clock=clock)
+    registry, _ = build_registry(lambda: engine.snapshot, client.stats.snapshot, clock)
+    services = Services(
+        engine=engine,
+        syncer=Syncer(engine),
+        registry=registry,
+        tokens=Tokens(SecretStr(admin) if admin else None, SecretStr(READ_TOKEN)),
+        clock=clock,
+        session_secret="page-tests-secret",
+    )
+    engine.check_all("startup")
+    return World(path, simulator, engine, services, create_app(services))
+
+
+class LiveServer:
+    """The app under a real uvicorn on 127.0.0.1 (random port), in a thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start within 10 s")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+def login(page: Any, url: str, token: str) -> None:
+    page.goto(f"{url}/login")
+    page.get_by_label("Token").fill(token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{url}/")
+
+
+LoginFn = Callable[[Any, str, str], None]
