@@ -3,25 +3,76 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
+
+from reports.command import run_report, send_scheduled_digest
+from reports.mail import SmtpSettings
+from reports.notify import CriticalNotifier
 
 from .clock import utc_now
 from .config import Config
 from .metrics import ExporterMetrics
 from .runtime import Runtime
+from .snapshot import Snapshot
 
 log = logging.getLogger("vault_drift.reporting")
+DIGEST_POLL_SECONDS = 600
+
+
+def smtp_settings(config: Config) -> SmtpSettings | None:
+    """Mail is on only when a server, a sender and recipients are configured."""
+    if not config.mail_enabled:
+        return None
+    assert config.smtp_host is not None and config.mail_from is not None
+    password = config.smtp_password.get_secret_value() if config.smtp_password else None
+    return SmtpSettings(
+        host=config.smtp_host,
+        port=config.smtp_port,
+        user=config.smtp_user,
+        password=password,
+        starttls=config.smtp_starttls,
+        mail_from=config.mail_from,
+        mail_to=list(config.mail_to),
+    )
 
 
 def install_mail(
     runtime: Runtime, counters: ExporterMetrics
-) -> list[tuple[str, Callable[[], None]]]:
-    """Hook the critical-drift mail after each full check; return the daily digest job."""
-    return []
+) -> list[tuple[int, Callable[[], None]]]:
+    """Send the critical-drift mail after each full check; return the digest job.
+
+    The digest job runs every 10 minutes and sends only when the day's digest is due (its
+    hour is a setting), so a changed hour applies without a restart and nothing goes twice.
+    """
+    smtp = smtp_settings(runtime.config)
+    if smtp is None:
+        log.info("mail is off: VAULT_DRIFT_SMTP_HOST, _MAIL_FROM and _MAIL_TO are not all set")
+        return []
+    public_url = runtime.config.effective_public_url()
+    database = str(runtime.config.database)
+    notifier = CriticalNotifier(database, smtp, public_url, runtime.engine.clock, counters.mailed)
+
+    def after_check(_: Snapshot) -> None:
+        notifier.run_once()
+
+    def digest() -> None:
+        send_scheduled_digest(database, smtp, public_url, runtime.engine.clock(), counters.mailed)
+
+    runtime.engine.after_full_check.append(after_check)
+    return [(DIGEST_POLL_SECONDS, digest)]
 
 
 def report_command(config: Config, period: str, out: str | None, send: bool) -> int:
-    print("vault-drift: report: not available yet", file=sys.stderr)
-    _ = (config, period, out, send, utc_now)
-    return 2
+    """``vault-drift report``: needs only the Vault DB (and SMTP for --send)."""
+    from .vault import VaultDB
+
+    VaultDB(config.database).open()  # VaultError (exit 2) for a missing or foreign file
+    return run_report(
+        str(config.database),
+        period,
+        out,
+        send,
+        smtp_settings(config),
+        config.effective_public_url(),
+        utc_now(),
+    )

@@ -36,7 +36,7 @@ class CheckScheduler:
         engine: Engine,
         syncer: Syncer,
         clock: Clock = utc_now,
-        daily: list[tuple[str, Callable[[], None]]] | None = None,
+        periodic: list[tuple[int, Callable[[], None]]] | None = None,
         tick_seconds: float = 1.0,
     ) -> None:
         self.engine, self.syncer, self.clock = engine, syncer, clock
@@ -45,14 +45,14 @@ class CheckScheduler:
         self._thread = threading.Thread(target=self._run, name="vault-drift-scheduler", daemon=True)
         self._interval: int | None = None
         self._tick = tick_seconds
-        self._daily = daily or []
+        self._periodic = periodic or []
 
     def start(self) -> None:
         self._schedule_checks()
         self._jobs.every(30).seconds.do(self._guard, self.retry_errors)
         self._jobs.every(5).seconds.do(self._guard, self._follow_interval)
-        for at, job in self._daily:
-            self._jobs.every().day.at(at, "UTC").do(self._guard, job)
+        for seconds, job in self._periodic:
+            self._jobs.every(seconds).seconds.do(self._guard, job)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -37,7 +37,7 @@ def serve(config: Config, runtime: Runtime | None = None) -> int:
         runtime.engine.events = metrics.bind(runtime)
         _settle(runtime)
         scheduler = CheckScheduler(
-            runtime.engine, runtime.syncer, daily=_daily_jobs(runtime, metrics)
+            runtime.engine, runtime.syncer, periodic=_mail_jobs(runtime, metrics)
         )
         watcher = MembershipWatcher(runtime.engine)
         app = create_app(_services(runtime, metrics, config))
@@ -104,7 +104,7 @@ def _settle(runtime: Runtime) -> None:
         log.exception("could not settle interrupted syncs; will keep them in progress")
 
 
-def _daily_jobs(runtime: Runtime, metrics: _Metrics) -> list[tuple[str, Callable[[], None]]]:
+def _mail_jobs(runtime: Runtime, metrics: _Metrics) -> list[tuple[int, Callable[[], None]]]:
     from .reporting import install_mail
 
     return install_mail(runtime, metrics.counters)

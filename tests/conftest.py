@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -11,18 +9,6 @@ from pathlib import Path
 import pytest
 
 SCHEMA = Path(__file__).resolve().parent.parent / "exporter" / "sql" / "vault-schema.sql"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require_tool(name: str) -> str:
-    """Path of a system tool; under CI=true a missing tool fails the test instead of skipping."""
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
-    if path:
-        return path
-    message = f"{name} is not installed (make test installs it: scripts/install-system-tools)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture
@@ -50,17 +36,15 @@ def vault_factory(tmp_path: Path) -> Callable[[str], Path]:
 # -- a sample world: Vault DB + simulated Cloudflare ------------------------------------------
 
 from collections.abc import Iterator  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
+
+from support import T0, make_client, require_tool  # noqa: E402, F401
 
 from exporter.clock import FixedClock  # noqa: E402
-from exporter.cloudflare import CloudflareClient  # noqa: E402
 from exporter.engine import Engine  # noqa: E402
 from exporter.sample import build_sample  # noqa: E402
 from exporter.simulator import CloudflareSimulator  # noqa: E402
 from exporter.sync import Syncer  # noqa: E402
 from exporter.vault import VaultDB  # noqa: E402
-
-T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -82,16 +66,6 @@ def sample_db(tmp_path: Path, simulator: CloudflareSimulator, clock: FixedClock)
     path = tmp_path / "vault.db"
     build_sample(path, simulator, clock())
     return path
-
-
-def make_client(simulator: CloudflareSimulator, **kwargs: object) -> CloudflareClient:
-    return CloudflareClient(
-        base_url=simulator.base_url,
-        account_id="demo-account",
-        token="demo-token",
-        timeout=5.0,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture

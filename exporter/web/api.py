@@ -23,6 +23,7 @@ from .schemas import CheckBody, GroupBody, IgnoreBody, SettingsBody, SyncBody
 router = APIRouter(prefix="/iam/drift", tags=["drift"])
 MAX_IGNORE = timedelta(days=90)
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the request names no target, or two"},
     401: {"description": "missing or invalid token"},
     403: {"description": "not allowed with this token, or the API is disabled"},
     404: {"description": "unknown audience"},
@@ -127,6 +128,9 @@ def check_now(body: CheckBody, svc: Svc, _: Admin) -> dict[str, Any]:
 @router.post("/sync", responses=ERRORS)
 def sync(body: SyncBody, svc: Svc, role: Admin, request: Request) -> dict[str, Any]:
     """Push Vault's members to Cloudflare (guarded; ``dry_run`` changes nothing)."""
+    problem = body.target_problem()
+    if problem:
+        raise ApiError(400, "no single target", problem)
     if body.all:
         svc.engine.check_all("api")
     trigger = "page" if request.headers.get("x-vault-drift-page") else "api"

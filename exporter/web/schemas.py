@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 AUDIENCE = Field(min_length=1, max_length=200)
 
@@ -19,16 +19,17 @@ class CheckBody(Strict):
 
 
 class SyncBody(Strict):
-    audience: str | None = Field(None, min_length=1, max_length=200)
-    all: bool = False
-    dry_run: bool = False
-    force: bool = False
+    """Exactly one target, ``{"audience": A}`` or ``{"all": true}``: the handler answers 400."""
 
-    @model_validator(mode="after")
-    def _one_target(self) -> SyncBody:
+    audience: str | None = Field(None, min_length=1, max_length=200)
+    all: StrictBool = False
+    dry_run: StrictBool = False
+    force: StrictBool = False
+
+    def target_problem(self) -> str | None:
         if self.all == (self.audience is not None):
-            raise ValueError('name exactly one target: {"audience": A} or {"all": true}')
-        return self
+            return 'name exactly one target: {"audience": A} or {"all": true}'
+        return None
 
 
 class GroupBody(Strict):

@@ -7,7 +7,7 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from conftest import make_client
+from support import make_client
 
 from exporter.clock import FixedClock
 from exporter.engine import Engine

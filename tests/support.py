@@ -1,0 +1,37 @@
+"""Helpers shared by the test folders (importable as ``support``: tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from exporter.cloudflare import CloudflareClient
+from exporter.simulator import CloudflareSimulator
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool; under CI=true a missing tool fails the test instead of skipping."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    if path:
+        return path
+    message = f"{name} is not installed (make test installs it: scripts/install-system-tools)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def make_client(simulator: CloudflareSimulator, **kwargs: float) -> CloudflareClient:
+    return CloudflareClient(
+        base_url=simulator.base_url,
+        account_id="demo-account",
+        token="demo-token",
+        timeout=kwargs.pop("timeout", 5.0),
+        **kwargs,  # type: ignore[arg-type]
+    )

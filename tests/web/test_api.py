@@ -1,0 +1,225 @@
+"""The HTTP API through FastAPI's test client, with real collaborators behind it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from web_helpers import ADMIN, READ, auth, services_for
+
+from exporter.clock import FixedClock
+from exporter.engine import Engine
+from exporter.simulator import CloudflareSimulator
+from exporter.sync import Syncer
+from exporter.web import create_app
+
+
+def test_drift_document_matches_the_seed(client: TestClient) -> None:
+    document = client.get("/iam/drift", headers=auth(READ)).json()
+    assert document["summary"] == {"total": 5, "pending": 1, "synced": 2, "drift": 1, "error": 1}
+    assert document["last_check"] == "2026-11-25T10:00:00Z"
+    first = document["items"][0]
+    assert first["audience"] == "lms-instructors" and first["status"] == "drift"
+    assert first["drift_details"] == {
+        "expected_count": 8,
+        "actual_count": 7,
+        "missing": ["alice@example.com", "bob@example.com"],
+        "extra": ["olduser@example.com"],
+        "missing_total": 2,
+        "extra_total": 1,
+    }
+    assert first["alert_level"] == "info" and first["drift_since"] == "2026-11-25T10:00:00Z"
+    errored = next(i for i in document["items"] if i["status"] == "error")
+    assert "not found" in errored["error_message"]
+
+
+def test_filters(client: TestClient) -> None:
+    by_status = client.get("/iam/drift?status=synced", headers=auth()).json()
+    assert {i["audience"] for i in by_status["items"]} == {"administrators", "developers"}
+    by_namespace = client.get("/iam/drift?namespace=lms", headers=auth()).json()
+    assert {i["audience"] for i in by_namespace["items"]} == {"lms-instructors", "lms-viewer"}
+    bad = client.get("/iam/drift?status=weird", headers=auth())
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid request"
+
+
+def test_one_audience_in_full_with_paging(client: TestClient) -> None:
+    page = client.get("/iam/drift/lms-instructors?limit=1&offset=1", headers=auth()).json()
+    assert page["missing_total"] == 2 and page["limit"] == 1
+    [member] = page["missing"]
+    assert member["email"] == "bob@example.com"
+    assert member["added_in_vault_at"] == "2026-11-25T08:00:00Z"
+    assert "push failed" in member["hint"]
+    assert page["history"][0]["closed_at"] is None
+    dev = client.get("/iam/drift/developers", headers=auth()).json()
+    assert dev["other_rules"] == [
+        {"email_domain": {"domain": "contractors.example.com"}},
+        {"ip": {"ip": "10.0.0.0/8"}},
+    ]
+    assert client.get("/iam/drift/nope", headers=auth()).status_code == 404
+
+
+def test_sync_contract(client: TestClient) -> None:
+    empty = client.post("/iam/drift/sync", json={}, headers=auth())
+    assert empty.status_code == 400 and "exactly one target" in empty.json()["detail"]
+    assert (
+        client.post("/iam/drift/sync", json={"audience": "nope"}, headers=auth()).status_code == 404
+    )
+    dry = client.post(
+        "/iam/drift/sync", json={"audience": "lms-instructors", "dry_run": True}, headers=auth()
+    ).json()
+    assert dry["results"] == [
+        {
+            "audience": "lms-instructors",
+            "result": "synced",
+            "added": ["alice@example.com", "bob@example.com"],
+            "removed": ["olduser@example.com"],
+            "reason": None,
+        }
+    ]
+    done = client.post("/iam/drift/sync", json={"all": True}, headers=auth()).json()
+    assert [(r["audience"], r["result"]) for r in done["results"]] == [
+        ("lms-instructors", "synced")
+    ]
+    after = client.get("/iam/drift/lms-instructors", headers=auth()).json()
+    assert after["status"] == "synced" and after["syncs"][0]["trigger"] == "api"
+
+
+def test_check_now(client: TestClient, simulator: CloudflareSimulator) -> None:
+    admins = next(g for g in simulator.groups() if g["name"] == "administrators")
+    simulator.set_include(admins["id"], [])
+    item = client.post(
+        "/iam/drift/check", json={"audience": "administrators"}, headers=auth()
+    ).json()
+    assert item["status"] == "drift" and item["drift_details"]["missing_total"] == 2
+    full = client.post("/iam/drift/check", json={}, headers=auth()).json()
+    assert full["summary"]["drift"] == 2
+
+
+def test_create_group_for_pending_and_conflict(client: TestClient) -> None:
+    created = client.post("/iam/drift/groups", json={"audience": "lms-viewer"}, headers=auth())
+    assert created.status_code == 201 and created.json()["status"] == "synced"
+    again = client.post("/iam/drift/groups", json={"audience": "lms-viewer"}, headers=auth())
+    assert again.status_code == 409
+
+
+def test_settings_round_trip_and_validation(client: TestClient) -> None:
+    assert (
+        client.get("/iam/drift/settings", headers=auth(READ)).json()["check_interval_seconds"]
+        == 900
+    )
+    saved = client.put(
+        "/iam/drift/settings",
+        json={"check_interval_seconds": 60, "auto_sync": "add_only"},
+        headers=auth(),
+    ).json()
+    assert saved["check_interval_seconds"] == 60 and saved["auto_sync"] == "add_only"
+    bad = client.put(
+        "/iam/drift/settings",
+        json={"check_interval_seconds": 5, "warning_threshold_seconds": 90000, "auto_sync": "x"},
+        headers=auth(),
+    )
+    assert bad.status_code == 422
+    assert set(bad.json()["detail"]) == {"check_interval_seconds", "auto_sync"}
+    order = client.put(
+        "/iam/drift/settings", json={"warning_threshold_seconds": 90000}, headers=auth()
+    )
+    assert order.status_code == 422
+    assert client.get("/iam/drift/settings", headers=auth()).json()["check_interval_seconds"] == 60
+
+
+def test_ignore_and_unignore(client: TestClient, clock: FixedClock) -> None:
+    item = client.post(
+        "/iam/drift/ignore",
+        json={"audience": "lms-instructors", "duration": "2h", "reason": "migration"},
+        headers=auth(),
+    ).json()
+    assert item["ignored_until"] == "2026-11-25T12:00:00Z" and item["ignore_reason"] == "migration"
+    metrics = client.get("/metrics").text
+    assert (
+        'vault_drift_audience_ignored{audience="lms-instructors",namespace="lms",provider="cloudflare_access"} 1.0'
+        in metrics
+    )
+    clock.advance(hours=3)  # it expires by itself
+    listed = client.get("/iam/drift?status=drift", headers=auth()).json()["items"][0]
+    assert listed["ignored_until"] is None
+    bad = client.post(
+        "/iam/drift/ignore",
+        json={"audience": "lms-instructors", "duration": "soon", "reason": "x"},
+        headers=auth(),
+    )
+    assert bad.status_code == 422
+    gone = client.delete("/iam/drift/ignore/lms-instructors", headers=auth()).json()
+    assert gone["removed"] is True
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        '{"audience": 5}',
+        '{"all": "yes"}',
+        '{"audience": "a", "all": true}',
+        '{"audience": "' + "x" * 5000 + '"}',
+        '{"unknown": 1}',
+    ],
+)
+def test_malformed_input_is_a_4xx_never_a_5xx(client: TestClient, body: str) -> None:
+    for path in ("/iam/drift/sync", "/iam/drift/check", "/iam/drift/groups", "/iam/drift/ignore"):
+        response = client.post(
+            path, content=body, headers={**auth(), "content-type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500, (path, body, response.status_code)
+        assert "error" in response.json()
+
+
+def routes(client: TestClient) -> list[tuple[str, str]]:
+    spec = client.get("/openapi.json").json()
+    return [
+        (method.upper(), path.replace("{audience}", "lms-instructors"))
+        for path, item in spec["paths"].items()
+        for method in item
+        if path.startswith("/iam/")
+    ]
+
+
+def test_auth_on_every_route(client: TestClient) -> None:
+    table = routes(client)
+    assert len(table) >= 9
+    for method, path in table:
+        assert client.request(method, path).status_code == 401, (method, path)
+        assert client.request(method, path, headers=auth("wrong-token-xxxxxxxx")).status_code == 401
+        if method != "GET":
+            assert client.request(method, path, headers=auth(READ), json={}).status_code == 403
+    for free in ("/metrics", "/healthz", "/readyz", "/openapi.json"):
+        assert client.get(free).status_code == 200
+
+
+def test_no_admin_token_disables_the_api(engine: Engine, syncer: Syncer, clock: FixedClock) -> None:
+    engine.check_all()
+    with TestClient(
+        create_app(services_for(engine, syncer, clock, admin=None), page=False)
+    ) as client:
+        for method, path in routes(client):
+            assert client.request(method, path, headers=auth(READ)).status_code == 403
+        assert client.get("/metrics").status_code == 200
+
+
+def test_readyz_follows_the_last_successful_cycle(client: TestClient, clock: FixedClock) -> None:
+    assert client.get("/readyz").status_code == 200
+    clock.advance(seconds=2 * 900 + 1)
+    stale = client.get("/readyz")
+    assert stale.status_code == 503 and "limit 1800s" in stale.json()["detail"]
+
+
+def test_tokens_never_appear_in_answers(client: TestClient, sample_db: Path) -> None:
+    with sqlite3.connect(sample_db):
+        pass
+    bodies = [
+        client.get(p, headers=auth()).text for p in ("/iam/drift", "/metrics", "/openapi.json")
+    ]
+    bodies.append(client.get("/iam/drift", headers=auth("wrong-token-xxxxxxxx")).text)
+    for body in bodies:
+        assert ADMIN not in body and READ not in body and "demo-token" not in body

@@ -1,0 +1,80 @@
+"""/metrics: golden exposition with a pinned clock, promtool's lint, vanishing series."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, generate_latest
+from support import require_tool
+
+from exporter.engine import Engine
+from exporter.metrics import DriftCollector
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics" / "sample.prom"
+FIXED_STATS = {
+    "requests": {("GET", "2xx"): 12, ("PUT", "2xx"): 1, ("GET", "5xx"): 2, ("GET", "error"): 1},
+    "rate_limited_total": 3,
+    "rate_limit_remaining": 1150.0,
+    "rate_limit_reset_seconds": 120.0,
+    "paused_until": None,
+    "paused_until_wall": None,
+}
+
+
+def exposition(engine: Engine) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DriftCollector(lambda: engine.snapshot, lambda: FIXED_STATS, engine.clock))
+    return generate_latest(registry).decode()
+
+
+def test_exposition_matches_the_golden_file(engine: Engine) -> None:
+    engine.check_all()
+    text = exposition(engine)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text(), "run with UPDATE_GOLDEN=1 to accept a deliberate change"
+
+
+def test_promtool_finds_nothing_to_lint(client: TestClient, tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
+    body = client.get("/metrics").text
+    assert "vault_drift_checks_total" in body and "vault_drift_build_info" in body
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
+        result.stdout + result.stderr
+    )
+
+
+def test_no_email_group_id_or_error_text_in_any_label(client: TestClient) -> None:
+    body = client.get("/metrics").text
+    assert "@" not in body
+    assert "dead" not in body  # the missing group's id
+    assert "not found" not in body
+
+
+def test_series_of_a_removed_audience_disappear(
+    client: TestClient, engine: Engine, sample_db: Path
+) -> None:
+    assert 'audience="lms-instructors"' in client.get("/metrics").text
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("DELETE FROM sys_infra_state WHERE audience = 'lms-instructors'")
+    engine.check_all()
+    assert 'audience="lms-instructors"' not in client.get("/metrics").text
+
+
+def test_state_sets_have_one_current_state(client: TestClient) -> None:
+    lines = [
+        line
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith("vault_drift_audience_status{") and 'audience="sales-team"' in line
+    ]
+    assert len(lines) == 4
+    assert [line for line in lines if line.endswith(" 1.0")] == [
+        'vault_drift_audience_status{audience="sales-team",namespace="sales",provider="cloudflare_access",status="error"} 1.0'
+    ]

@@ -1,0 +1,37 @@
+"""Building the web app from real collaborators, for the web tests."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from exporter.clock import FixedClock
+from exporter.engine import Engine
+from exporter.metrics import build_registry
+from exporter.sync import Syncer
+from exporter.web.app import Services
+from exporter.web.auth import Tokens
+
+ADMIN = "admin-token-0123456789"
+READ = "read-token-0123456789ab"
+
+
+def services_for(
+    engine: Engine, syncer: Syncer, clock: FixedClock, admin: str | None = ADMIN
+) -> Services:
+    registry, counters = build_registry(
+        lambda: engine.snapshot, engine.cloudflare.stats.snapshot, clock
+    )
+    engine.events = counters
+    return Services(
+        engine=engine,
+        syncer=syncer,
+        registry=registry,
+        tokens=Tokens(SecretStr(admin) if admin else None, SecretStr(READ)),
+        clock=clock,
+        public_url="http://127.0.0.1:9847",
+        session_secret="test-session-secret",
+    )
+
+
+def auth(token: str = ADMIN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
