@@ -10,7 +10,8 @@ Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    """Now, to the second: what is persisted is what is shown, before and after a restart."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def format_time(value: datetime | None) -> str | None:

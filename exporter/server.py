@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 import secrets
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,9 @@ def serve(config: Config, runtime: Runtime | None = None) -> int:
         scheduler.run_now()
         watcher.start()
         log.info("serving", extra={"listen": f"{host}:{port}"})
+        # uvicorn handles SIGTERM/SIGINT, then re-raises the signal once it has shut down;
+        # a no-op handler turns that into a clean return, so `serve` exits 0.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         try:
             server.run()
         finally:

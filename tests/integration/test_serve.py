@@ -1,0 +1,165 @@
+"""``vault-drift serve`` as users run it: a real process on loopback against the simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from exporter.clock import utc_now
+from exporter.sample import add_member, build_sample
+from exporter.simulator import CloudflareSimulator
+
+ADMIN = "serve-admin-token-0123456789"
+EXE = str(Path(sys.executable).parent / "vault-drift")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Served:
+    def __init__(self, database: Path, simulator: CloudflareSimulator, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = {
+            **os.environ,
+            "VAULT_DRIFT_DATABASE": str(database),
+            "CLOUDFLARE_API_TOKEN": "demo-token",
+            "CLOUDFLARE_ACCOUNT_ID": "demo-account",
+            "CLOUDFLARE_BASE_URL": simulator.base_url,
+            "VAULT_DRIFT_ADMIN_TOKEN": ADMIN,
+            "VAULT_DRIFT_LISTEN": f"127.0.0.1:{self.port}",
+        }
+        self.env = env
+        with log.open("ab") as stderr:
+            self.process = subprocess.Popen(
+                [EXE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+            )
+        wait_for(self.ready, 30, "/readyz")
+
+    def ready(self) -> bool:
+        return requests.get(f"{self.url}/readyz", timeout=2).status_code == 200
+
+    def metrics(self) -> str:
+        return requests.get(f"{self.url}/metrics", timeout=5).text
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def world(tmp_path: Path, simulator: CloudflareSimulator) -> Path:
+    database = tmp_path / "vault.db"
+    build_sample(database, simulator, utc_now())
+    return database
+
+
+@pytest.fixture
+def served(world: Path, simulator: CloudflareSimulator, tmp_path: Path) -> Iterator[Served]:
+    server = Served(world, simulator, tmp_path / "serve.log")
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=10)
+
+
+def series(text: str, name: str, audience: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'audience="{audience}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_vault_change_shows_on_metrics_within_seconds(served: Served, world: Path) -> None:
+    assert series(served.metrics(), "vault_drift_audience_members_missing", "developers") == 0
+    with sqlite3.connect(world) as conn:
+        add_member(conn, "newcomer@example.com", "g-2", utc_now())
+    changed = time.monotonic()
+    wait_for(
+        lambda: series(served.metrics(), "vault_drift_audience_members_missing", "developers") == 1,
+        15,
+        "the change-driven check",
+    )
+    assert time.monotonic() - changed < 15
+    assert served.stop() == 0
+
+
+def test_a_second_serve_on_the_same_database_is_refused(served: Served) -> None:
+    second = subprocess.run(
+        [EXE, "serve", "--listen", f"127.0.0.1:{free_port()}"],
+        env=served.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode == 2
+    assert "already running" in second.stderr
+    assert served.ready()
+
+
+def test_drift_start_and_settings_survive_a_restart(
+    served: Served, world: Path, simulator: CloudflareSimulator, tmp_path: Path
+) -> None:
+    name = "vault_drift_audience_drift_started_timestamp_seconds"
+    started = series(served.metrics(), name, "lms-instructors")
+    assert started is not None
+    saved = requests.put(
+        f"{served.url}/iam/drift/settings",
+        json={"check_interval_seconds": 120},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=10,
+    )
+    assert saved.status_code == 200
+    assert "vault_drift_check_interval_seconds 120.0" in served.metrics()
+    assert served.stop() == 0
+    time.sleep(1.1)
+    again = Served(world, simulator, tmp_path / "serve2.log")
+    try:
+        assert series(again.metrics(), name, "lms-instructors") == started
+        assert "vault_drift_check_interval_seconds 120.0" in again.metrics()
+    finally:
+        assert again.stop() == 0
+
+
+def test_logs_are_json_lines_without_secrets(served: Served) -> None:
+    requests.get(f"{served.url}/iam/drift", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5)
+    requests.get(f"{served.url}/iam/drift", headers={"Authorization": "Bearer wrong"}, timeout=5)
+    assert served.stop() == 0
+    lines = served.log.read_text().splitlines()
+    assert lines
+    for line in lines:
+        entry = json.loads(line)
+        assert {"ts", "level", "logger", "msg"} <= set(entry)
+    text = "\n".join(lines)
+    assert ADMIN not in text and "demo-token" not in text
+    assert "@example.com" not in text  # no member email above DEBUG
