@@ -58,14 +58,23 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture
 def browser_page(chromium: Any) -> Iterator[Any]:
-    """A fresh context and page; every wait bounded; a dialog fails the test."""
+    """A fresh context and page, every wait bounded."""
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(8_000)
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.dialogs = dialogs
     try:
-        yield page
+        yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def dialogs(browser_page: Any) -> list[str]:
+    """Messages of every dialog the page opened (an injected alert() would land here)."""
+    opened: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        opened.append(dialog.message)
+        dialog.dismiss()
+
+    browser_page.on("dialog", on_dialog)
+    return opened
