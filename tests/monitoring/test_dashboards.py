@@ -10,6 +10,7 @@ alerts.yml loaded:
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -242,6 +243,8 @@ def demo_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Promet
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=workdir,
+            # The demo's sample database goes to a temporary directory: keep it in ours.
+            env={**os.environ, "TMPDIR": str(workdir)},
         )
     try:
 
