@@ -209,3 +209,9 @@ def test_unknown_session_never_acts(world: World, bad: str) -> None:
     assert answer.status_code == 401
     with sqlite3.connect(world.path) as conn:
         assert conn.execute("SELECT count(*) FROM sys_infra_drift_audit").fetchone() == (0,)
+
+
+def test_script_never_writes_html_from_data() -> None:
+    script = (Path(__file__).parents[2] / "exporter/web/static/page.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script, sink
