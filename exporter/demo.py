@@ -29,7 +29,11 @@ LIFE_SECONDS = 60.0
 def run_demo(
     listen: str | None, config_file: str | None, life_seconds: float = LIFE_SECONDS
 ) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="vault-drift-demo-"))
+    with tempfile.TemporaryDirectory(prefix="vault-drift-demo-") as workdir:
+        return _run_in(Path(workdir), listen, config_file, life_seconds)
+
+
+def _run_in(workdir: Path, listen: str | None, config_file: str | None, life: float) -> int:
     simulator = CloudflareSimulator(per_page_cap=50).start()
     database = workdir / "vault.db"
     build_sample(database, simulator, utc_now())
@@ -47,12 +51,12 @@ def run_demo(
     )
     url = config.effective_public_url()
     print(_banner(url, admin, read, database, simulator.base_url), flush=True)
-    life = DemoLife(database, simulator, life_seconds)
-    life.start()
+    changes = DemoLife(database, simulator, life)
+    changes.start()
     try:
         return serve(config)
     finally:
-        life.stop()
+        changes.stop()
         simulator.stop()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -190,6 +190,12 @@ class ExporterMetrics:
         )
         for reason in BLOCK_REASONS:
             self.blocked.labels(reason)
+        for trigger in ("api", "page", "cli", "auto"):
+            for result in ("synced", "noop", "blocked", "error"):
+                self.syncs.labels(trigger, result)
+        for kind in ("digest", "critical", "resolved"):
+            for result in ("sent", "failed"):
+                self.mails.labels(kind, result)
         for scope in ("full", "partial"):
             self.duration.labels(scope)
 
@@ -213,4 +219,5 @@ def build_registry(
 ) -> tuple[CollectorRegistry, ExporterMetrics]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DriftCollector(snapshot, cloudflare_stats, clock))
+    ProcessCollector(registry=registry)  # process_start_time_seconds feeds the staleness alert
     return registry, ExporterMetrics(registry)

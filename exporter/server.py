@@ -109,7 +109,10 @@ def _settle(runtime: Runtime) -> None:
 
 
 def _mail_jobs(runtime: Runtime, metrics: _Metrics) -> list[tuple[int, Callable[[], None]]]:
-    from .reporting import install_mail
+    if not runtime.config.mail_enabled:
+        log.info("mail is off: VAULT_DRIFT_SMTP_HOST, _MAIL_FROM and _MAIL_TO are not all set")
+        return []
+    from .reporting import install_mail  # pandas and matplotlib load only when mail is on
 
     return install_mail(runtime, metrics.counters)
 
