@@ -187,6 +187,7 @@ class SyncOutcome:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     reason: str | None = None
+    blocked_reason: str | None = None  # the guard's code: empty_source | mass_removal | rule_limit
 
     def as_document(self) -> dict[str, Any]:
         return {
@@ -195,4 +196,5 @@ class SyncOutcome:
             "added": list(self.added),
             "removed": list(self.removed),
             "reason": self.reason,
+            "blocked_reason": self.blocked_reason,
         }

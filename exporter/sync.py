@@ -119,7 +119,9 @@ class Syncer:
                 if plan.blocked
                 else (SyncResultKind.NOOP if plan.is_noop else SyncResultKind.SYNCED)
             )
-            return SyncOutcome(name, result, plan.added, plan.removed, plan.blocked_detail)
+            return SyncOutcome(
+                name, result, plan.added, plan.removed, plan.blocked_detail, plan.blocked
+            )
         audit_id = self._audit_start(plan, request)
         if plan.blocked:
             return self._finish(
@@ -216,7 +218,8 @@ class Syncer:
             len(plan.removed),
             request.trigger,
         )
-        return SyncOutcome(plan.audience, result, plan.added, plan.removed, reason)
+        blocked = plan.blocked if result is SyncResultKind.BLOCKED else None
+        return SyncOutcome(plan.audience, result, plan.added, plan.removed, reason, blocked)
 
     def _done(
         self, request: SyncRequest, name: str, result: SyncResultKind, reason: str

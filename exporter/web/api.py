@@ -93,7 +93,7 @@ def put_settings(body: SettingsBody, svc: Svc, _: Admin) -> dict[str, Any]:
     return settings.as_document()
 
 
-@router.get("/{audience}", responses=ERRORS)
+@router.get("/{audience:path}", responses=ERRORS)
 def get_audience(
     audience: str,
     svc: Svc,
@@ -133,7 +133,7 @@ def sync(body: SyncBody, svc: Svc, role: Admin, request: Request) -> dict[str, A
         raise ApiError(400, "no single target", problem)
     if body.all:
         svc.engine.check_all("api")
-    trigger = "page" if request.headers.get("x-vault-drift-page") else "api"
+    trigger = _trigger(request)
     sync_request = SyncRequest(
         None if body.all else [body.audience or ""],
         dry_run=body.dry_run,
@@ -148,11 +148,19 @@ def sync(body: SyncBody, svc: Svc, role: Admin, request: Request) -> dict[str, A
     return {"dry_run": body.dry_run, "results": [o.as_document() for o in outcomes]}
 
 
+def _trigger(request: Request) -> str:
+    """Syncs and group creations from the operator page are audited as such."""
+    return "page" if request.headers.get("x-vault-drift-page") else "api"
+
+
 @router.post("/groups", status_code=201, responses=ERRORS)
-def create_group(body: GroupBody, svc: Svc, role: Admin) -> dict[str, Any]:
+def create_group(body: GroupBody, svc: Svc, role: Admin, request: Request) -> dict[str, Any]:
     """Create the Cloudflare group of a pending audience, with Vault's members."""
+    trigger = _trigger(request)
     try:
-        group_id = svc.syncer.create_group(body.audience, actor=f"api:{role.value}")
+        group_id = svc.syncer.create_group(
+            body.audience, actor=f"{trigger}:{role.value}", trigger=trigger
+        )
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
     except GroupExists as exc:
@@ -196,7 +204,7 @@ def _until(body: IgnoreBody, now: Any) -> Any:
     return until
 
 
-@router.delete("/ignore/{audience}", responses=ERRORS)
+@router.delete("/ignore/{audience:path}", responses=ERRORS)
 def unignore(audience: str, svc: Svc, _: Admin) -> dict[str, Any]:
     """Stop ignoring an audience."""
     if audience not in svc.engine.snapshot.checks:

@@ -76,6 +76,7 @@ def test_sync_contract(client: TestClient) -> None:
             "added": ["alice@example.com", "bob@example.com"],
             "removed": ["olduser@example.com"],
             "reason": None,
+            "blocked_reason": None,
         }
     ]
     done = client.post("/iam/drift/sync", json={"all": True}, headers=auth()).json()
@@ -84,6 +85,20 @@ def test_sync_contract(client: TestClient) -> None:
     ]
     after = client.get("/iam/drift/lms-instructors", headers=auth()).json()
     assert after["status"] == "synced" and after["syncs"][0]["trigger"] == "api"
+
+
+def test_a_blocked_sync_names_its_guard(client: TestClient, simulator: CloudflareSimulator) -> None:
+    admins = next(g for g in simulator.groups() if g["name"] == "administrators")
+    simulator.set_include(
+        admins["id"], admins["include"] + [{"email": {"email": f"x{i}@e.com"}} for i in range(8)]
+    )
+    [result] = client.post(
+        "/iam/drift/sync", json={"audience": "administrators"}, headers=auth()
+    ).json()["results"]
+    assert result["result"] == "blocked" and result["blocked_reason"] == "mass_removal"
+    metrics = client.get("/metrics").text
+    assert 'vault_drift_syncs_blocked_total{reason="mass_removal"} 1.0' in metrics
+    assert 'vault_drift_syncs_total{result="blocked",trigger="api"} 1.0' in metrics
 
 
 def test_check_now(client: TestClient, simulator: CloudflareSimulator) -> None:
