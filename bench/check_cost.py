@@ -1,7 +1,7 @@
 """Cost of a full check: Cloudflare requests per check vs G, wall time and peak RSS vs naive.
 
-    python -m bench.check_cost                 # the figures of docs/benchmarks.md
-    python -m bench.check_cost --small         # a quick run (the test suite's smoke check)
+python -m bench.check_cost                 # the figures of docs/benchmarks.md
+python -m bench.check_cost --small         # a quick run (the test suite's smoke check)
 """
 
 from __future__ import annotations
@@ -22,10 +22,17 @@ from .world import build_world
 PAGE_CAP = 100  # the simulator's per_page cap (Cloudflare's is undocumented)
 
 
+def simulator() -> CloudflareSimulator:
+    return CloudflareSimulator(per_page_cap=PAGE_CAP)
+
+
 def child(db: Path, base_url: str, naive: bool) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.check_once", "--db", str(db), "--base-url", base_url]
     out = subprocess.run(
-        command + (["--naive"] if naive else []), capture_output=True, text=True, check=True,
+        command + (["--naive"] if naive else []),
+        capture_output=True,
+        text=True,
+        check=True,
         timeout=1800,
     )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
@@ -34,7 +41,7 @@ def child(db: Path, base_url: str, naive: bool) -> dict[str, Any]:
 def requests_per_check(sizes: list[int], members: int) -> list[dict[str, Any]]:
     rows = []
     for groups in sizes:
-        with tempfile.TemporaryDirectory() as tmp, CloudflareSimulator(per_page_cap=PAGE_CAP) as sim:
+        with tempfile.TemporaryDirectory() as tmp, simulator() as sim:
             db = Path(tmp) / "vault.db"
             build_world(db, sim, groups, members, drifting=groups // 10)
             counted: dict[str, int] = {}
@@ -42,17 +49,19 @@ def requests_per_check(sizes: list[int], members: int) -> list[dict[str, Any]]:
                 before = sim.request_count
                 child(db, sim.base_url, naive)
                 counted["naive" if naive else "engine"] = sim.request_count - before
-            rows.append({
-                "groups": groups,
-                "engine": counted["engine"],
-                "naive": counted["naive"],
-                "bound": math.ceil(groups / PAGE_CAP) + 1,
-            })
+            rows.append(
+                {
+                    "groups": groups,
+                    "engine": counted["engine"],
+                    "naive": counted["naive"],
+                    "bound": math.ceil(groups / PAGE_CAP) + 1,
+                }
+            )
     return rows
 
 
 def full_check(groups: int, members: int, latency: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, CloudflareSimulator(per_page_cap=PAGE_CAP) as sim:
+    with tempfile.TemporaryDirectory() as tmp, simulator() as sim:
         db = Path(tmp) / "vault.db"
         build_world(db, sim, groups, members, drifting=groups // 10)
         sim.latency_seconds = latency
@@ -61,7 +70,9 @@ def full_check(groups: int, members: int, latency: float) -> dict[str, Any]:
     same = {k: v for k, v in engine["counts"].items() if v} == naive["counts"]
     assert same, (engine["counts"], naive["counts"])
     return {
-        "groups": groups, "members": members, "latency_ms": latency * 1000,
+        "groups": groups,
+        "members": members,
+        "latency_ms": latency * 1000,
         "engine_seconds": round(engine["seconds"], 2),
         "naive_seconds": round(naive["seconds"], 2),
         "speedup": round(naive["seconds"] / engine["seconds"], 1),

@@ -1,7 +1,7 @@
 """The running exporter: change -> /metrics latency, /metrics p95, RSS over many cycles.
 
-    python -m bench.serve_latency            # the figures of docs/benchmarks.md
-    python -m bench.serve_latency --small    # a quick run (the test suite's smoke check)
+python -m bench.serve_latency            # the figures of docs/benchmarks.md
+python -m bench.serve_latency --small    # a quick run (the test suite's smoke check)
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_serve(db: Path, sim: CloudflareSimulator, interval: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_serve(
+    db: Path, sim: CloudflareSimulator, interval: str
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
@@ -50,8 +52,9 @@ def start_serve(db: Path, sim: CloudflareSimulator, interval: str) -> tuple[subp
         "VAULT_DRIFT_LOG_LEVEL": "warning",
         "VAULT_DRIFT_ADMIN_TOKEN": ADMIN,
     }
-    process = subprocess.Popen([EXE, "serve"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [EXE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -98,8 +101,11 @@ def metrics_p95(url: str, scrapes: int) -> dict[str, float]:
         session.get(f"{url}/metrics", timeout=10).raise_for_status()
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
-    return {"p50_ms": round(statistics.median(times), 1),
-            "p95_ms": round(times[int(len(times) * 0.95) - 1], 1), "scrapes": scrapes}
+    return {
+        "p50_ms": round(statistics.median(times), 1),
+        "p95_ms": round(times[int(len(times) * 0.95) - 1], 1),
+        "scrapes": scrapes,
+    }
 
 
 def rss_over_cycles(url: str, pid: int, cycles: int) -> list[float]:
@@ -108,7 +114,8 @@ def rss_over_cycles(url: str, pid: int, cycles: int) -> list[float]:
     session = requests.Session()
     readings = []
     for _ in range(cycles):
-        session.post(f"{url}/iam/drift/check", json={}, headers=AUTH, timeout=120).raise_for_status()
+        answer = session.post(f"{url}/iam/drift/check", json={}, headers=AUTH, timeout=120)
+        answer.raise_for_status()
         readings.append(round(process.memory_info().rss / 2**20, 1))
     return readings
 
@@ -132,8 +139,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             process.wait(timeout=60)
     result = {
         "audiences": groups,
-        "change_to_metrics_seconds": {"median": round(statistics.median(latencies), 2),
-                                      "max": round(max(latencies), 2)},
+        "change_to_metrics_seconds": {
+            "median": round(statistics.median(latencies), 2),
+            "max": round(max(latencies), 2),
+        },
         "metrics": p95,
         "rss_mb": {"after_first": rss[0], "after_last": rss[-1], "max": max(rss), "cycles": cycles},
     }

@@ -27,7 +27,7 @@ def build_world(
             audience = f"aud-{g:04d}"
             emails = [f"user{m:04d}.{g:04d}@example.com" for m in range(members)]
             _vault_audience(conn, g, audience, emails)
-            cloudflare = emails[1:] + ["stale@example.com"] if g < drifting else emails
+            cloudflare = [*emails[1:], "stale@example.com"] if g < drifting else emails
             group_id = simulator.add_group(audience, [{"email": {"email": e}} for e in cloudflare])
             conn.execute(
                 "INSERT INTO sys_infra_state (audience, namespace, provider, provider_resource_id)"
