@@ -227,3 +227,26 @@ def test_settings_seed_only_an_empty_database(
     assert timedelta(seconds=second.snapshot.settings.warning_threshold_seconds) == timedelta(
         hours=1
     )
+
+
+def test_concurrent_syncs_of_one_audience_never_write_twice(
+    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+) -> None:
+    import threading
+
+    simulator.latency_seconds = 0.05  # widen the window in which the two could interleave
+    results: list[str] = []
+
+    def sync() -> None:
+        [outcome] = syncer.sync(SyncRequest(["lms-instructors"]))
+        results.append(str(outcome.result))
+
+    threads = [threading.Thread(target=sync) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == ["noop", "synced"]
+    puts = [entry for entry in simulator.request_log if entry[0] == "PUT"]
+    assert len(puts) == 1
+    assert sorted(r[1] for r in audit(sample_db)) == ["noop", "synced"]
