@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -43,7 +44,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class Served:
-    def __init__(self, database: Path, simulator: CloudflareSimulator, log: Path) -> None:
+    def __init__(
+        self,
+        database: Path,
+        simulator: CloudflareSimulator,
+        log: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -55,6 +62,7 @@ class Served:
             "CLOUDFLARE_BASE_URL": simulator.base_url,
             "VAULT_DRIFT_ADMIN_TOKEN": ADMIN,
             "VAULT_DRIFT_LISTEN": f"127.0.0.1:{self.port}",
+            **(extra_env or {}),
         }
         self.env = env
         with log.open("ab") as stderr:
@@ -163,3 +171,63 @@ def test_logs_are_json_lines_without_secrets(served: Served) -> None:
     text = "\n".join(lines)
     assert ADMIN not in text and "demo-token" not in text
     assert "@example.com" not in text  # no member email above DEBUG
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+def test_serve_mails_a_critical_drift_once_across_restarts(
+    world: Path, simulator: CloudflareSimulator, tmp_path: Path
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    two_days_ago = "2026-11-20T10:00:00Z"
+    with sqlite3.connect(world) as conn:  # lms-instructors has drifted for days already
+        conn.executescript(Path("exporter/sql/companion.sql").read_text())
+        conn.execute(
+            "INSERT INTO sys_infra_drift_episode (id, audience, namespace, opened_at)"
+            " VALUES (1, 'lms-instructors', 'lms', ?)",
+            (two_days_ago,),
+        )
+        conn.execute(
+            "INSERT INTO sys_infra_drift_state (audience, drift_since, episode_id)"
+            " VALUES ('lms-instructors', ?, 1)",
+            (two_days_ago,),
+        )
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    mail_env = {
+        "VAULT_DRIFT_SMTP_HOST": "127.0.0.1",
+        "VAULT_DRIFT_SMTP_PORT": str(port),
+        "VAULT_DRIFT_SMTP_STARTTLS": "false",
+        "VAULT_DRIFT_SMTP_PASSWORD": "smtp-password-never-shown",
+        "VAULT_DRIFT_MAIL_FROM": "vault-drift@example.org",
+        "VAULT_DRIFT_MAIL_TO": "iam@example.org, sre@example.org",
+        "VAULT_DRIFT_PUBLIC_URL": "https://drift.example.org",
+    }
+    try:
+        first = Served(world, simulator, tmp_path / "mail.log", mail_env)
+        wait_for(lambda: len(inbox.messages) >= 1, 20, "the critical mail")
+        text = first.metrics()
+        assert 'vault_drift_mails_total{kind="critical",result="sent"} 1.0' in text
+        assert first.stop() == 0
+        recipients, content = inbox.messages[0]
+        assert recipients == ["iam@example.org", "sre@example.org"]
+        assert b'Drift detected in "lms-instructors"' in content
+        assert b"https://drift.example.org/" in content
+        second = Served(world, simulator, tmp_path / "mail2.log", mail_env)
+        time.sleep(3)  # a full check ran: nothing more is sent for the same episode
+        assert second.stop() == 0
+        assert len(inbox.messages) == 1
+        logs = (tmp_path / "mail.log").read_text() + (tmp_path / "mail2.log").read_text()
+        assert "smtp-password-never-shown" not in logs
+    finally:
+        controller.stop()
