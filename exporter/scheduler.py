@@ -61,8 +61,13 @@ class CheckScheduler:
             self._thread.join(timeout)
 
     def run_now(self) -> None:
-        """The first check, straight away, in the scheduler's thread."""
-        self._jobs.every().second.until(timedelta(seconds=2)).do(self._once, self.full_cycle)
+        """The first check, straight away, in the scheduler's thread.
+
+        No ``until`` deadline: ``schedule`` cancels a job found overdue *without running it*,
+        and a tick that comes a little late would silently drop the first check. ``_once``
+        cancels the job after its one run.
+        """
+        self._jobs.every().second.do(self._once, self.full_cycle)
 
     def _run(self) -> None:
         while not self._stop.is_set():
