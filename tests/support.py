@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,3 +36,9 @@ def make_client(simulator: CloudflareSimulator, **kwargs: float) -> CloudflareCl
         timeout=kwargs.pop("timeout", 5.0),
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

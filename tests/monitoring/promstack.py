@@ -8,10 +8,8 @@ and the tests send the dashboards' queries to its HTTP API as Grafana would.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +21,11 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from support import free_port, require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "dashboards"
 ALERTS = ROOT / "alerts.yml"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Grafana's built-in interval variables, replaced by values that suit a 1 s scrape interval.
 BUILTIN_VARIABLES = {
@@ -38,27 +36,6 @@ BUILTIN_VARIABLES = {
     "__range_ms": "300000",
     "__interval_ms": "15000",
 }
-
-
-def require_tool(name: str) -> str:
-    """Path of a system tool; under CI=true a missing tool fails the test instead of skipping.
-
-    Same rule as tests/conftest.py; repeated here because ``import conftest`` from a test
-    module resolves to whichever conftest.py pytest imported last.
-    """
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
-    if path:
-        return path
-    message = f"{name} is not installed (make test installs it: scripts/install-system-tools)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(

@@ -8,18 +8,10 @@ from typing import Any
 
 import pytest
 import requests
-from page_world import CHROMIUM_ARGS, LiveServer, World, build_world, require_tool
+from page_world import CHROMIUM_ARGS, LiveServer, World, build_world
+from support import require_tool
 
 from exporter.simulator import CloudflareSimulator
-
-
-@pytest.fixture
-def page_simulator() -> Iterator[CloudflareSimulator]:
-    sim = CloudflareSimulator(per_page_cap=50).start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture
@@ -29,10 +21,8 @@ def http_session() -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def world(
-    tmp_path: Path, page_simulator: CloudflareSimulator, http_session: requests.Session
-) -> World:
-    return build_world(tmp_path, page_simulator, http_session)
+def world(tmp_path: Path, simulator: CloudflareSimulator, http_session: requests.Session) -> World:
+    return build_world(tmp_path, simulator, http_session)
 
 
 @pytest.fixture

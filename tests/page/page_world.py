@@ -4,8 +4,6 @@ and a real uvicorn server on loopback for the browser tests."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import sqlite3
 import threading
@@ -16,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 import uvicorn
 from fastapi import FastAPI
@@ -48,18 +45,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require_tool(name: str) -> str:
-    """Path of a system tool; under CI=true a missing tool fails the test instead of skipping."""
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
-    if path:
-        return path
-    message = f"{name} is not installed (make test installs it: scripts/install-system-tools)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @dataclass

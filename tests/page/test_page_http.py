@@ -190,9 +190,9 @@ def test_security_headers(world: World) -> None:
 
 
 def test_without_admin_token_the_page_explains(
-    tmp_path: Path, page_simulator: CloudflareSimulator, http_session: requests.Session
+    tmp_path: Path, simulator: CloudflareSimulator, http_session: requests.Session
 ) -> None:
-    world = build_world(tmp_path, page_simulator, http_session, evil=False, admin=None)
+    world = build_world(tmp_path, simulator, http_session, evil=False, admin=None)
     client = TestClient(world.app, follow_redirects=False)
     for path in ("/", "/login"):
         answer = client.get(path)
