@@ -22,6 +22,7 @@ from .runtime import Runtime, build_runtime
 from .scheduler import CheckScheduler
 from .snapshot import Snapshot
 from .vault import VaultError
+from .vault.operator import audit_rows
 from .watcher import MembershipWatcher
 from .web import create_app
 from .web.app import Services
@@ -36,9 +37,9 @@ def serve(config: Config, runtime: Runtime | None = None) -> int:
         metrics = _Metrics()
         runtime = runtime or build_runtime(config, events=metrics)
         runtime.engine.events = metrics.bind(runtime)
-        _settle(runtime)
+        settle = _settle(runtime)
         scheduler = CheckScheduler(
-            runtime.engine, runtime.syncer, periodic=_mail_jobs(runtime, metrics)
+            runtime.engine, runtime.syncer, periodic=_mail_jobs(runtime, metrics) + settle
         )
         watcher = MembershipWatcher(runtime.engine)
         app = create_app(_services(runtime, metrics, config))
@@ -99,13 +100,29 @@ def _services(runtime: Runtime, metrics: _Metrics, config: Config) -> Services:
     )
 
 
-def _settle(runtime: Runtime) -> None:
-    try:
-        settled = runtime.syncer.settle_interrupted()
+SETTLE_RETRY_SECONDS = 10
+
+
+def _settle(runtime: Runtime) -> list[tuple[int, Callable[[], None]]]:
+    """Settle the syncs a previous process left in progress, now and, while Cloudflare cannot
+    be read (down, rate limited), again every few seconds: none stays ``in_progress``."""
+    with runtime.db.connect() as conn:
+        left = audit_rows(conn, result="in_progress", limit=1)
+    if not left:
+        return []
+    ceiling = int(left[0]["id"])
+
+    def settle() -> None:
+        with runtime.engine.exclusive(timeout=60):
+            settled = runtime.syncer.settle_interrupted(up_to_id=ceiling)
         if settled:
             log.warning("settled %d sync(s) interrupted by a previous stop", settled)
+
+    try:
+        settle()
     except Exception:
-        log.exception("could not settle interrupted syncs; will keep them in progress")
+        log.exception("could not settle interrupted syncs yet; will retry")
+    return [(SETTLE_RETRY_SECONDS, settle)]
 
 
 def _mail_jobs(runtime: Runtime, metrics: _Metrics) -> list[tuple[int, Callable[[], None]]]:

@@ -262,10 +262,16 @@ class Syncer:
 
     # -- recovery ---------------------------------------------------------------------
 
-    def settle_interrupted(self) -> int:
-        """Audit rows left ``in_progress`` by a crash: read the group back, record the outcome."""
+    def settle_interrupted(self, up_to_id: int | None = None) -> int:
+        """Audit rows left ``in_progress`` by a crash: read the group back, record the outcome.
+
+        ``up_to_id`` limits it to the rows a previous process left (a later row may belong
+        to a sync still running, in this process or in a CLI next to it).
+        """
         with self.engine.db.connect() as conn:
             rows = audit_rows(conn, result="in_progress", limit=1000)
+        if up_to_id is not None:
+            rows = [row for row in rows if row["id"] <= up_to_id]
         settled = 0
         for row in rows:
             try:
