@@ -88,7 +88,17 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _install_operational_routes(app: FastAPI, services: Services) -> None:
-    @app.get("/metrics", include_in_schema=True, tags=["operations"])
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     def metrics() -> Response:
         """Prometheus exposition, from the last background check (never calls Cloudflare)."""
         return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
