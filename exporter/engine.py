@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -44,6 +44,16 @@ class UnknownAudience(LookupError):
     def __init__(self, names: list[str]) -> None:
         super().__init__(f"unknown audience: {', '.join(names)}")
         self.names = names
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """What the history row of a check cycle needs beyond the checks themselves."""
+
+    started: datetime
+    trigger: str
+    scope: str  # full | partial
+    cloudflare_ok: bool
 
 
 class Events(Protocol):
@@ -131,9 +141,9 @@ class Engine:
         except sqlite3.Error as exc:
             return self._vault_down(t0, f"Vault unreadable: {exc}")
         actual, cloudflare_ok = self._list_actual(audiences)
-        checks = self._evaluate_and_record(audiences, expected, actual, full=True)
+        cycle = Cycle(started, trigger, "full", cloudflare_ok)
+        checks = self._evaluate_and_record(audiences, expected, actual, full=True, cycle=cycle)
         finished = self.clock()
-        self._record_cycle(started, finished, trigger, "full", True, cloudflare_ok, checks)
         self.events.checked("full", cloudflare_ok, time.monotonic() - t0)
         return self.publish(
             checks={c.audience.audience: c for c in checks},
@@ -155,9 +165,9 @@ class Engine:
                 raise UnknownAudience(unknown)
             expected = expected_members(conn, [a.audience for a in audiences])
         actual = {a.audience: self._get_actual(a) for a in audiences if a.group_id is not None}
-        checks = self._evaluate_and_record(audiences, expected, actual, full=False)
-        ok = all(c.status is not Status.ERROR for c in checks)
-        self._record_cycle(started, self.clock(), trigger, "partial", True, ok, checks)
+        ok = not any(a.error for a in actual.values())
+        cycle = Cycle(started, trigger, "partial", ok)
+        checks = self._evaluate_and_record(audiences, expected, actual, full=False, cycle=cycle)
         self.events.checked("partial", ok, time.monotonic() - t0)
         merged = dict(self._snapshot.checks)
         merged.update({c.audience.audience: c for c in checks})
@@ -177,6 +187,9 @@ class Engine:
         except CloudflareError as exc:
             log.warning("cloudflare listing failed: %s", exc)
             return {name: Actual(error=str(exc)) for name in wanted.values()}, False
+        for audience in audiences:  # absent from the listing: ask for it directly, once
+            if audience.group_id is not None and audience.audience not in found:
+                found[audience.audience] = self._get_actual(audience)
         return found, True
 
     def _get_actual(self, audience: Audience) -> Actual:
@@ -195,7 +208,9 @@ class Engine:
         actual: dict[str, Actual],
         full: bool,
         closed_by_sync: str | None = None,
+        cycle: Cycle | None = None,
     ) -> list[AudienceCheck]:
+        """Evaluate and persist, with the cycle's history row, in one transaction."""
         at = self.clock()
         with self.db.transaction() as conn:
             memories = load_memories(conn)
@@ -212,27 +227,29 @@ class Engine:
             record_checks(conn, checks, memories, at, closed_by_sync)
             if full:
                 forget_removed(conn, [a.audience for a in audiences], at)
+            if cycle is not None:
+                self._record_cycle(conn, cycle, checks)
         return checks
 
     def _record_cycle(
-        self,
-        started: datetime,
-        finished: datetime,
-        trigger: str,
-        scope: str,
-        vault_ok: bool,
-        cloudflare_ok: bool,
-        checks: list[AudienceCheck],
+        self, conn: sqlite3.Connection, cycle: Cycle, checks: list[AudienceCheck]
     ) -> None:
         counts: dict[str, int] = {str(s): 0 for s in Status}
         for check in checks:
             counts[str(check.status)] += 1
-        cycle = CycleSummary(started, finished, trigger, scope, vault_ok, cloudflare_ok, counts)
-        settings = self._snapshot.settings
-        with self.db.transaction() as conn:
-            record_cycle(conn, cycle)
-            if scope == "full":
-                prune_history(conn, self.clock() - timedelta(days=settings.history_retention_days))
+        summary = CycleSummary(
+            cycle.started,
+            self.clock(),
+            cycle.trigger,
+            cycle.scope,
+            True,
+            cycle.cloudflare_ok,
+            counts,
+        )
+        record_cycle(conn, summary)
+        if cycle.scope == "full":
+            retention = timedelta(days=self._snapshot.settings.history_retention_days)
+            prune_history(conn, self.clock() - retention)
 
     def _vault_down(self, t0: float, message: str) -> Snapshot:
         """Vault unreadable: every known audience is in error; nothing is guessed."""

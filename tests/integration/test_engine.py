@@ -30,7 +30,10 @@ def test_a_full_check_reads_cloudflare_with_one_listing(
 ) -> None:
     before = simulator.request_count
     engine.check_all()
-    assert simulator.request_count - before == 1  # 3 groups, one page
+    # one page lists the 3 groups; sales-team's group is absent from it: one direct GET
+    assert simulator.request_count - before == 2
+    assert [entry[0] for entry in simulator.request_log[-2:]] == ["GET", "GET"]
+    assert simulator.request_log[-1][1].endswith("9f1c7e2a-0000-4000-8000-00000000dead")
     assert statuses(engine) == {
         "administrators": "synced",
         "developers": "synced",
