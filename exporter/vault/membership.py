@@ -10,21 +10,30 @@ from ..model import Audience, Expected
 
 # Exact audience match on the JSON array (never LIKE), active users only, emails lowercased;
 # "added in Vault" is the earliest membership that grants the audience.
+# The granting groups are materialised first and the join order is pinned (CROSS JOIN):
+# iam_user_group has no index on group_id, so it is scanned once, and only the memberships
+# of a granting group cost a user lookup. Left to itself SQLite looked up the user of every
+# membership first: one audience out of 1,000 x 1,000 took seconds instead of ~0.2 s.
 _EXPECTED = """
 WITH wanted(audience) AS ({wanted}),
 grants AS (
     SELECT DISTINCT a.organization_id, j.value AS audience
     FROM iam_application AS a, json_each(a.audiences) AS j
     WHERE json_valid(a.audiences) AND json_type(a.audiences) = 'array' AND j.type = 'text'
+),
+granting AS MATERIALIZED (
+    SELECT DISTINCT g.id AS group_id, gr.audience
+    FROM grants AS gr
+    JOIN wanted AS w ON w.audience = gr.audience
+    JOIN iam_group AS g ON g.organization_id = gr.organization_id
 )
-SELECT gr.audience, lower(trim(u.email)) AS email, min(ug.created_at) AS added_at
-FROM grants AS gr
-JOIN wanted AS w ON w.audience = gr.audience
-JOIN iam_group AS g ON g.organization_id = gr.organization_id
-JOIN iam_user_group AS ug ON ug.group_id = g.id
-JOIN iam_user AS u ON u.id = ug.user_id
-WHERE u.status = 'active' AND trim(u.email) != ''
-GROUP BY gr.audience, lower(trim(u.email))
+SELECT gg.audience, lower(trim(u.email)) AS email, min(ug.created_at) AS added_at
+FROM iam_user_group AS ug
+CROSS JOIN granting AS gg
+CROSS JOIN iam_user AS u
+WHERE gg.group_id = ug.group_id AND u.id = ug.user_id
+  AND u.status = 'active' AND trim(u.email) != ''
+GROUP BY gg.audience, lower(trim(u.email))
 """
 
 _BROKEN_APPLICATIONS = """
