@@ -50,6 +50,8 @@ from exporter.simulator import Faults
 from exporter.sync import Syncer
 from exporter.vault import VaultDB
 
+pytestmark = pytest.mark.slow  # `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long
+
 FAULT_SECONDS = 600.0 if LONG else 40.0
 HANG_SECONDS = 35.0 if LONG else 1.5  # serve's client times out after 30 s
 MARGIN = 400.0 if LONG else 60.0  # how long before its last_check_at a check may have read

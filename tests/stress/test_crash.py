@@ -42,6 +42,8 @@ from stress_world import (
     write_world,
 )
 
+pytestmark = pytest.mark.slow  # `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long
+
 ROUNDS = 50 if LONG else 5
 CONTROL = "control"  # drifts from the start, never synced: its drift_since must never move
 TABLES = ("sys_infra_drift_audit", "sys_infra_drift_episode", "sys_infra_drift_cycle")

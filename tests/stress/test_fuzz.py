@@ -25,6 +25,8 @@ from stress_world import ACCOUNT, ADMIN, CF_TOKEN, LONG, READ, Served, mixed_wor
 
 from exporter.simulator import CloudflareSimulator
 
+pytestmark = pytest.mark.slow  # `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

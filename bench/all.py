@@ -1,0 +1,31 @@
+"""Every benchmark at full size, one after the other (``make bench``); JSON on stdout.
+
+python -m bench.all            # minutes: the figures of docs/benchmarks.md
+python -m bench.all --small    # seconds: what tests/stress/test_bench_smoke.py runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from . import budget, check_cost, serve_latency
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", action="store_true")
+    args = parser.parse_args(argv)
+    flags = ["--small"] if args.small else []
+    results = {
+        "check_cost": check_cost.main(flags),
+        "serve_latency": serve_latency.main(flags),
+        "budget": budget.main(flags),
+    }
+    print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The benchmark scripts still run: each one's ``--small`` mode, as a user would start it.
+
+The figures themselves are in docs/benchmarks.md (full sizes take minutes); here only their
+shape and the invariants that hold at any size are checked: a full check costs about
+ceil(G / page size) Cloudflare requests while the naive loop costs G, both find the same
+statuses, a Vault change reaches /metrics, the budget share of a listing is below the naive one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(module: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--small"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_check_cost_small() -> None:
+    result = run_bench("bench.check_cost")
+    for row in result["requests"]:
+        assert row["engine"] <= row["bound"] < row["naive"], row
+        assert row["naive"] >= row["groups"]
+    full = result["full_check"]
+    assert full["engine_seconds"] > 0 and full["naive_seconds"] > 0
+    assert sum(full["counts"].values()) == full["groups"]
+
+
+def test_serve_latency_small() -> None:
+    result = run_bench("bench.serve_latency")
+    assert 0 < result["change_to_metrics_seconds"]["max"] < 60
+    assert result["metrics"]["scrapes"] > 0 and result["metrics"]["p95_ms"] > 0
+    assert 0 < result["rss_mb"]["max"] < 1000
+
+
+def test_budget_small() -> None:
+    result = run_bench("bench.budget")
+    engine, naive = result["rows"][0], result["rows"][-1]
+    assert naive["requests_per_check"] == result["groups"]
+    assert engine["budget_share_percent"] < naive["budget_share_percent"]
