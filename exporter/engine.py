@@ -149,7 +149,7 @@ class Engine:
         except sqlite3.Error as exc:
             return self._vault_down(t0, f"Vault unreadable: {exc}")
         cycle = Cycle(started, trigger, "full", cloudflare_ok)
-        checks = self._evaluate_and_record(audiences, expected, actual, full=True, cycle=cycle)
+        checks = self.evaluate_and_record(audiences, expected, actual, full=True, cycle=cycle)
         finished = self.clock()
         self.events.checked("full", cloudflare_ok, time.monotonic() - t0)
         return self.publish(
@@ -174,7 +174,7 @@ class Engine:
         actual = {a.audience: self._get_actual(a) for a in audiences if a.group_id is not None}
         ok = not any(a.error for a in actual.values())
         cycle = Cycle(started, trigger, "partial", ok)
-        checks = self._evaluate_and_record(audiences, expected, actual, full=False, cycle=cycle)
+        checks = self.evaluate_and_record(audiences, expected, actual, full=False, cycle=cycle)
         self.events.checked("partial", ok, time.monotonic() - t0)
         merged = dict(self._snapshot.checks)
         merged.update({c.audience.audience: c for c in checks})
@@ -208,7 +208,7 @@ class Engine:
                 return Actual()
             return Actual(error=str(exc))
 
-    def _evaluate_and_record(
+    def evaluate_and_record(
         self,
         audiences: list[Audience],
         expected: dict[str, Expected],

@@ -177,7 +177,7 @@ class Syncer:
         with self.engine.db.connect() as conn:
             fresh = {a.audience: a for a in list_audiences(conn)}[audience.audience]
             expected = expected_members(conn, [audience.audience])
-        checks = self.engine._evaluate_and_record(
+        checks = self.engine.evaluate_and_record(
             [fresh], expected, {audience.audience: actual}, full=False, closed_by_sync=actor
         )
         merged = dict(self.engine.snapshot.checks)
