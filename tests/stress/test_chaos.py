@@ -50,7 +50,8 @@ from exporter.simulator import Faults
 from exporter.sync import Syncer
 from exporter.vault import VaultDB
 
-pytestmark = pytest.mark.slow  # `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long
+# `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long, past the default 300 s timeout
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400 if LONG else 300)]
 
 FAULT_SECONDS = 600.0 if LONG else 40.0
 HANG_SECONDS = 35.0 if LONG else 1.5  # serve's client times out after 30 s

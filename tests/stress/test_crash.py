@@ -42,7 +42,8 @@ from stress_world import (
     write_world,
 )
 
-pytestmark = pytest.mark.slow  # `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long
+# `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long, past the default 300 s timeout
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400 if LONG else 300)]
 
 ROUNDS = 50 if LONG else 5
 CONTROL = "control"  # drifts from the start, never synced: its drift_since must never move

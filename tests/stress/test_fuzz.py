@@ -25,7 +25,8 @@ from stress_world import ACCOUNT, ADMIN, CF_TOKEN, LONG, READ, Served, mixed_wor
 
 from exporter.simulator import CloudflareSimulator
 
-pytestmark = pytest.mark.slow  # `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long
+# `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long, past the default 300 s timeout
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400 if LONG else 300)]
 
 CHECKS = [
     not_a_server_error,
