@@ -19,6 +19,7 @@ than the client's 30 s timeout, so the serve process sees real timeouts).
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -231,6 +232,19 @@ def test_serve_under_sustained_cloudflare_faults(sim: RecordingSimulator, tmp_pa
     assert observer.seen["error"] > 0 and observer.seen["synced"] > 0
     assert sum(1 for r in sim.requests if r.method == "PUT" and r.status == 200) >= 2
     assert "Traceback" not in log.read_text()
+    print(json.dumps({"serve_chaos": summary(sim, observer, faulty_requests)}))
+
+
+def summary(sim: RecordingSimulator, observer: Observer, faulty: int) -> dict[str, Any]:
+    statuses = [r.status for r in sim.requests[:faulty]]
+    return {
+        "cloudflare_requests_under_faults": faulty,
+        "429": statuses.count(429),
+        "5xx": sum(s >= 500 for s in statuses),
+        "puts_applied": sum(1 for r in sim.requests if r.method == "PUT" and r.status == 200),
+        "published_items_judged": sum(observer.seen.values()),
+        "published": observer.seen,
+    }
 
 
 def test_engine_times_out_and_still_tells_the_truth(
@@ -280,6 +294,8 @@ def test_engine_times_out_and_still_tells_the_truth(
         assert item["status"] == truth(world, sim, item["audience"]), item
     timeouts = client.stats.snapshot()["requests"].get(("GET", "error"), 0) - timeouts_before
     assert timeouts >= 1, "no request timed out: the fault mix did not exercise timeouts"
+    engine_run = {**summary(sim, observer, len(sim.requests)), "timeouts": timeouts}
+    print(json.dumps({"engine_chaos": engine_run}))
     assert observer.wrong == [], observer.wrong[:10]
     assert check_writes(world, sim, initial) == []
     assert pause_violations(sim.requests) == []
