@@ -69,10 +69,9 @@ def expected_members(conn: sqlite3.Connection, audiences: Iterable[str]) -> dict
         bucket = members.get(audience)
         if bucket is None:
             continue
-        earlier = bucket.get(email, added_at)  # a user may be granted by several groups
-        bucket[email] = (
-            added_at if earlier is None or (added_at and added_at < earlier) else earlier
-        )
+        earlier = bucket.setdefault(email, added_at)
+        if earlier is not added_at and added_at and (earlier is None or added_at < earlier):
+            bucket[email] = added_at  # granted by several groups: keep the earliest
     broken = conn.execute(_BROKEN_APPLICATIONS).fetchall()
     return {name: _expected(name, members[name], broken) for name in names}
 
