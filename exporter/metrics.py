@@ -7,10 +7,18 @@ The collector never calls Cloudflare or the database; an audience that leaves
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -29,23 +37,15 @@ LABELS = ["audience", "namespace", "provider"]
 FROM_LAST_CHECK = " (from the last background check)"
 
 
-class DriftCollector(Collector):
-    def __init__(
-        self,
-        snapshot: Callable[[], Snapshot],
-        cloudflare_stats: Callable[[], dict[str, Any]],
-        clock: Clock = utc_now,
-    ) -> None:
+class AudienceCollector(Collector):
+    """The per-audience families, from the snapshot and the time (levels and ignores age)."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot], clock: Clock = utc_now) -> None:
         self._snapshot = snapshot
-        self._cloudflare_stats = cloudflare_stats
         self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        snapshot, now = self._snapshot(), self._clock()
-        yield from self._audience_families(snapshot, now)
-        yield from self._cycle_families(snapshot)
-        yield from self._cloudflare_families(self._cloudflare_stats())
-        yield InfoMetricFamily("vault_drift_build", "vault-drift build", {"version": __version__})
+        yield from self._audience_families(self._snapshot(), self._clock())
 
     def _audience_families(self, snapshot: Snapshot, now: Any) -> Iterator[Metric]:
         def gauge(name: str, doc: str) -> GaugeMetricFamily:
@@ -84,6 +84,23 @@ class DriftCollector(Collector):
                 synced.add_metric(labels, a.last_sync_at.timestamp())
         yield from (status.family, expected, actual, missing, extra, started, level.family)
         yield from (ignored, checked, synced)
+
+
+class DriftCollector(Collector):
+    """The exporter-wide families: last cycle, sources, Cloudflare client, build."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        cloudflare_stats: Callable[[], dict[str, Any]],
+    ) -> None:
+        self._snapshot = snapshot
+        self._cloudflare_stats = cloudflare_stats
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._cycle_families(self._snapshot())
+        yield from self._cloudflare_families(self._cloudflare_stats())
+        yield InfoMetricFamily("vault_drift_build", "vault-drift build", {"version": __version__})
 
     def _cycle_families(self, snapshot: Snapshot) -> Iterator[Metric]:
         success = GaugeMetricFamily(
@@ -212,12 +229,54 @@ class ExporterMetrics:
         self.mails.labels(kind, result).inc()
 
 
-def build_registry(
+class Exposition:
+    """What ``/metrics`` answers.
+
+    The per-audience part (thousands of samples at 1,000 audiences, most of a scrape's cost in
+    text formatting) is rendered once per snapshot and reused until it can change: a new check,
+    or an alert level or an ignore reaching its time. The rest is rendered on every scrape.
+    """
+
+    def __init__(
+        self, snapshot: Callable[[], Snapshot], registry: CollectorRegistry, clock: Clock = utc_now
+    ) -> None:
+        self._snapshot, self._clock, self.registry = snapshot, clock, registry
+        self._audiences = CollectorRegistry(auto_describe=False)
+        self._audiences.register(AudienceCollector(snapshot, clock))
+        self._lock = threading.Lock()
+        self._cached: tuple[Snapshot, datetime, bytes] | None = None
+
+    def render(self) -> bytes:
+        return self.audience_part() + generate_latest(self.registry)
+
+    def audience_part(self) -> bytes:
+        snapshot, now = self._snapshot(), self._clock()
+        with self._lock:
+            cached = self._cached
+            if cached is not None and cached[0] is snapshot and now < cached[1]:
+                return cached[2]
+            body = generate_latest(self._audiences)
+            self._cached = (snapshot, next_change(snapshot, now), body)
+            return body
+
+
+def next_change(snapshot: Snapshot, now: datetime) -> datetime:
+    """The first time after ``now`` at which an alert level or an ignore changes by itself."""
+    thresholds = snapshot.settings.thresholds
+    moments = [ignore.until for ignore in snapshot.ignores.values()]
+    for check in snapshot.checks.values():
+        if check.drift_since is not None:
+            moments.append(check.drift_since + timedelta(seconds=thresholds.warning_seconds))
+            moments.append(check.drift_since + timedelta(seconds=thresholds.critical_seconds))
+    return min((m for m in moments if m > now), default=datetime.max.replace(tzinfo=UTC))
+
+
+def build_exposition(
     snapshot: Callable[[], Snapshot],
     cloudflare_stats: Callable[[], dict[str, Any]],
     clock: Clock = utc_now,
-) -> tuple[CollectorRegistry, ExporterMetrics]:
+) -> tuple[Exposition, ExporterMetrics]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftCollector(snapshot, cloudflare_stats, clock))
+    registry.register(DriftCollector(snapshot, cloudflare_stats))
     ProcessCollector(registry=registry)  # process_start_time_seconds feeds the staleness alert
-    return registry, ExporterMetrics(registry)
+    return Exposition(snapshot, registry, clock), ExporterMetrics(registry)

@@ -17,7 +17,7 @@ import uvicorn
 from .cloudflare_ratelimit import ClientStats
 from .config import Config
 from .logs import setup_logging
-from .metrics import ExporterMetrics, build_registry
+from .metrics import ExporterMetrics, build_exposition
 from .runtime import Runtime, build_runtime
 from .scheduler import CheckScheduler
 from .snapshot import Snapshot
@@ -69,7 +69,7 @@ class _Metrics:
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
-        self.registry, self.counters = build_registry(self._snapshot, self._stats)
+        self.exposition, self.counters = build_exposition(self._snapshot, self._stats)
 
     def bind(self, runtime: Runtime) -> ExporterMetrics:
         self.runtime = runtime
@@ -93,7 +93,7 @@ def _services(runtime: Runtime, metrics: _Metrics, config: Config) -> Services:
     return Services(
         engine=runtime.engine,
         syncer=runtime.syncer,
-        registry=metrics.registry,
+        exposition=metrics.exposition,
         tokens=Tokens(config.admin_token, config.read_token),
         public_url=config.effective_public_url(),
         session_secret=secrets.token_urlsafe(32),

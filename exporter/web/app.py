@@ -8,12 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..clock import Clock, utc_now
 from ..engine import Busy, Engine
+from ..metrics import Exposition
 from ..sync import Syncer
 from .auth import AuthError, Tokens
 
@@ -22,7 +23,7 @@ from .auth import AuthError, Tokens
 class Services:
     engine: Engine
     syncer: Syncer
-    registry: CollectorRegistry
+    exposition: Exposition
     tokens: Tokens
     clock: Clock = utc_now
     public_url: str = ""
@@ -101,7 +102,7 @@ def _install_operational_routes(app: FastAPI, services: Services) -> None:
     )
     def metrics() -> Response:
         """Prometheus exposition, from the last background check (never calls Cloudflare)."""
-        return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(services.exposition.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

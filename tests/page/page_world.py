@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare import CloudflareClient
 from exporter.engine import Engine
-from exporter.metrics import build_registry
+from exporter.metrics import build_exposition
 from exporter.sample import add_member, build_sample
 from exporter.simulator import CloudflareSimulator
 from exporter.sync import Syncer
@@ -107,11 +107,11 @@ def build_world(
         timeout=5.0,
     )
     engine = Engine(VaultDB(path).open(), client, clock=clock)
-    registry, _ = build_registry(lambda: engine.snapshot, client.stats.snapshot, clock)
+    exposition, _ = build_exposition(lambda: engine.snapshot, client.stats.snapshot, clock)
     services = Services(
         engine=engine,
         syncer=Syncer(engine),
-        registry=registry,
+        exposition=exposition,
         tokens=Tokens(SecretStr(admin) if admin else None, SecretStr(READ_TOKEN)),
         clock=clock,
         session_secret="page-tests-secret",

@@ -8,11 +8,12 @@ import subprocess
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from support import require_tool
 
+from exporter.clock import FixedClock
 from exporter.engine import Engine
-from exporter.metrics import DriftCollector
+from exporter.metrics import DriftCollector, Exposition
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics" / "sample.prom"
 FIXED_STATS = {
@@ -27,8 +28,8 @@ FIXED_STATS = {
 
 def exposition(engine: Engine) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftCollector(lambda: engine.snapshot, lambda: FIXED_STATS, engine.clock))
-    return generate_latest(registry).decode()
+    registry.register(DriftCollector(lambda: engine.snapshot, lambda: FIXED_STATS))
+    return Exposition(lambda: engine.snapshot, registry, engine.clock).render().decode()
 
 
 def test_exposition_matches_the_golden_file(engine: Engine) -> None:
@@ -78,3 +79,18 @@ def test_state_sets_have_one_current_state(client: TestClient) -> None:
     assert [line for line in lines if line.endswith(" 1.0")] == [
         'vault_drift_audience_status{audience="sales-team",namespace="sales",provider="cloudflare_access",status="error"} 1.0'
     ]
+
+
+def test_the_audience_part_is_reused_until_it_can_change(engine: Engine, clock: FixedClock) -> None:
+    engine.check_all()
+    registry = CollectorRegistry(auto_describe=False)
+    exposition = Exposition(lambda: engine.snapshot, registry, clock)
+    first = exposition.audience_part()
+    assert exposition.audience_part() is first  # same snapshot, nothing due: the same bytes
+    level = 'vault_drift_audience_alert_level{audience="lms-instructors",level="warning",namespace="lms",provider="cloudflare_access"} 1.0'
+    assert level not in first.decode()
+    clock.advance(minutes=61)  # the drift crosses the warning threshold by itself
+    aged = exposition.audience_part()
+    assert aged is not first and level in aged.decode()
+    engine.check_all()  # a new snapshot
+    assert exposition.audience_part() is not aged

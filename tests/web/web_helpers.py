@@ -6,7 +6,7 @@ from pydantic import SecretStr
 
 from exporter.clock import FixedClock
 from exporter.engine import Engine
-from exporter.metrics import build_registry
+from exporter.metrics import build_exposition
 from exporter.sync import Syncer
 from exporter.web.app import Services
 from exporter.web.auth import Tokens
@@ -18,14 +18,14 @@ READ = "read-token-0123456789ab"
 def services_for(
     engine: Engine, syncer: Syncer, clock: FixedClock, admin: str | None = ADMIN
 ) -> Services:
-    registry, counters = build_registry(
+    exposition, counters = build_exposition(
         lambda: engine.snapshot, engine.cloudflare.stats.snapshot, clock
     )
     engine.events = counters
     return Services(
         engine=engine,
         syncer=syncer,
-        registry=registry,
+        exposition=exposition,
         tokens=Tokens(SecretStr(admin) if admin else None, SecretStr(READ)),
         clock=clock,
         public_url="http://127.0.0.1:9847",
