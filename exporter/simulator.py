@@ -36,6 +36,7 @@ import json
 import math
 import random
 import re
+import sys
 import threading
 import time
 import uuid
@@ -189,6 +190,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], simulator: CloudflareSimulator) -> None:
         self.simulator = simulator
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-request (a killed exporter, a timed-out call) is
+        # ordinary here; anything else is still printed.
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
