@@ -6,7 +6,6 @@ import base64
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,16 +21,16 @@ from reports.history import (
     read_settings,
 )
 from reports.mail import MailError, SmtpSettings, build_message, send
-from reports.mail_log import MailAttempt, record_attempt, scheduled_digest_sent_since
+from reports.mail_log import (
+    MailAttempt,
+    OnMail,
+    ignore_mail,
+    record_attempt,
+    scheduled_digest_sent_since,
+)
 from reports.render import CHART_CID, render_digest
 
 log = logging.getLogger("vault_drift.mail")
-
-OnMail = Callable[[str, str], None]
-
-
-def _ignore_mail(kind: str, result: str) -> None:
-    """Default ``on_mail``: the exporter passes its sent / failed counter instead."""
 
 
 class ReportError(Exception):
@@ -46,7 +45,7 @@ def run_report(
     smtp: SmtpSettings | None,
     public_url: str,
     now: datetime,
-    on_mail: OnMail = _ignore_mail,
+    on_mail: OnMail = ignore_mail,
 ) -> int:
     """Write the digest to ``out`` (or stdout when neither ``out`` nor ``send``) and/or mail it.
 
@@ -83,7 +82,7 @@ def send_scheduled_digest(
     smtp: SmtpSettings | None,
     public_url: str,
     now: datetime,
-    on_mail: OnMail = _ignore_mail,
+    on_mail: OnMail = ignore_mail,
 ) -> MailAttempt | None:
     """Mail the 1d digest once per UTC day, from ``digest_hour_utc`` on; call it every cycle.
 

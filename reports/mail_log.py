@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from reports.duration import iso_utc
+
+OnMail = Callable[[str, str], None]
+"""Told of every mail attempt: (kind, result); the exporter passes its sent / failed counter."""
+
+
+def ignore_mail(kind: str, result: str) -> None:
+    """The default ``OnMail``: nobody is counting."""
 
 
 @dataclass(frozen=True)

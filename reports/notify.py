@@ -18,7 +18,7 @@ from reports.digest import member_list
 from reports.duration import iso_utc, parse_utc
 from reports.history import open_db, read_settings
 from reports.mail import MailError, SmtpSettings, build_message, send
-from reports.mail_log import MailAttempt, record_attempt
+from reports.mail_log import MailAttempt, OnMail, ignore_mail, record_attempt
 from reports.render import (
     CriticalAlert,
     RenderedMail,
@@ -28,12 +28,6 @@ from reports.render import (
 )
 
 log = logging.getLogger("vault_drift.mail")
-
-OnMail = Callable[[str, str], None]
-
-
-def _ignore_mail(kind: str, result: str) -> None:
-    """Default ``on_mail``: the exporter passes its sent / failed counter instead."""
 
 
 class CriticalNotifier:
@@ -45,7 +39,7 @@ class CriticalNotifier:
         smtp: SmtpSettings | None,
         public_url: str,
         clock: Callable[[], datetime],
-        on_mail: OnMail = _ignore_mail,
+        on_mail: OnMail = ignore_mail,
     ) -> None:
         self.db_path = db_path
         self.smtp = smtp
