@@ -8,6 +8,7 @@ The collector never calls Cloudflare or the database; an audience that leaves
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,9 +94,16 @@ class DriftCollector(Collector):
         self,
         snapshot: Callable[[], Snapshot],
         cloudflare_stats: Callable[[], dict[str, Any]],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._snapshot = snapshot
         self._cloudflare_stats = cloudflare_stats
+        self._monotonic = monotonic
+
+    def _pausing(self, stats: dict[str, Any]) -> bool:
+        """The client's pause is still running (its end may lie in the past)."""
+        until = stats.get("paused_until")
+        return until is not None and until > self._monotonic()
 
     def collect(self) -> Iterator[Metric]:
         yield from self._cycle_families(self._snapshot())
@@ -150,15 +158,8 @@ class DriftCollector(Collector):
         yield GaugeMetricFamily(
             "vault_drift_cloudflare_paused_until_timestamp_seconds",
             "While Cloudflare calls are paused after a 429: when they resume; 0 otherwise",
-            value=paused if paused is not None and _in_future(stats) else 0,
+            value=paused if paused is not None and self._pausing(stats) else 0,
         )
-
-
-def _in_future(stats: dict[str, Any]) -> bool:
-    import time
-
-    until = stats.get("paused_until")
-    return until is not None and until > time.monotonic()
 
 
 class _StateSets:
