@@ -36,15 +36,12 @@ import json
 import math
 import random
 import re
-import sys
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
 from types import TracebackType
 from typing import Any
@@ -52,7 +49,19 @@ from urllib.parse import parse_qs, urlsplit
 
 from exporter.model import Rule
 
-MAX_RULES_PER_GROUP = 1000
+from .simulator_wire import (
+    Budget,
+    LoopbackServer,
+    Reply,
+    encode,
+    failure,
+    json_reply,
+    now_iso,
+    positive_int,
+    success,
+    validated_group,
+)
+
 DEFAULT_PER_PAGE = 25
 REQUEST_LOG_SIZE = 10_000
 _API_PATH = re.compile(r"/client/v4/accounts/([^/]+)/access/groups(?:/([^/]+))?/?")
@@ -78,164 +87,6 @@ class Faults:
     retry_after_seconds: int = 300  # retry-after of a spurious 429
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-def _json_reply(status: int, document: Any) -> _Reply:
-    return _Reply(status, _encode(document), {"Content-Type": "application/json"})
-
-
-def _encode(document: Any) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
-
-
-def _success(status: int, result: bytes, result_info: dict[str, int] | None = None) -> _Reply:
-    """An envelope around an already encoded result: a page is a join of stored groups."""
-    info = b',"result_info":' + _encode(result_info) if result_info is not None else b""
-    body = b'{"success":true,"errors":[],"messages":[],"result":' + result + info + b"}"
-    return _Reply(status, body, {"Content-Type": "application/json"})
-
-
-def _failure(status: int, code: int, message: str) -> _Reply:
-    document = {"success": False, "errors": [{"code": code, "message": message}], "messages": []}
-    return _json_reply(status, {**document, "result": None})
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-class _Budget:
-    """Cloudflare's per-token budget: a sliding window of admitted requests, then a block."""
-
-    def __init__(self, budget: int, window: float, block: float, clock: Callable[[], float]):
-        self._budget, self._window, self._block, self._clock = budget, window, block, clock
-        self._admitted: deque[float] = deque()
-        self._blocked_until: float | None = None
-        self._lock = threading.Lock()
-
-    def admit(self) -> tuple[bool, dict[str, str]]:
-        """``(admitted, headers)``: rate-limit headers, or ``retry-after`` when refused."""
-        now = self._clock()
-        with self._lock:
-            while self._admitted and self._admitted[0] <= now - self._window:
-                self._admitted.popleft()
-            if self._blocked_until is not None and now >= self._blocked_until:
-                self._blocked_until = None
-            if self._blocked_until is None and len(self._admitted) >= self._budget:
-                self._blocked_until = now + self._block
-            if self._blocked_until is not None:
-                return False, {"retry-after": str(max(1, math.ceil(self._blocked_until - now)))}
-            self._admitted.append(now)
-            reset = math.ceil(self._admitted[0] + self._window - now)
-            remaining = self._budget - len(self._admitted)
-        return True, {
-            "Ratelimit": f'"default";r={remaining};t={reset}',
-            "Ratelimit-Policy": f'"default";q={self._budget};w={self._window:g}',
-        }
-
-    def reset(self) -> None:
-        with self._lock:
-            self._admitted.clear()
-            self._blocked_until = None
-
-
-def _validated_group(body: bytes) -> dict[str, Any] | _Reply:
-    """The fields of a POST/PUT body, or the 400 Cloudflare would answer."""
-    try:
-        document = json.loads(body or b"null")
-    except ValueError:
-        return _failure(400, 10400, "request body is not valid JSON")
-    if not isinstance(document, dict):
-        return _failure(400, 10400, "request body must be a JSON object")
-    name = document.get("name")
-    if not isinstance(name, str) or not name.strip():
-        return _failure(400, 10400, "name is required")
-    if not isinstance(document.get("include"), list):
-        return _failure(400, 10400, "include is required: a list of rules")
-    lists = {key: document.get(key) or [] for key in ("include", "exclude", "require")}
-    for key, rules in lists.items():
-        if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
-            return _failure(400, 10400, f"{key} must be a list of rule objects")
-    total = sum(len(rules) for rules in lists.values())
-    if total > MAX_RULES_PER_GROUP:
-        return _failure(
-            400,
-            10400,
-            f"too many rules: {total} in include, exclude and require together "
-            f"(an Access group holds at most {MAX_RULES_PER_GROUP})",
-        )
-    return {"name": name, **lists}
-
-
-def _positive_int(query: dict[str, list[str]], key: str, default: int) -> int | None:
-    values = query.get(key)
-    if not values:
-        return default
-    try:
-        value = int(values[-1])
-    except ValueError:
-        return None
-    return value if value >= 1 else None
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # idle keep-alive connections must not hold stop() up
-
-    def __init__(self, address: tuple[str, int], simulator: CloudflareSimulator) -> None:
-        self.simulator = simulator
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that goes away mid-request (a killed exporter, a timed-out call) is
-        # ordinary here; anything else is still printed.
-        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real API; every reply has a length
-    timeout = 30  # seconds an idle keep-alive connection is kept
-    # Headers and body go out in two writes: with Nagle, a small body waits for the client's
-    # delayed ACK, up to 40 ms a request.
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log on stderr: the demo and the tests share the terminal."""
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        reply = self.server.simulator.handle(method, self.path, self.headers, body)
-        try:
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client gave up (a timeout fault): nothing to do
-
-
 class CloudflareSimulator:
     """Access groups of one account behind a loopback HTTP server; see the module docstring."""
 
@@ -259,7 +110,7 @@ class CloudflareSimulator:
         self.per_page_cap = per_page_cap
         self.latency_seconds = latency_seconds
         self._address = (host, port)
-        self._budget = _Budget(request_budget, budget_window_seconds, block_seconds, clock)
+        self._budget = Budget(request_budget, budget_window_seconds, block_seconds, clock)
         self._lock = threading.Lock()
         # Groups are stored encoded: a listing is a join, not a re-serialisation of 1M rules
         # (Cloudflare's own encoding cost is not ours to pay in a benchmark), and memory
@@ -268,7 +119,7 @@ class CloudflareSimulator:
         self._log: deque[tuple[str, str, int]] = deque(maxlen=REQUEST_LOG_SIZE)
         self._request_count = 0
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: LoopbackServer | None = None
         self.faults = faults or Faults()
         self.base_url = ""
 
@@ -276,7 +127,7 @@ class CloudflareSimulator:
 
     def start(self) -> CloudflareSimulator:
         self._stopping.clear()
-        self._server = _Server(self._address, self)
+        self._server = LoopbackServer(self._address, self)
         port = self._server.server_address[1]
         self.base_url = f"http://{self._address[0]}:{port}/client/v4"
         thread = threading.Thread(
@@ -333,13 +184,13 @@ class CloudflareSimulator:
         group_id: str | None = None,
     ) -> str:
         group_id = group_id or str(uuid.uuid4())
-        now = _now_iso()
+        now = now_iso()
         group = {"id": group_id, "name": name, "created_at": now, "updated_at": now}
         lists = {"include": include, "exclude": exclude or [], "require": require or []}
         with self._lock:
             if group_id in self._groups:
                 raise ValueError(f"group {group_id} already exists")
-            self._groups[group_id] = _encode({**group, **lists})
+            self._groups[group_id] = encode({**group, **lists})
         return group_id
 
     def group(self, group_id: str) -> dict[str, Any]:
@@ -357,8 +208,8 @@ class CloudflareSimulator:
         """A manual edit in the dashboard: not an API request, not in the budget."""
         with self._lock:
             current = json.loads(self._groups[group_id])
-            edited = {**current, "include": include, "updated_at": _now_iso()}
-            self._groups[group_id] = _encode(edited)
+            edited = {**current, "include": include, "updated_at": now_iso()}
+            self._groups[group_id] = encode(edited)
 
     def delete_group(self, group_id: str) -> None:
         with self._lock:
@@ -369,7 +220,7 @@ class CloudflareSimulator:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> _Reply:
+    def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> Reply:
         """The reply to one HTTP request (called from the server's handler threads)."""
         url = urlsplit(raw_path)
         if url.path.startswith("/_sim/"):
@@ -382,23 +233,23 @@ class CloudflareSimulator:
 
     def _api(
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
-    ) -> _Reply:
+    ) -> Reply:
         if self.latency_seconds > 0:
             self._stopping.wait(self.latency_seconds)
         admitted, limit_headers = self._budget.admit()
         if not admitted:
-            reply = _failure(429, 971, "Please wait and consider throttling your request speed")
+            reply = failure(429, 971, "Please wait and consider throttling your request speed")
             reply.headers.update(limit_headers)
             return reply
         faults, fault = self._draw_fault()
         if fault == "429":
-            reply = _failure(429, 971, "Please wait and consider throttling your request speed")
+            reply = failure(429, 971, "Please wait and consider throttling your request speed")
             reply.headers["retry-after"] = str(faults.retry_after_seconds)
             return reply
         if fault == "5xx":
             status = 502 if self._coin() else 503
             page = _HTML_ERROR.format(status=status).encode()
-            return _Reply(status, page, {"Content-Type": "text/html; charset=UTF-8"})
+            return Reply(status, page, {"Content-Type": "text/html; charset=UTF-8"})
         if fault == "timeout":
             self._stopping.wait(faults.timeout_seconds)
         reply = self._route(method, path, query, headers, body)
@@ -428,13 +279,13 @@ class CloudflareSimulator:
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
-    ) -> _Reply:
+    ) -> Reply:
         expected = f"Bearer {self._token}"
         if not hmac.compare_digest(headers.get("Authorization", ""), expected):
-            return _failure(403, 10000, "Authentication error")
+            return failure(403, 10000, "Authentication error")
         match = _API_PATH.fullmatch(path)
         if match is None or match[1] != self.account_id:
-            return _failure(
+            return failure(
                 404, 7003, f"Could not route to {path}, perhaps your object identifier is invalid?"
             )
         group_id = match[2]
@@ -445,13 +296,13 @@ class CloudflareSimulator:
                 return self._create(body)
         elif method in ("GET", "PUT", "DELETE"):
             return self._one_group(method, group_id, body)
-        return _failure(405, 10405, f"method {method} not allowed on {path}")
+        return failure(405, 10405, f"method {method} not allowed on {path}")
 
-    def _list(self, query: dict[str, list[str]]) -> _Reply:
-        page = _positive_int(query, "page", 1)
-        per_page = _positive_int(query, "per_page", DEFAULT_PER_PAGE)
+    def _list(self, query: dict[str, list[str]]) -> Reply:
+        page = positive_int(query, "page", 1)
+        per_page = positive_int(query, "per_page", DEFAULT_PER_PAGE)
         if page is None or per_page is None:
-            return _failure(400, 10400, "page and per_page must be positive integers")
+            return failure(400, 10400, "page and per_page must be positive integers")
         per_page = min(per_page, self.per_page_cap)
         faults = self._faults
         shown_page = 1 if faults.repeat_page and page == 2 else page
@@ -467,59 +318,59 @@ class CloudflareSimulator:
             "total_count": total_count,
             "total_pages": math.ceil(total_count / per_page),
         }
-        return _success(200, b"[" + b",".join(groups) + b"]", result_info)
+        return success(200, b"[" + b",".join(groups) + b"]", result_info)
 
-    def _create(self, body: bytes) -> _Reply:
-        fields_or_error = _validated_group(body)
-        if isinstance(fields_or_error, _Reply):
+    def _create(self, body: bytes) -> Reply:
+        fields_or_error = validated_group(body)
+        if isinstance(fields_or_error, Reply):
             return fields_or_error
         group_id = self.add_group(**fields_or_error)
         with self._lock:
             encoded = self._groups[group_id]
-        return _success(201, encoded)
+        return success(201, encoded)
 
-    def _one_group(self, method: str, group_id: str, body: bytes) -> _Reply:
+    def _one_group(self, method: str, group_id: str, body: bytes) -> Reply:
         with self._lock:
             current = self._groups.get(group_id)
         if current is None:
-            return _failure(404, 10404, f"access group {group_id} not found")
+            return failure(404, 10404, f"access group {group_id} not found")
         if method == "GET":
-            return _success(200, current)
+            return success(200, current)
         if method == "DELETE":
             with self._lock:
                 self._groups.pop(group_id, None)
-            return _success(202, _encode({"id": group_id}))
-        fields_or_error = _validated_group(body)
-        if isinstance(fields_or_error, _Reply):
+            return success(202, encode({"id": group_id}))
+        fields_or_error = validated_group(body)
+        if isinstance(fields_or_error, Reply):
             return fields_or_error
-        replaced = _encode({**json.loads(current), **fields_or_error, "updated_at": _now_iso()})
+        replaced = encode({**json.loads(current), **fields_or_error, "updated_at": now_iso()})
         with self._lock:
             self._groups[group_id] = replaced
-        return _success(200, replaced)
+        return success(200, replaced)
 
-    def _control(self, method: str, path: str, body: bytes) -> _Reply:
+    def _control(self, method: str, path: str, body: bytes) -> Reply:
         """Test and demo hooks for other processes; plain JSON, no envelope, no token."""
         include_match = _SIM_INCLUDE_PATH.fullmatch(path)
         try:
             if method == "POST" and path.rstrip("/") == "/_sim/faults":
                 self.faults = Faults(**json.loads(body or b"{}"))
-                return _json_reply(200, asdict(self.faults))
+                return json_reply(200, asdict(self.faults))
             if method == "POST" and include_match is not None:
                 include = json.loads(body or b"null")
                 if not isinstance(include, list) or not all(isinstance(r, dict) for r in include):
                     raise ValueError("include must be a JSON list of rule objects")
                 self.set_include(include_match[1], include)
-                return _json_reply(200, self.group(include_match[1]))
+                return json_reply(200, self.group(include_match[1]))
         except KeyError:
-            return _json_reply(404, {"error": "no such group"})
+            return json_reply(404, {"error": "no such group"})
         except (TypeError, ValueError) as exc:
             known = ", ".join(field.name for field in fields(Faults))
-            return _json_reply(400, {"error": f"bad control request: {exc}", "faults": known})
+            return json_reply(400, {"error": f"bad control request: {exc}", "faults": known})
         if method == "GET" and path.rstrip("/") == "/_sim/groups":
             with self._lock:
                 encoded = list(self._groups.values())
             body = b"[" + b",".join(encoded) + b"]"
-            return _Reply(200, body, {"Content-Type": "application/json"})
+            return Reply(200, body, {"Content-Type": "application/json"})
         if method == "GET" and path.rstrip("/") == "/_sim/stats":
-            return _json_reply(200, {"request_count": self.request_count})
-        return _json_reply(404, {"error": f"no control route {method} {path}"})
+            return json_reply(200, {"request_count": self.request_count})
+        return json_reply(404, {"error": f"no control route {method} {path}"})
