@@ -7,13 +7,9 @@ error code and message, never the token. A 429 pauses the whole client (see
 
 from __future__ import annotations
 
-import gc
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -21,6 +17,16 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from exporter.cloudflare_ratelimit import ClientStats, RateLimitGate, retry_policy
+from exporter.cloudflare_wire import (
+    NOT_JSON,
+    CloudflareError,
+    IncompleteListing,
+    PageInfo,
+    RateLimited,
+    decode,
+    first_error,
+    group_from_json,
+)
 from exporter.model import Group, Rule
 
 __all__ = [
@@ -36,139 +42,6 @@ log = logging.getLogger("vault_drift.cloudflare")
 GROUPS_PATH = "/access/groups"
 # A server that keeps answering full pages of new ids would otherwise be followed forever.
 MAX_PAGES = 10_000
-
-
-class CloudflareError(Exception):
-    """A failed Cloudflare call: ``status`` (None when no HTTP answer), ``code``, ``message``."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: int | None = None,
-        request: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.request = request  # "GET /access/groups?page=2": method and path, no account id
-
-    def __str__(self) -> str:
-        where = f" on {self.request}" if self.request else ""
-        if self.status is None:
-            return f"Cloudflare API {self.message}{where}"
-        code = f" (code {self.code})" if self.code is not None else ""
-        return f"Cloudflare API {self.status}{code}: {self.message}{where}"
-
-
-class RateLimited(CloudflareError):
-    """A 429, or a call refused locally because an earlier 429 paused the client."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_at: float,
-        retry_after_seconds: float,
-        status: int | None = None,
-        code: int | None = None,
-        request: str | None = None,
-    ) -> None:
-        super().__init__(message, status=status, code=code, request=request)
-        self.retry_at = retry_at  # monotonic seconds
-        self.retry_after_seconds = retry_after_seconds
-
-
-class IncompleteListing(CloudflareError):
-    """The paginated listing cannot be trusted to hold every group."""
-
-
-@dataclass(frozen=True)
-class _PageInfo:
-    per_page: int | None
-    total_count: int | None
-    total_pages: int | None
-
-    @classmethod
-    def parse(cls, raw: Any, page: int, request: str) -> _PageInfo:
-        if raw is None:
-            return cls(None, None, None)
-        if not isinstance(raw, dict):
-            raise IncompleteListing("malformed result_info", request=request)
-        fields = {name: _count_field(raw, name, request) for name in _PAGE_FIELDS}
-        if fields["page"] is not None and fields["page"] != page:
-            raise IncompleteListing(
-                f"asked for page {page}, result_info says page {fields['page']}", request=request
-            )
-        if fields["per_page"] == 0:
-            raise IncompleteListing("malformed result_info: per_page is 0", request=request)
-        return cls(fields["per_page"], fields["total_count"], fields["total_pages"])
-
-
-_PAGE_FIELDS = ("page", "per_page", "count", "total_count", "total_pages")
-
-
-def _count_field(raw: dict[str, Any], name: str, request: str) -> int | None:
-    value = raw.get(name)
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise IncompleteListing(f"malformed result_info.{name}: {value!r}", request=request)
-    return value
-
-
-def _rules(item: dict[str, Any], key: str) -> list[Rule] | None:
-    rules = item.get(key)
-    if rules is None and key != "include":
-        return []
-    if isinstance(rules, list) and all(map(isinstance, rules, repeat(dict))):
-        return rules
-    return None
-
-
-def group_from_json(item: Any) -> Group | None:
-    """A ``Group`` with its rules kept verbatim, or None when ``item`` is not a group."""
-    if not isinstance(item, dict):
-        return None
-    group_id, name = item.get("id"), item.get("name")
-    include, exclude, require = (_rules(item, key) for key in ("include", "exclude", "require"))
-    if not (isinstance(group_id, str) and group_id and isinstance(name, str)):
-        return None
-    if include is None or exclude is None or require is None:
-        return None
-    return Group(id=group_id, name=name, include=include, exclude=exclude, require=require)
-
-
-def _first_error(document: Any) -> tuple[int | None, str | None]:
-    errors = document.get("errors") if isinstance(document, dict) else None
-    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
-        return None, None
-    code, message = errors[0].get("code"), errors[0].get("message")
-    return (
-        code if isinstance(code, int) and not isinstance(code, bool) else None,
-        message if isinstance(message, str) else None,
-    )
-
-
-def _decode(response: requests.Response) -> Any:
-    # A listing page is ~100k small dicts: the cyclic GC would rescan the growing heap many
-    # times over while they are built, more than doubling the parse. JSON builds no cycles.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return json.loads(response.content)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
-        return _NOT_JSON
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-
-_NOT_JSON = object()
 
 
 class CloudflareClient:
@@ -226,7 +99,7 @@ class CloudflareClient:
                 raise CloudflareError(
                     "listing result is not a list", status=status, request=request
                 )
-            info = _PageInfo.parse(envelope.get("result_info"), page, request)
+            info = PageInfo.parse(envelope.get("result_info"), page, request)
             yield from self._new_groups(items, seen, status, request)
             total_count = info.total_count if info.total_count is not None else total_count
             if self._is_last_page(len(items), page, info):
@@ -283,7 +156,7 @@ class CloudflareClient:
             groups.append(group)
         return groups
 
-    def _is_last_page(self, count: int, page: int, info: _PageInfo) -> bool:
+    def _is_last_page(self, count: int, page: int, info: PageInfo) -> bool:
         # The server may cap per_page below what was asked: its own figure decides shortness.
         page_size = info.per_page if info.per_page is not None else self._per_page
         if count == 0 or count < page_size:
@@ -375,7 +248,7 @@ class CloudflareClient:
 
     def _rate_limited(self, response: requests.Response, request: str) -> RateLimited:
         retry_at, pause = self._gate.on_429(response.headers.get("retry-after"))
-        code, message = _first_error(_decode(response))
+        code, message = first_error(decode(response))
         log.warning("Cloudflare rate limit (429) on %s: all calls paused for %.0fs", request, pause)
         return RateLimited(
             self._scrub(message) or f"rate limited: all calls paused for {pause:.0f}s",
@@ -388,8 +261,8 @@ class CloudflareClient:
 
     def _envelope(self, response: requests.Response, request: str) -> dict[str, Any]:
         status = response.status_code
-        document = _decode(response)
-        if document is _NOT_JSON:
+        document = decode(response)
+        if document is NOT_JSON:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             reason = f"invalid JSON in response ({kind})"
             raise CloudflareError(reason, status=status, request=request)
@@ -398,7 +271,7 @@ class CloudflareClient:
                 "response is not a Cloudflare envelope", status=status, request=request
             )
         if status >= 300 or not document["success"]:
-            code, message = _first_error(document)
+            code, message = first_error(document)
             reason = self._scrub(message) or response.reason or "request failed"
             raise CloudflareError(reason, status=status, code=code, request=request)
         return document
