@@ -19,7 +19,7 @@ from typing import Any
 from .clock import utc_now
 from .config import DEFAULT_LISTEN, load_config
 from .sample import add_member, build_sample
-from .server import serve
+from .server import check_listen, serve
 from .simulator import CloudflareSimulator
 
 log = logging.getLogger("vault_drift.demo")
@@ -34,7 +34,17 @@ def run_demo(
 
 
 def _run_in(workdir: Path, listen: str | None, config_file: str | None, life: float) -> int:
-    simulator = CloudflareSimulator(per_page_cap=50).start()
+    with CloudflareSimulator(per_page_cap=50) as simulator:
+        return _run_with(workdir, simulator, listen, config_file, life)
+
+
+def _run_with(
+    workdir: Path,
+    simulator: CloudflareSimulator,
+    listen: str | None,
+    config_file: str | None,
+    life: float,
+) -> int:
     database = workdir / "vault.db"
     build_sample(database, simulator, utc_now())
     admin, read = f"demo-admin-{secrets.token_hex(8)}", f"demo-read-{secrets.token_hex(8)}"
@@ -49,6 +59,7 @@ def _run_in(workdir: Path, listen: str | None, config_file: str | None, life: fl
         read_token=read,
         check_interval="1m",
     )
+    check_listen(config)
     url = config.effective_public_url()
     print(_banner(url, admin, read, database, simulator.base_url), flush=True)
     changes = DemoLife(database, simulator, life)
@@ -57,7 +68,6 @@ def _run_in(workdir: Path, listen: str | None, config_file: str | None, life: fl
         return serve(config)
     finally:
         changes.stop()
-        simulator.stop()
 
 
 def _banner(url: str, admin: str, read: str, database: Path, cloudflare: str) -> str:

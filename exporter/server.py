@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import uvicorn
 
 from .cloudflare_ratelimit import ClientStats
-from .config import Config
+from .config import Config, ConfigError
 from .logs import setup_logging
 from .metrics import ExporterMetrics, build_exposition
 from .runtime import Runtime, build_runtime
@@ -31,7 +32,21 @@ from .web.auth import Tokens
 log = logging.getLogger("vault_drift.server")
 
 
+def check_listen(config: Config) -> None:
+    """Fail early and clearly when the address is taken, before anything starts."""
+    host, port = config.listen_address
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            [f"VAULT_DRIFT_LISTEN: cannot listen on {config.listen}: {exc.strerror}"]
+        ) from None
+
+
 def serve(config: Config, runtime: Runtime | None = None) -> int:
+    check_listen(config)
     setup_logging(config.log_level, _secrets(config))
     with _single_instance(config.database):
         metrics = _Metrics()

@@ -106,3 +106,18 @@ def test_the_installed_command_has_help_and_version() -> None:
             [exe, command, "--help"], capture_output=True, text=True, timeout=30
         )
         assert help_text.returncode == 0 and "usage: vault-drift" in help_text.stdout
+
+
+def test_a_taken_address_is_a_clear_config_error(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert run("serve", "--listen", f"127.0.0.1:{port}") == 2
+    err = capsys.readouterr().err
+    assert f"VAULT_DRIFT_LISTEN: cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
