@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,22 @@ def test_stops_on_an_empty_page() -> None:
 
     assert len(make_client(per_page=2).list_groups()) == 4
     assert requested_pages() == ["1", "2", "3"]
+
+
+@responses.activate
+def test_the_client_keeps_no_group_the_caller_has_dropped() -> None:
+    # A page of 100 groups x 1,000 rules is ~50 MB of objects: a full check digests each
+    # group and drops it, so the client must not hold the rest of the page (or the last one).
+    add_page(1, page(1, ["a", "b", "c"], per_page=3))
+    add_page(2, page(2, ["d"], per_page=3))
+    dropped: list[weakref.ref[Group]] = []
+    still_alive = []
+    for group in make_client(per_page=3).iter_groups():
+        still_alive.append([ref().id for ref in dropped if ref() is not None])  # type: ignore[union-attr]
+        dropped.append(weakref.ref(group))
+        del group
+
+    assert still_alive == [[], [], [], []]
 
 
 @responses.activate
