@@ -51,8 +51,8 @@ def other_rules(include: Iterable[Rule]) -> list[Rule]:
 
 def diff(expected: Iterable[str], actual: Iterable[str]) -> tuple[list[str], list[str]]:
     """(missing, extra), sorted, comparing emails case-insensitively."""
-    want = {e.lower() for e in expected}
-    have = {e.lower() for e in actual}
+    want = set(map(str.lower, expected))
+    have = set(map(str.lower, actual))
     return sorted(want - have), sorted(have - want)
 
 

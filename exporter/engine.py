@@ -10,7 +10,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -21,6 +21,7 @@ from .clock import Clock, utc_now
 from .cloudflare import CloudflareClient, CloudflareError
 from .drift import compact, evaluate
 from .model import Actual, Audience, AudienceCheck, DriftMemory, Expected, Ignore, Settings, Status
+from .packed import Unpacked, packed_actual
 from .snapshot import Snapshot
 from .vault import VaultDB
 from .vault.membership import expected_members, list_audiences
@@ -182,22 +183,23 @@ class Engine:
             checks=dict(sorted(merged.items())), ignores=self._ignores(), last_check_at=self.clock()
         )
 
-    def _list_actual(self, audiences: list[Audience]) -> tuple[dict[str, Actual], bool]:
+    def _list_actual(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], bool]:
+        """Every group by one paginated listing, each kept packed until it is evaluated."""
         wanted = {a.group_id: a.audience for a in audiences if a.group_id is not None}
         if not wanted:
             return {}, True
-        found: dict[str, Actual] = {}
+        found: dict[str, Callable[[], Actual]] = {}
         try:
             for group in self.cloudflare.iter_groups():
                 if group.id in wanted:
-                    found[wanted[group.id]] = compact(group)
+                    found[wanted[group.id]] = packed_actual(compact(group))
         except CloudflareError as exc:
             log.warning("cloudflare listing failed: %s", exc)
             return {name: Actual(error=str(exc)) for name in wanted.values()}, False
         for audience in audiences:  # absent from the listing: ask for it directly, once
             if audience.group_id is not None and audience.audience not in found:
-                found[audience.audience] = self._get_actual(audience)
-        return found, True
+                found[audience.audience] = packed_actual(self._get_actual(audience))
+        return Unpacked(found), True
 
     def _get_actual(self, audience: Audience) -> Actual:
         assert audience.group_id is not None
@@ -211,13 +213,17 @@ class Engine:
     def evaluate_and_record(
         self,
         audiences: list[Audience],
-        expected: dict[str, Expected],
-        actual: dict[str, Actual],
+        expected: Mapping[str, Expected],
+        actual: Mapping[str, Actual],
         full: bool,
         closed_by_sync: str | None = None,
         cycle: Cycle | None = None,
     ) -> list[AudienceCheck]:
-        """Evaluate and persist, with the cycle's history row, in one transaction."""
+        """Evaluate and persist, with the cycle's history row, in one transaction.
+
+        Each audience's two sides are read once, evaluated and dropped: with packed sides
+        (a full check) only one audience's members are ever unpacked at a time.
+        """
         at = self.clock()
         with self.db.transaction() as conn:
             memories = load_memories(conn)

@@ -8,17 +8,22 @@ own push to Cloudflare lands first).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 
 from .engine import Busy, Engine
+from .packed import pack
+from .vault.db import CACHE_KIB
 from .vault.membership import expected_members, list_audiences
 
 log = logging.getLogger("vault_drift.watcher")
 
-Fingerprint = dict[str, frozenset[str] | str]
+Fingerprint = dict[str, bytes | str]
+"""Per audience, a digest of its member emails (or the error reading them)."""
 
 
 class MembershipWatcher:
@@ -42,6 +47,7 @@ class MembershipWatcher:
     def _run(self) -> None:
         version: int | None = None
         conn = sqlite3.connect(self.engine.db.path, timeout=5, check_same_thread=False)
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         try:
             while not self._stop.wait(self.poll_seconds):
                 try:
@@ -80,12 +86,16 @@ class MembershipWatcher:
         audiences = list_audiences(conn)
         layout = [(a.audience, a.group_id) for a in audiences]
         expected = expected_members(conn, [a.audience for a in audiences])
-        fingerprint: Fingerprint = {
-            name: exp.error if exp.error else frozenset(exp.members)
-            for name, exp in expected.items()
-        }
+        fingerprint: Fingerprint = {}
+        for name, exp in expected.items():  # one audience unpacked at a time
+            fingerprint[name] = exp.error if exp.error else _digest(exp.members)
         return layout, fingerprint
 
     def _settle(self) -> None:
         """Debounce: let a burst of writes (and vault-api's own push) finish first."""
         time.sleep(self.debounce_seconds)
+
+
+def _digest(emails: Iterable[str]) -> bytes:
+    """16 bytes standing for a member set: the watcher keeps one per audience, not the set."""
+    return hashlib.blake2b(pack(sorted(emails)).encode(), digest_size=16).digest()

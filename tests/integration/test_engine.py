@@ -12,6 +12,7 @@ from support import make_client
 from exporter.clock import FixedClock
 from exporter.engine import Engine
 from exporter.model import AutoSync, Status, SyncResultKind
+from exporter.sample import add_member
 from exporter.simulator import CloudflareSimulator, Faults
 from exporter.sync import Syncer, SyncRequest
 from exporter.vault import VaultDB
@@ -253,3 +254,23 @@ def test_concurrent_syncs_of_one_audience_never_write_twice(
     puts = [entry for entry in simulator.request_log if entry[0] == "PUT"]
     assert len(puts) == 1
     assert sorted(r[1] for r in audit(sample_db)) == ["noop", "synced"]
+
+
+def test_emails_are_compared_whole_whatever_their_characters(
+    engine: Engine, sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    # SQLite's lower() knows only ASCII; Python's knows the rest. Quotes and commas travel
+    # inside the packed JSON text of an audience and must come out whole.
+    with sqlite3.connect(sample_db) as conn:
+        add_member(conn, "ÉLODIE.Brûlé@Example.com", "g-1", clock() - timedelta(hours=3))
+        add_member(conn, 'o"neil,jr@x.com', "g-1", clock() - timedelta(hours=2))
+    group = group_of(simulator, "administrators")
+    simulator.set_include(group["id"], [*group["include"], {"email": {"email": 'O"Neil,Jr@x.com'}}])
+
+    engine.check_all()
+
+    check = engine.snapshot.checks["administrators"]
+    assert str(check.status) == "drift" and check.extra == ()
+    assert [(m.email, m.added_in_vault_at) for m in check.missing] == [
+        ("élodie.brûlé@example.com", clock() - timedelta(hours=3))
+    ]
