@@ -36,7 +36,12 @@ def test_check_cost_small() -> None:
         assert row["engine"] <= row["bound"] < row["naive"], row
         assert row["naive"] >= row["groups"]
     full = result["full_check"]
-    assert 0 < full["engine_seconds_min"] <= full["engine_seconds_median"] <= full["engine_seconds_max"]
+    assert (
+        0
+        < full["engine_seconds_min"]
+        <= full["engine_seconds_median"]
+        <= full["engine_seconds_max"]
+    )
     assert full["naive_seconds"] > 0 and full["engine_rounds"] == 2
     assert sum(full["counts"].values()) == full["groups"]
 
