@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .engine import Busy, Engine
 from .packed import pack
@@ -27,10 +27,34 @@ Fingerprint = dict[str, bytes | str]
 
 
 class MembershipWatcher:
-    def __init__(self, engine: Engine, poll_seconds: float = 1.0, debounce_seconds: float = 2.0):
+    """Polls ``data_version``; reads and compares the memberships only when it moves.
+
+    A read costs one membership query (about 2 s at a million memberships), so after each
+    read the watcher stays quiet long enough for reads to take at most ``read_share`` of
+    one core, however often vault-api commits. A change is forgotten only once its check
+    has run: one that meets a running check or sync (``Busy``) is checked on a later tick.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        poll_seconds: float = 1.0,
+        debounce_seconds: float = 2.0,
+        *,
+        check_timeout: float = 60.0,
+        read_share: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 < read_share <= 1:
+            raise ValueError("read_share must be in (0, 1]")
         self.engine = engine
         self.poll_seconds = poll_seconds
         self.debounce_seconds = debounce_seconds
+        self.check_timeout = check_timeout
+        self.read_share = read_share
+        self.reads = 0
+        self._clock = clock
+        self._quiet_until = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vault-drift-watcher", daemon=True)
         self._last: Fingerprint | None = None
@@ -50,6 +74,8 @@ class MembershipWatcher:
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         try:
             while not self._stop.wait(self.poll_seconds):
+                if self._clock() < self._quiet_until:
+                    continue
                 try:
                     current = conn.execute("PRAGMA data_version").fetchone()[0]
                     if current != version:
@@ -59,28 +85,38 @@ class MembershipWatcher:
                     log.warning("watching the Vault DB failed: %s", exc)
                 except Busy:
                     log.info("change check deferred: a check or sync is running")
-                    version = None  # try again on the next tick
+                    version = None  # the change is still pending: read again on the next tick
                 except Exception:
                     log.exception("change-driven check failed")
         finally:
             conn.close()
 
     def _on_change(self, conn: sqlite3.Connection) -> None:
-        layout, fingerprint = self._read(conn)
+        layout, fingerprint = self._timed_read(conn)
         previous, previous_layout = self._last, self._layout
-        self._last, self._layout = fingerprint, layout
-        if previous is None:
-            return
-        if layout != previous_layout:
+        if previous is not None and layout != previous_layout:
             log.info("sys_infra_state changed: full check")
             self._settle()
-            self.engine.check_all("change", timeout=60)
-            return
-        changed = sorted(name for name in fingerprint if fingerprint[name] != previous.get(name))
-        if changed:
-            log.info("Vault membership changed for %d audiences", len(changed))
-            self._settle()
-            self.engine.check_audiences(changed, "change", timeout=60)
+            self.engine.check_all("change", timeout=self.check_timeout)
+        elif previous is not None:
+            changed = sorted(
+                name for name in fingerprint if fingerprint[name] != previous.get(name)
+            )
+            if changed:
+                log.info("Vault membership changed for %d audiences", len(changed))
+                self._settle()
+                self.engine.check_audiences(changed, "change", timeout=self.check_timeout)
+        self._last, self._layout = fingerprint, layout  # only once its check has run
+
+    def _timed_read(
+        self, conn: sqlite3.Connection
+    ) -> tuple[list[tuple[str, str | None]], Fingerprint]:
+        started = self._clock()
+        result = self._read(conn)
+        self.reads += 1
+        finished = self._clock()
+        self._quiet_until = finished + (finished - started) * (1 / self.read_share - 1)
+        return result
 
     def _read(self, conn: sqlite3.Connection) -> tuple[list[tuple[str, str | None]], Fingerprint]:
         audiences = list_audiences(conn)

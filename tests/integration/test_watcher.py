@@ -1,0 +1,153 @@
+"""Change-driven checks on a real Vault file: what the watcher re-checks, and when it waits."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import wait_for
+
+from exporter.clock import FixedClock
+from exporter.engine import Engine
+from exporter.sample import add_member
+from exporter.snapshot import Snapshot
+from exporter.watcher import MembershipWatcher
+
+
+class Recorded:
+    """The engine's checks as the watcher asked for them (the real engine still runs them)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self._lock = threading.Lock()
+        check_all, check_audiences = engine.check_all, engine.check_audiences
+
+        def all_(trigger: str = "schedule", timeout: float | None = None) -> Snapshot:
+            with self._lock:
+                self.calls.append(("all", trigger))
+            return check_all(trigger, timeout)
+
+        def some(names: list[str], trigger: str = "api", timeout: float | None = None) -> Snapshot:
+            with self._lock:
+                self.calls.append(("audiences", trigger, *names))
+            return check_audiences(names, trigger, timeout)
+
+        engine.check_all = all_  # type: ignore[method-assign]
+        engine.check_audiences = some  # type: ignore[method-assign]
+
+
+class Monotonic:
+    """Monotonic time that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def recorded(engine: Engine) -> Recorded:
+    return Recorded(engine)
+
+
+def watching(engine: Engine, **options: Any) -> Iterator[MembershipWatcher]:
+    options = {"poll_seconds": 0.02, "debounce_seconds": 0, "check_timeout": 0.2, **options}
+    watcher = MembershipWatcher(engine, **options)
+    watcher.start()
+    try:
+        wait_for(lambda: watcher.reads >= 1, 10, "the watcher's first reading")
+        yield watcher
+    finally:
+        watcher.stop()
+
+
+@pytest.fixture
+def watcher(engine: Engine) -> Iterator[MembershipWatcher]:
+    yield from watching(engine)
+
+
+def write(db: Path, sql: str, *params: object) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(sql, params)
+
+
+def test_a_membership_change_re_checks_only_that_audience(
+    watcher: MembershipWatcher, recorded: Recorded, sample_db: Path, clock: FixedClock
+) -> None:
+    with sqlite3.connect(sample_db) as conn:
+        add_member(conn, "newcomer@example.com", "g-1", clock() - timedelta(minutes=1))
+
+    wait_for(lambda: recorded.calls, 10, "a change-driven check")
+    assert recorded.calls == [("audiences", "change", "administrators")]
+
+
+def test_a_new_audience_row_re_checks_everything(
+    watcher: MembershipWatcher, recorded: Recorded, sample_db: Path
+) -> None:
+    write(
+        sample_db,
+        "INSERT INTO sys_infra_state (audience, namespace, provider) VALUES (?, 'x', 'cf')",
+        "brand-new",
+    )
+
+    wait_for(lambda: recorded.calls, 10, "a change-driven check")
+    assert recorded.calls == [("all", "change")]
+
+
+def test_commits_that_change_no_membership_check_nothing(
+    watcher: MembershipWatcher, recorded: Recorded, engine: Engine, sample_db: Path
+) -> None:
+    engine.check_all("schedule")  # the exporter's own writes move data_version too
+    write(sample_db, "UPDATE iam_organization SET name = name || '!'")
+    write(sample_db, "UPDATE iam_user SET created_at = created_at")
+    reads = watcher.reads
+
+    wait_for(lambda: watcher.reads > reads, 10, "the watcher to read the commits")
+    assert recorded.calls == [("all", "schedule")]
+
+
+def test_a_change_that_meets_a_running_check_is_checked_once_it_ends(
+    watcher: MembershipWatcher, recorded: Recorded, engine: Engine, sample_db: Path
+) -> None:
+    with engine.exclusive():  # a check or sync in progress
+        write(sample_db, "UPDATE iam_user SET status = 'suspended' WHERE email = 'ops@example.com'")
+        wait_for(lambda: len(recorded.calls) >= 2, 10, "the watcher to meet Busy twice")
+    wait_for(lambda: engine.snapshot.checks, 10, "the deferred check to run")
+
+    assert set(recorded.calls) == {("audiences", "change", "administrators")}
+    assert engine.snapshot.checks["administrators"].expected_count == 1
+
+
+def test_reads_stay_a_bounded_share_of_a_core(engine: Engine, sample_db: Path) -> None:
+    clock = Monotonic()
+    watcher_ = watching(engine, read_share=0.25, clock=clock)
+    watcher = next(watcher_)
+    try:
+        original = watcher._read
+
+        def slow_read(conn: sqlite3.Connection) -> Any:
+            clock.now += 2.0  # this read "took" 2 s: stay quiet for 6 s (25 % of a core)
+            return original(conn)
+
+        watcher._read = slow_read  # type: ignore[method-assign]
+        write(sample_db, "UPDATE iam_organization SET name = name || '!'")
+        wait_for(lambda: watcher.reads == 2, 10, "the read of the first commit")
+        write(sample_db, "UPDATE iam_organization SET name = name || '?'")
+        time.sleep(0.3)  # 15 polls: all inside the quiet period
+        assert watcher.reads == 2
+        clock.now += 6.0
+        wait_for(lambda: watcher.reads == 3, 10, "the read once the quiet period is over")
+    finally:
+        watcher_.close()
+
+
+def test_a_share_outside_zero_to_one_is_refused(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="read_share"):
+        MembershipWatcher(engine, read_share=0)
