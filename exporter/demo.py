@@ -18,9 +18,13 @@ from typing import Any
 
 from .clock import utc_now
 from .config import DEFAULT_LISTEN, load_config
+from .document import drift_document
+from .runtime import build_runtime
 from .sample import add_member, build_sample
 from .server import check_listen, serve
 from .simulator import CloudflareSimulator
+from .snapshot import Snapshot
+from .table import drift_table
 
 log = logging.getLogger("vault_drift.demo")
 LIFE_SECONDS = 60.0
@@ -62,12 +66,27 @@ def _run_with(
     check_listen(config)
     url = config.effective_public_url()
     print(_banner(url, admin, read, database, simulator.base_url), flush=True)
+    runtime = build_runtime(config)
+    runtime.engine.after_full_check.append(_print_first_check())
     changes = DemoLife(database, simulator, life)
     changes.start()
     try:
-        return serve(config)
+        return serve(config, runtime)
     finally:
         changes.stop()
+
+
+def _print_first_check() -> Callable[[Snapshot], None]:
+    """What the first check found, as ``vault-drift check`` shows it; later ones go to logs."""
+    printed = threading.Event()
+
+    def show(snapshot: Snapshot) -> None:
+        if not printed.is_set():
+            printed.set()
+            table = drift_table(drift_document(snapshot, utc_now()))
+            print(f"first check:\n{table}", flush=True)
+
+    return show
 
 
 def _banner(url: str, admin: str, read: str, database: Path, cloudflare: str) -> str:

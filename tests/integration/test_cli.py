@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import queue
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 from exporter.cli import main
 from exporter.simulator import CloudflareSimulator
@@ -121,3 +125,39 @@ def test_a_taken_address_is_a_clear_config_error(
     err = capsys.readouterr().err
     assert f"VAULT_DRIFT_LISTEN: cannot listen on 127.0.0.1:{port}" in err
     assert "Traceback" not in err
+
+
+def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly() -> None:
+    exe = Path(sys.executable).parent / "vault-drift"
+    demo = subprocess.Popen(
+        [exe, "demo", "--listen", f"127.0.0.1:{free_port()}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    out = demo.stdout
+    assert out is not None
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in out:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    try:
+        while not (seen and seen[-1].startswith("5 audiences:")):
+            try:
+                seen.append(lines.get(timeout=60))
+            except queue.Empty:
+                raise AssertionError("no first check printed:\n" + "".join(seen)) from None
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=30) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(timeout=10)
+        out.close()
+    table = "".join(seen[seen.index("first check:\n") :])
+    assert "lms-instructors: missing in Cloudflare: alice@example.com" in table
+    assert "5 audiences: 2 in sync, 1 drift, 1 error, 1 pending" in table
