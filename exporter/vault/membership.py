@@ -33,15 +33,19 @@ granting AS MATERIALIZED (
     JOIN iam_group AS g ON g.organization_id = gr.organization_id
 )
 SELECT gg.audience,
-       json_group_array(lower(trim(u.email))) AS emails,
+       json_group_array(lower(trim(u.email, {blank}))) AS emails,
        json_group_array(CAST(ug.created_at AS TEXT)) AS added_at
 FROM iam_user_group AS ug
 CROSS JOIN granting AS gg
 CROSS JOIN iam_user AS u
 WHERE gg.group_id = ug.group_id AND u.id = ug.user_id
-  AND u.status = 'active' AND trim(u.email) != ''
+  AND u.status = 'active' AND trim(u.email, {blank}) != ''
 GROUP BY gg.audience
 """
+
+# What Python's str.strip() removes from a Cloudflare address, in ASCII: SQLite's trim()
+# alone removes spaces only, and "bob@x.com\n" would never match Cloudflare's "bob@x.com".
+_BLANK = "' ' || char(9, 10, 11, 12, 13, 28, 29, 30, 31)"
 
 _BROKEN_APPLICATIONS = """
 SELECT id, audiences FROM iam_application
@@ -75,7 +79,8 @@ def expected_members(conn: sqlite3.Connection, audiences: Iterable[str]) -> Mapp
         wanted = " UNION ALL ".join(["SELECT ?"] * len(names))
         params = names
     packed = {name: ("[]", "[]") for name in names}
-    for audience, emails, added_at in conn.execute(_EXPECTED.format(wanted=wanted), params):
+    query = _EXPECTED.format(wanted=wanted, blank=_BLANK)
+    for audience, emails, added_at in conn.execute(query, params):
         if audience in packed:
             packed[audience] = (emails, added_at)
     broken = conn.execute(_BROKEN_APPLICATIONS).fetchall()
@@ -92,6 +97,8 @@ def _expected(name: str, emails: str, added_at: str, broken: list[tuple[str, str
             " value (not a JSON array): members of this audience cannot be read"
         )
     addresses: list[str] = unpack(emails)
-    if not emails.isascii():  # SQLite's lower() folds ASCII only: "É" must match "é" too
-        addresses = [address.lower() for address in addresses]
-    return Expected(members=earliest(addresses, unpack(added_at)))
+    stamps: list[str | None] = unpack(added_at)
+    if not emails.isascii():  # SQLite folds and trims ASCII only: "É" must match "é" too
+        pairs = [(a.strip().lower(), t) for a, t in zip(addresses, stamps, strict=True)]
+        addresses, stamps = [a for a, _ in pairs if a], [t for a, t in pairs if a]
+    return Expected(members=earliest(addresses, stamps))

@@ -274,3 +274,21 @@ def test_emails_are_compared_whole_whatever_their_characters(
     assert [(m.email, m.added_in_vault_at) for m in check.missing] == [
         ("élodie.brûlé@example.com", clock() - timedelta(hours=3))
     ]
+
+
+def test_vault_emails_are_trimmed_of_what_cloudflare_addresses_are_trimmed_of(
+    engine: Engine, sample_db: Path, clock: FixedClock
+) -> None:
+    # Cloudflare's side is str.strip()ped; SQLite's trim() alone removes only spaces.
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("UPDATE iam_user SET email = char(9) || email || char(13, 10)")
+        conn.execute("UPDATE iam_user SET email = email || ' ' || char(160) WHERE id = 'u-root'")
+        conn.execute("INSERT INTO iam_user (id, email) VALUES ('u-blank', char(9, 32, 160))")
+        conn.execute("INSERT INTO iam_user_group (user_id, group_id) VALUES ('u-blank', 'g-1')")
+
+    engine.check_all()
+
+    check = engine.snapshot.checks["administrators"]
+    assert str(check.status) == "synced", (check.missing, check.extra)
+    assert check.expected_count == 2
+    assert str(engine.snapshot.checks["developers"].status) == "synced"
