@@ -54,6 +54,10 @@ class Config(BaseSettings):
         DEFAULT_CLOUDFLARE_URL,
         validation_alias=AliasChoices("CLOUDFLARE_BASE_URL", "cloudflare_base_url"),
     )
+    cloudflare_timeout: int = Field(
+        30,
+        validation_alias=AliasChoices("VAULT_DRIFT_CLOUDFLARE_TIMEOUT", "cloudflare_timeout"),
+    )
     listen: str = Field(
         DEFAULT_LISTEN, validation_alias=AliasChoices("VAULT_DRIFT_LISTEN", "listen")
     )
@@ -106,6 +110,14 @@ class Config(BaseSettings):
         seconds = parse_duration(value)
         if not 30 <= seconds <= 86400:
             raise ValueError("must be between 30s and 24h")
+        return seconds
+
+    @field_validator("cloudflare_timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        seconds = parse_duration(value)
+        if not 1 <= seconds <= 600:
+            raise ValueError("must be between 1s and 10m")
         return seconds
 
     @field_validator("cloudflare_base_url", "public_url")

@@ -101,6 +101,19 @@ def test_missing_database_and_credentials_are_clear(
     assert "nope.db not found" in capsys.readouterr().err
 
 
+def test_cloudflare_timeout_comes_from_the_configuration(
+    cli_env: dict[str, str],
+    simulator: CloudflareSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    simulator.latency_seconds = 2.5
+    monkeypatch.setenv("VAULT_DRIFT_CLOUDFLARE_TIMEOUT", "1s")
+    assert run("check", "--audience", "administrators", "--json") == 2
+    [item] = json.loads(capsys.readouterr().out)["items"]
+    assert item["status"] == "error" and "timeout after 1s" in item["error_message"]
+
+
 def test_the_installed_command_has_help_and_version() -> None:
     exe = Path(sys.executable).parent / "vault-drift"
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
