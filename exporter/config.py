@@ -58,6 +58,10 @@ class Config(BaseSettings):
         30,
         validation_alias=AliasChoices("VAULT_DRIFT_CLOUDFLARE_TIMEOUT", "cloudflare_timeout"),
     )
+    cloudflare_page_size: int = Field(
+        1000,
+        validation_alias=AliasChoices("VAULT_DRIFT_CLOUDFLARE_PAGE_SIZE", "cloudflare_page_size"),
+    )
     listen: str = Field(
         DEFAULT_LISTEN, validation_alias=AliasChoices("VAULT_DRIFT_LISTEN", "listen")
     )
@@ -119,6 +123,13 @@ class Config(BaseSettings):
         if not 1 <= seconds <= 600:
             raise ValueError("must be between 1s and 10m")
         return seconds
+
+    @field_validator("cloudflare_page_size")
+    @classmethod
+    def _page_size(cls, value: int) -> int:
+        if not 5 <= value <= 1000:
+            raise ValueError("must be between 5 and 1000")
+        return value
 
     @field_validator("cloudflare_base_url", "public_url")
     @classmethod

@@ -32,6 +32,7 @@ def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None 
         account_id=config.cloudflare_account_id,
         token=token.get_secret_value(),
         timeout=config.cloudflare_timeout,
+        per_page=config.cloudflare_page_size,
     )
     engine = Engine(db, client, clock=clock, events=events, seed_interval=config.check_interval)
     return Runtime(config, db, client, engine, Syncer(engine))

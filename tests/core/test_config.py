@@ -23,7 +23,7 @@ def test_durations_recipients_and_defaults() -> None:
         environ={"VAULT_DRIFT_CHECK_INTERVAL": "1h30m", "VAULT_DRIFT_MAIL_TO": "a@x.com, b@y.org"}
     )
     assert config.check_interval == 5400
-    assert config.cloudflare_timeout == 30
+    assert config.cloudflare_timeout == 30 and config.cloudflare_page_size == 1000
     assert load_config(environ={"VAULT_DRIFT_CLOUDFLARE_TIMEOUT": "2m"}).cloudflare_timeout == 120
     assert config.mail_to == ["a@x.com", "b@y.org"]
     assert config.listen == "127.0.0.1:9847"
@@ -39,16 +39,18 @@ def test_every_problem_is_listed_and_no_secret_is_shown(tmp_path: Path) -> None:
         "VAULT_DRIFT_ADMIN_TOKEN": "short-secret",
         "CLOUDFLARE_BASE_URL": "ftp://nope",
         "VAULT_DRIFT_CLOUDFLARE_TIMEOUT": "0s",
+        "VAULT_DRIFT_CLOUDFLARE_PAGE_SIZE": "5000",
     }
     with pytest.raises(ConfigError) as caught:
         load_config(toml, environ=env)
     problems = caught.value.problems
-    assert len(problems) == 6, problems
+    assert len(problems) == 7, problems
     text = "\n".join(problems)
     assert "unknown_key: unknown setting" in text
     assert "VAULT_DRIFT_SMTP_PORT: must be a TCP port" in text
     assert "VAULT_DRIFT_ADMIN_TOKEN: must be at least 16 characters" in text
     assert "VAULT_DRIFT_CLOUDFLARE_TIMEOUT: must be between 1s and 10m" in text
+    assert "VAULT_DRIFT_CLOUDFLARE_PAGE_SIZE: must be between 5 and 1000" in text
     assert "short-secret" not in text
 
 

@@ -114,6 +114,22 @@ def test_cloudflare_timeout_comes_from_the_configuration(
     assert item["status"] == "error" and "timeout after 1s" in item["error_message"]
 
 
+def test_cloudflare_page_size_comes_from_the_configuration(
+    cli_env: dict[str, str], simulator: CloudflareSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(7):  # 10 groups in the account, 3 of them the sample's
+        simulator.add_group(f"unrelated-{number}", [])
+
+    def listings() -> int:
+        return sum(path.endswith("/access/groups") for _, path, _ in simulator.request_log)
+
+    assert run("check") == 2
+    assert listings() == 1  # 1,000 asked, 50 served: one page
+    monkeypatch.setenv("VAULT_DRIFT_CLOUDFLARE_PAGE_SIZE", "5")
+    assert run("check") == 2
+    assert listings() == 1 + 2  # two full pages of 5, the last one stopped by total_count
+
+
 def test_the_installed_command_has_help_and_version() -> None:
     exe = Path(sys.executable).parent / "vault-drift"
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
