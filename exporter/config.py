@@ -111,18 +111,12 @@ class Config(BaseSettings):
     def _interval(cls, value: Any) -> Any:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        seconds = parse_duration(value)
-        if not 30 <= seconds <= 86400:
-            raise ValueError("must be between 30s and 24h")
-        return seconds
+        return _duration_between(value, 30, 86400, "30s and 24h")
 
     @field_validator("cloudflare_timeout", mode="before")
     @classmethod
     def _timeout(cls, value: Any) -> Any:
-        seconds = parse_duration(value)
-        if not 1 <= seconds <= 600:
-            raise ValueError("must be between 1s and 10m")
-        return seconds
+        return _duration_between(value, 1, 600, "1s and 10m")
 
     @field_validator("cloudflare_page_size")
     @classmethod
@@ -193,6 +187,13 @@ class Config(BaseSettings):
         ]
         if problems:
             raise ConfigError(problems)
+
+
+def _duration_between(value: Any, low: int, high: int, shown: str) -> int:
+    seconds = parse_duration(value)
+    if not low <= seconds <= high:
+        raise ValueError(f"must be between {shown}")
+    return seconds
 
 
 def parse_listen(value: str) -> tuple[str, int]:
