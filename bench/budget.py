@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from exporter.cloudflare import CloudflareClient
-from exporter.engine import Engine
-from exporter.simulator import CloudflareSimulator
+from exporter.cloudflare.client import CloudflareClient
+from exporter.demo.simulator import CloudflareSimulator
+from exporter.service.checker import Engine
 from exporter.vault import VaultDB
 
 from .check_once import naive_check

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.simulator import CloudflareSimulator
 
 from .world import build_world
 

@@ -12,10 +12,10 @@ import json
 import resource
 import time
 
-from exporter.cloudflare import CloudflareClient
-from exporter.drift import compact, evaluate
-from exporter.engine import Engine
-from exporter.model import DriftMemory
+from exporter.cloudflare.client import CloudflareClient
+from exporter.core.drift import compact, evaluate
+from exporter.core.model import DriftMemory
+from exporter.service.checker import Engine
 from exporter.vault import VaultDB
 from exporter.vault.membership import expected_members, list_audiences
 

@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import requests
 
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.simulator import CloudflareSimulator
 
 from .world import ADDED, build_world
 

@@ -6,8 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from exporter.sample import create_schema
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.sample import create_schema
+from exporter.demo.simulator import CloudflareSimulator
 
 ADDED = "2026-11-01T00:00:00Z"
 

@@ -28,11 +28,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from . import __version__
-from .clock import Clock, utc_now
-from .model import AlertLevel, Status
-from .plan import BLOCK_REASONS
-from .snapshot import Snapshot
+from exporter import __version__
+from exporter.clock import Clock, utc_now
+from exporter.core.model import AlertLevel, Status
+from exporter.core.plan import BLOCK_REASONS
+from exporter.core.snapshot import Snapshot
 
 LABELS = ["audience", "namespace", "provider"]
 FROM_LAST_CHECK = " (from the last background check)"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .clock import Clock, utc_now
-from .cloudflare import CloudflareClient
-from .config import Config
-from .engine import Engine, Events
-from .sync import Syncer
-from .vault import VaultDB
+from exporter.clock import Clock, utc_now
+from exporter.cloudflare.client import CloudflareClient
+from exporter.config import Config
+from exporter.service.checker import Engine, Events
+from exporter.service.syncer import Syncer
+from exporter.vault import VaultDB
 
 
 @dataclass

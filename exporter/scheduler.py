@@ -12,10 +12,10 @@ from datetime import timedelta
 
 import schedule
 
-from .clock import Clock, utc_now
-from .engine import Busy, Engine
-from .model import Status
-from .sync import Syncer
+from exporter.clock import Clock, utc_now
+from exporter.core.model import Status
+from exporter.service.checker import Busy, Engine
+from exporter.service.syncer import Syncer
 
 log = logging.getLogger("vault_drift.scheduler")
 

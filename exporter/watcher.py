@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from .engine import Busy, Engine
-from .packed import pack
-from .vault.db import CACHE_KIB
-from .vault.membership import expected_members, list_audiences
+from exporter.core.packed import pack
+from exporter.service.checker import Busy, Engine
+from exporter.vault.db import CACHE_KIB
+from exporter.vault.membership import expected_members, list_audiences
 
 log = logging.getLogger("vault_drift.watcher")
 

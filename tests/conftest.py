@@ -40,10 +40,10 @@ from collections.abc import Iterator  # noqa: E402
 from support import T0, make_client, require_tool  # noqa: E402, F401
 
 from exporter.clock import FixedClock  # noqa: E402
-from exporter.engine import Engine  # noqa: E402
-from exporter.sample import build_sample  # noqa: E402
-from exporter.simulator import CloudflareSimulator  # noqa: E402
-from exporter.sync import Syncer  # noqa: E402
+from exporter.demo.sample import build_sample  # noqa: E402
+from exporter.demo.simulator import CloudflareSimulator  # noqa: E402
+from exporter.service.checker import Engine  # noqa: E402
+from exporter.service.syncer import Syncer  # noqa: E402
 from exporter.vault import VaultDB  # noqa: E402
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cloudflare import CloudflareClient
-from exporter.simulator import CloudflareSimulator
+from exporter.cloudflare.client import CloudflareClient
+from exporter.demo.simulator import CloudflareSimulator
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)

@@ -13,9 +13,14 @@ import requests
 import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from exporter.cloudflare import CloudflareClient, CloudflareError, IncompleteListing, RateLimited
-from exporter.cloudflare_ratelimit import ClientStats, RateLimitGate, retry_policy
-from exporter.model import Group, Rule
+from exporter.cloudflare.client import (
+    CloudflareClient,
+    CloudflareError,
+    IncompleteListing,
+    RateLimited,
+)
+from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, retry_policy
+from exporter.core.model import Group, Rule
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cloudflare"
 BASE = "https://api.cloudflare.test/client/v4"

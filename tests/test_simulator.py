@@ -8,9 +8,14 @@ from typing import Any
 import pytest
 import requests
 
-from exporter.cloudflare import CloudflareClient, CloudflareError, IncompleteListing, RateLimited
-from exporter.model import Group
-from exporter.simulator import CloudflareSimulator, Faults
+from exporter.cloudflare.client import (
+    CloudflareClient,
+    CloudflareError,
+    IncompleteListing,
+    RateLimited,
+)
+from exporter.core.model import Group
+from exporter.demo.simulator import CloudflareSimulator, Faults
 
 ACCOUNT = "acct-1"
 TOKEN = "sim-token-7c1e"

@@ -8,8 +8,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from ..clock import format_time, parse_time
-from ..model import AutoSync, Ignore, Settings
+from exporter.clock import format_time, parse_time
+from exporter.core.model import AutoSync, Ignore, Settings
 
 
 def load_settings(conn: sqlite3.Connection, seed_interval: int | None = None) -> Settings:

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..clock import format_time, parse_time
-from ..model import AudienceCheck, DriftMemory, Status
+from exporter.clock import format_time, parse_time
+from exporter.core.model import AudienceCheck, DriftMemory, Status
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The HTTP side: the API, /metrics, health, and the operator page."""
 
-from .app import create_app
+from exporter.web.app import create_app
 
 __all__ = ["create_app"]

@@ -7,18 +7,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ..cloudflare import CloudflareError
-from ..document import audience_document, drift_document, item_document
-from ..durations import parse_duration
-from ..engine import UnknownAudience
-from ..model import Ignore
-from ..settings import SettingsError, apply_settings
-from ..sync import GroupExists, GroupRefused, SyncRequest, VaultIncomplete
-from ..vault.history import recent_episodes
-from ..vault.operator import audit_rows, clear_ignore, save_settings, set_ignore
-from .app import ApiError, Services
-from .auth import Role, bearer
-from .schemas import CheckBody, GroupBody, IgnoreBody, SettingsBody, SyncBody
+from exporter.cloudflare.client import CloudflareError
+from exporter.core.document import audience_document, drift_document, item_document
+from exporter.core.model import Ignore
+from exporter.core.settings import SettingsError, apply_settings
+from exporter.core.times import parse_duration
+from exporter.service.checker import UnknownAudience
+from exporter.service.syncer import GroupExists, GroupRefused, SyncRequest, VaultIncomplete
+from exporter.vault.history import recent_episodes
+from exporter.vault.operator import audit_rows, clear_ignore, save_settings, set_ignore
+from exporter.web.app import ApiError, Services
+from exporter.web.auth import Role, bearer
+from exporter.web.schemas import CheckBody, GroupBody, IgnoreBody, SettingsBody, SyncBody
 
 router = APIRouter(prefix="/iam/drift", tags=["drift"])
 MAX_IGNORE = timedelta(days=90)
@@ -47,7 +47,7 @@ def admin(request: Request) -> Role:
 
 
 def _role(request: Request, mutating: bool) -> Role:
-    from .session import session_role
+    from exporter.web.session import session_role
 
     tokens = services(request).tokens
     presented = bearer(request.headers.get("authorization"))

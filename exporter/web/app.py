@@ -11,12 +11,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
-from ..clock import Clock, utc_now
-from ..engine import Busy, Engine
-from ..metrics import Exposition
-from ..sync import Syncer
-from .auth import AuthError, Tokens
+from exporter import __version__
+from exporter.clock import Clock, utc_now
+from exporter.metrics import Exposition
+from exporter.service.checker import Busy, Engine
+from exporter.service.syncer import Syncer
+from exporter.web.auth import AuthError, Tokens
 
 
 @dataclass
@@ -52,11 +52,11 @@ def create_app(services: Services, page: bool = True) -> FastAPI:
     app.state.services = services
     _install_error_handlers(app)
     _install_operational_routes(app, services)
-    from .api import router
+    from exporter.web.api import router
 
     app.include_router(router)
     if page:
-        from .page import router as page_router
+        from exporter.web.page import router as page_router
 
         app.include_router(page_router)
     return app

@@ -20,16 +20,16 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 
-from ..clock import format_time, parse_time
-from ..document import LIST_LIMIT, audience_document, ordered
-from ..drift import hint
-from ..model import AlertLevel, AudienceCheck, Status
-from ..snapshot import Snapshot
-from ..vault.history import recent_episodes
-from ..vault.operator import audit_rows
-from .app import Services
-from .auth import Role
-from .session import (
+from exporter.clock import format_time, parse_time
+from exporter.core.document import LIST_LIMIT, audience_document, ordered
+from exporter.core.drift import hint
+from exporter.core.model import AlertLevel, AudienceCheck, Status
+from exporter.core.snapshot import Snapshot
+from exporter.vault.history import recent_episodes
+from exporter.vault.operator import audit_rows
+from exporter.web.app import Services
+from exporter.web.auth import Role
+from exporter.web.session import (
     COOKIE,
     LOGIN_COOKIE,
     MAX_AGE_SECONDS,

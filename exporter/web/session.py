@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from .auth import AuthError, Role
+from exporter.web.auth import AuthError, Role
 
 COOKIE = "vault_drift_session"
 LOGIN_COOKIE = "vault_drift_login"  # the login form's own CSRF (double submit)

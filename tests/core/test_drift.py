@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.drift import (
+from exporter.core.drift import (
     active_ignore,
     alert_level,
     compact,
@@ -17,7 +17,7 @@ from exporter.drift import (
     hint,
     other_rules,
 )
-from exporter.model import (
+from exporter.core.model import (
     Actual,
     AlertLevel,
     Audience,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.model import Actual, Group
-from exporter.packed import Unpacked, earliest, pack, packed_actual, unpack
+from exporter.core.model import Actual, Group
+from exporter.core.packed import Unpacked, earliest, pack, packed_actual, unpack
 
 
 @given(st.lists(st.text()))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.drift import diff, email_members, other_rules
-from exporter.model import Group
-from exporter.plan import (
+from exporter.core.drift import diff, email_members, other_rules
+from exporter.core.model import Group
+from exporter.core.plan import (
     EMPTY_SOURCE,
     MASS_REMOVAL,
     OVER_RULE_LIMIT,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from support import free_port
 
-from exporter.cli import main
-from exporter.simulator import CloudflareSimulator
+from exporter.cli.main import main
+from exporter.demo.simulator import CloudflareSimulator
 
 
 def run(*args: str) -> int:

@@ -10,11 +10,11 @@ from pathlib import Path
 from support import make_client
 
 from exporter.clock import FixedClock
-from exporter.engine import Engine
-from exporter.model import AutoSync, Status, SyncResultKind
-from exporter.sample import add_member
-from exporter.simulator import CloudflareSimulator, Faults
-from exporter.sync import Syncer, SyncRequest
+from exporter.core.model import AutoSync, Status, SyncResultKind
+from exporter.demo.sample import add_member
+from exporter.demo.simulator import CloudflareSimulator, Faults
+from exporter.service.checker import Engine
+from exporter.service.syncer import Syncer, SyncRequest
 from exporter.vault import VaultDB
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from exporter.clock import FixedClock
-from exporter.engine import Engine
-from exporter.model import Settings
+from exporter.core.model import Settings
+from exporter.demo.simulator import CloudflareSimulator
 from exporter.scheduler import CheckScheduler, retry_delay
-from exporter.simulator import CloudflareSimulator
-from exporter.sync import Syncer
+from exporter.service.checker import Engine
+from exporter.service.syncer import Syncer
 from exporter.vault.operator import save_settings
 
 

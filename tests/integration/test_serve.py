@@ -18,8 +18,8 @@ import requests
 from support import free_port, wait_for
 
 from exporter.clock import utc_now
-from exporter.sample import add_member, build_sample
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.sample import add_member, build_sample
+from exporter.demo.simulator import CloudflareSimulator
 
 ADMIN = "serve-admin-token-0123456789"
 EXE = str(Path(sys.executable).parent / "vault-drift")

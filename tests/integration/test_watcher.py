@@ -14,9 +14,9 @@ import pytest
 from support import wait_for
 
 from exporter.clock import FixedClock
-from exporter.engine import Engine
-from exporter.sample import add_member
-from exporter.snapshot import Snapshot
+from exporter.core.snapshot import Snapshot
+from exporter.demo.sample import add_member
+from exporter.service.checker import Engine
 from exporter.watcher import MembershipWatcher
 
 

@@ -11,7 +11,7 @@ import requests
 from page_world import CHROMIUM_ARGS, LiveServer, World, build_world
 from support import require_tool
 
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.simulator import CloudflareSimulator
 
 
 @pytest.fixture

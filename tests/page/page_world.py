@@ -20,12 +20,12 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from exporter.clock import Clock, utc_now
-from exporter.cloudflare import CloudflareClient
-from exporter.engine import Engine
+from exporter.cloudflare.client import CloudflareClient
+from exporter.demo.sample import add_member, build_sample
+from exporter.demo.simulator import CloudflareSimulator
 from exporter.metrics import build_exposition
-from exporter.sample import add_member, build_sample
-from exporter.simulator import CloudflareSimulator
-from exporter.sync import Syncer
+from exporter.service.checker import Engine
+from exporter.service.syncer import Syncer
 from exporter.vault import VaultDB
 from exporter.web import create_app
 from exporter.web.app import Services

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from page_world import ADMIN_TOKEN, CHROMIUM_ARGS, LiveServer, build_world, login
 
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.simulator import CloudflareSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 DESKTOP = {"width": 1280, "height": 900}

@@ -11,7 +11,7 @@ import requests
 from fastapi.testclient import TestClient
 from page_world import ADMIN_TOKEN, EVIL_AUDIENCE, EVIL_EMAIL, READ_TOKEN, World, build_world
 
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.simulator import CloudflareSimulator
 from exporter.web.page import card_id
 
 CSP = (

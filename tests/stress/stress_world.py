@@ -21,8 +21,8 @@ import requests
 from support import free_port, wait_for
 
 from exporter.clock import format_time, parse_time, utc_now
-from exporter.sample import create_schema
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.sample import create_schema
+from exporter.demo.simulator import CloudflareSimulator
 
 LONG = os.environ.get("VAULT_DRIFT_LONG", "").lower() in ("1", "true", "yes")
 EXE = str(Path(sys.executable).parent / "vault-drift")
@@ -388,7 +388,7 @@ class Served:
 
 def seed_settings(path: Path, **settings: Any) -> None:
     """Settings saved before the exporter starts (as a previous run through the API would)."""
-    from exporter.settings import apply_settings
+    from exporter.core.settings import apply_settings
     from exporter.vault import VaultDB
     from exporter.vault.operator import load_settings, save_settings
 

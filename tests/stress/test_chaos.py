@@ -43,12 +43,12 @@ from stress_world import (
     wait_for,
 )
 
-from exporter.cloudflare import CloudflareClient
-from exporter.document import drift_document
-from exporter.engine import Engine
-from exporter.model import AutoSync
-from exporter.simulator import Faults
-from exporter.sync import Syncer
+from exporter.cloudflare.client import CloudflareClient
+from exporter.core.document import drift_document
+from exporter.core.model import AutoSync
+from exporter.demo.simulator import Faults
+from exporter.service.checker import Engine
+from exporter.service.syncer import Syncer
 from exporter.vault import VaultDB
 
 # `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long, past the default 300 s timeout

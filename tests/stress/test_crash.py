@@ -246,7 +246,7 @@ def test_syncs_left_in_progress_are_settled_once_cloudflare_answers(
 ) -> None:
     """A restart while Cloudflare is down keeps the rows open, then settles them when it is back."""
     from exporter.clock import utc_now
-    from exporter.simulator import Faults
+    from exporter.demo.simulator import Faults
     from exporter.vault import VaultDB
     from exporter.vault.operator import AuditEntry, start_audit
 

@@ -23,7 +23,7 @@ from schemathesis.checks import (
 )
 from stress_world import ACCOUNT, ADMIN, CF_TOKEN, LONG, READ, Served, mixed_world
 
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.simulator import CloudflareSimulator
 
 # `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long, past the default 300 s timeout
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400 if LONG else 300)]

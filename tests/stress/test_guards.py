@@ -34,7 +34,7 @@ from stress_world import (
     write_world,
 )
 
-from exporter.cli import main as cli
+from exporter.cli.main import main as cli
 
 GUARDED = {
     "empty-source": "empty_source",

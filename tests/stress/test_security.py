@@ -42,7 +42,7 @@ from stress_world import (
     write_world,
 )
 
-from exporter.simulator import CloudflareSimulator
+from exporter.demo.simulator import CloudflareSimulator
 
 SMTP_USER, SMTP_PASSWORD = "drift-mailer", "smtp-Pa55word-never-shown"
 SECRETS = (ADMIN, READ, CF_TOKEN, SMTP_PASSWORD)

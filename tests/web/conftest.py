@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from web_helpers import services_for
 
 from exporter.clock import FixedClock
-from exporter.engine import Engine
-from exporter.sync import Syncer
+from exporter.service.checker import Engine
+from exporter.service.syncer import Syncer
 from exporter.web import create_app
 
 

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from web_helpers import ADMIN, READ, auth, services_for
 
 from exporter.clock import FixedClock
-from exporter.engine import Engine
-from exporter.simulator import CloudflareSimulator
-from exporter.sync import Syncer
+from exporter.demo.simulator import CloudflareSimulator
+from exporter.service.checker import Engine
+from exporter.service.syncer import Syncer
 from exporter.web import create_app
 
 

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 from support import require_tool
 
 from exporter.clock import FixedClock
-from exporter.engine import Engine
 from exporter.metrics import DriftCollector, Exposition
+from exporter.service.checker import Engine
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics" / "sample.prom"
 FIXED_STATS = {

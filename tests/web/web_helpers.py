@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from exporter.clock import FixedClock
-from exporter.engine import Engine
 from exporter.metrics import build_exposition
-from exporter.sync import Syncer
+from exporter.service.checker import Engine
+from exporter.service.syncer import Syncer
 from exporter.web.app import Services
 from exporter.web.auth import Tokens
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from exporter.model import Group, Rule
+from exporter.core.model import Group, Rule
 
 
 class CloudflareError(Exception):

@@ -15,19 +15,19 @@ from typing import Any
 
 import uvicorn
 
-from .cloudflare_ratelimit import ClientStats
-from .config import Config, ConfigError
-from .logs import setup_logging
-from .metrics import ExporterMetrics, build_exposition
-from .runtime import Runtime, build_runtime
-from .scheduler import CheckScheduler
-from .snapshot import Snapshot
-from .vault import VaultError
-from .vault.operator import audit_rows
-from .watcher import MembershipWatcher
-from .web import create_app
-from .web.app import Services
-from .web.auth import Tokens
+from exporter.cloudflare.ratelimit import ClientStats
+from exporter.config import Config, ConfigError
+from exporter.core.snapshot import Snapshot
+from exporter.logs import setup_logging
+from exporter.metrics import ExporterMetrics, build_exposition
+from exporter.runtime import Runtime, build_runtime
+from exporter.scheduler import CheckScheduler
+from exporter.vault import VaultError
+from exporter.vault.operator import audit_rows
+from exporter.watcher import MembershipWatcher
+from exporter.web import create_app
+from exporter.web.app import Services
+from exporter.web.auth import Tokens
 
 log = logging.getLogger("vault_drift.server")
 
@@ -144,7 +144,7 @@ def _mail_jobs(runtime: Runtime, metrics: _Metrics) -> list[tuple[int, Callable[
     if not runtime.config.mail_enabled:
         log.info("mail is off: VAULT_DRIFT_SMTP_HOST, _MAIL_FROM and _MAIL_TO are not all set")
         return []
-    from .reporting import install_mail  # pandas and matplotlib load only when mail is on
+    from exporter.cli.report import install_mail  # pandas and matplotlib load only when mail is on
 
     return install_mail(runtime, metrics.counters)
 

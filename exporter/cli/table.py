@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .model import SyncOutcome
+from exporter.core.model import SyncOutcome
 
 _MARK = {"synced": "ok", "drift": "DRIFT", "error": "ERROR", "pending": "pending"}
 

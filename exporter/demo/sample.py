@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .clock import format_time
-from .simulator import CloudflareSimulator
+from exporter.clock import format_time
+from exporter.demo.simulator import CloudflareSimulator
 
 
 @dataclass(frozen=True)

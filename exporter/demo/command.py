@@ -16,15 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .clock import utc_now
-from .config import DEFAULT_LISTEN, load_config
-from .document import drift_document
-from .runtime import build_runtime
-from .sample import add_member, build_sample
-from .server import check_listen, serve
-from .simulator import CloudflareSimulator
-from .snapshot import Snapshot
-from .table import drift_table
+from exporter.cli.serve import check_listen, serve
+from exporter.cli.table import drift_table
+from exporter.clock import utc_now
+from exporter.config import DEFAULT_LISTEN, load_config
+from exporter.core.document import drift_document
+from exporter.core.snapshot import Snapshot
+from exporter.demo.sample import add_member, build_sample
+from exporter.demo.simulator import CloudflareSimulator
+from exporter.runtime import build_runtime
 
 log = logging.getLogger("vault_drift.demo")
 LIFE_SECONDS = 60.0

@@ -17,16 +17,25 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from .clock import Clock, utc_now
-from .cloudflare import CloudflareClient, CloudflareError
-from .drift import compact, evaluate
-from .model import Actual, Audience, AudienceCheck, DriftMemory, Expected, Ignore, Settings, Status
-from .packed import Unpacked, packed_actual
-from .snapshot import Snapshot
-from .vault import VaultDB
-from .vault.membership import expected_members, list_audiences
-from .vault.operator import load_ignores, load_settings
-from .vault.state import (
+from exporter.clock import Clock, utc_now
+from exporter.cloudflare.client import CloudflareClient, CloudflareError
+from exporter.core.drift import compact, evaluate
+from exporter.core.model import (
+    Actual,
+    Audience,
+    AudienceCheck,
+    DriftMemory,
+    Expected,
+    Ignore,
+    Settings,
+    Status,
+)
+from exporter.core.packed import Unpacked, packed_actual
+from exporter.core.snapshot import Snapshot
+from exporter.vault import VaultDB
+from exporter.vault.membership import expected_members, list_audiences
+from exporter.vault.operator import load_ignores, load_settings
+from exporter.vault.state import (
     CycleSummary,
     forget_removed,
     load_memories,

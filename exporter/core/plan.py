@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from .drift import diff, email_members, email_of
-from .model import Group, Rule, SyncPlan
+from exporter.core.drift import diff, email_members, email_of
+from exporter.core.model import Group, Rule, SyncPlan
 
 RULE_LIMIT = 1000  # Cloudflare's per-group limit, over include + exclude + require
 MIN_REMOVAL_GUARD = 5

@@ -16,8 +16,8 @@ from urllib.parse import quote, urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
-from exporter.cloudflare_ratelimit import ClientStats, RateLimitGate, retry_policy
-from exporter.cloudflare_wire import (
+from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, retry_policy
+from exporter.cloudflare.wire import (
     NOT_JSON,
     CloudflareError,
     IncompleteListing,
@@ -27,7 +27,7 @@ from exporter.cloudflare_wire import (
     first_error,
     group_from_json,
 )
-from exporter.model import Group, Rule
+from exporter.core.model import Group, Rule
 
 __all__ = [
     "ClientStats",

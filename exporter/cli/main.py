@@ -8,16 +8,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .clock import utc_now
-from .config import DEFAULT_LISTEN, Config, ConfigError, load_config, parse_listen
-from .document import drift_document
-from .engine import UnknownAudience
-from .model import Status, SyncResultKind
-from .runtime import build_runtime
-from .sync import SyncRequest
-from .table import drift_table, sync_table
-from .vault import VaultError
+from exporter import __version__
+from exporter.cli.table import drift_table, sync_table
+from exporter.clock import utc_now
+from exporter.config import DEFAULT_LISTEN, Config, ConfigError, load_config, parse_listen
+from exporter.core.document import drift_document
+from exporter.core.model import Status, SyncResultKind
+from exporter.runtime import build_runtime
+from exporter.service.checker import UnknownAudience
+from exporter.service.syncer import SyncRequest
+from exporter.vault import VaultError
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from .demo import run_demo
+            from exporter.demo.command import run_demo
 
             return run_demo(args.listen, args.config)
         config = load_config(args.config, listen=_listen(args))
@@ -92,11 +92,11 @@ def _listen(args: argparse.Namespace) -> str | None:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "serve":
-        from .server import serve
+        from exporter.cli.serve import serve
 
         return serve(config)
     if args.command == "report":
-        from .reporting import report_command
+        from exporter.cli.report import report_command
 
         return report_command(config, args.period, args.out, args.send)
     runtime = build_runtime(config)

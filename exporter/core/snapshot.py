@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .drift import active_ignore, alert_level
-from .model import AlertLevel, AudienceCheck, Ignore, Settings, Status
+from exporter.core.drift import active_ignore, alert_level
+from exporter.core.model import AlertLevel, AudienceCheck, Ignore, Settings, Status
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from .model import Actual
+from exporter.core.model import Actual
 
 V = TypeVar("V")
 

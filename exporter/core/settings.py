@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .model import AutoSync, Settings
+from exporter.core.model import AutoSync, Settings
 
 LIMITS = {
     "check_interval_seconds": (30, 86400),

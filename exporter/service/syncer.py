@@ -10,10 +10,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from .cloudflare import CloudflareError
-from .drift import compact, email_members
-from .engine import Engine, UnknownAudience
-from .model import (
+from exporter.cloudflare.client import CloudflareError
+from exporter.core.drift import compact, email_members
+from exporter.core.model import (
     Actual,
     Audience,
     AutoSync,
@@ -23,10 +22,11 @@ from .model import (
     SyncPlan,
     SyncResultKind,
 )
-from .plan import RULE_LIMIT, email_rule, plan_sync
-from .vault.membership import expected_members, list_audiences
-from .vault.operator import AuditEntry, audit_rows, finish_audit, start_audit
-from .vault.state import record_sync_time, set_group_id
+from exporter.core.plan import RULE_LIMIT, email_rule, plan_sync
+from exporter.service.checker import Engine, UnknownAudience
+from exporter.vault.membership import expected_members, list_audiences
+from exporter.vault.operator import AuditEntry, audit_rows, finish_audit, start_audit
+from exporter.vault.state import record_sync_time, set_group_id
 
 log = logging.getLogger("vault_drift.sync")
 

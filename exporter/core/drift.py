@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from .clock import parse_time
-from .model import (
+from exporter.clock import parse_time
+from exporter.core.model import (
     Actual,
     AlertLevel,
     Audience,

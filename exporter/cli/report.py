@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from exporter.clock import utc_now
+from exporter.config import Config
+from exporter.core.snapshot import Snapshot
+from exporter.metrics import ExporterMetrics
+from exporter.runtime import Runtime
 from reports.command import run_report, send_scheduled_digest
 from reports.mail import SmtpSettings
 from reports.notify import CriticalNotifier
-
-from .clock import utc_now
-from .config import Config
-from .metrics import ExporterMetrics
-from .runtime import Runtime
-from .snapshot import Snapshot
 
 log = logging.getLogger("vault_drift.reporting")
 DIGEST_POLL_SECONDS = 600
@@ -64,7 +63,7 @@ def install_mail(
 
 def report_command(config: Config, period: str, out: str | None, send: bool) -> int:
     """``vault-drift report``: needs only the Vault DB (and SMTP for --send)."""
-    from .vault import VaultDB
+    from exporter.vault import VaultDB
 
     VaultDB(config.database).open()  # VaultError (exit 2) for a missing or foreign file
     return run_report(

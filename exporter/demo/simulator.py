@@ -47,9 +47,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from exporter.model import Rule
-
-from .simulator_wire import (
+from exporter.core.model import Rule
+from exporter.demo.simulator_wire import (
     Budget,
     LoopbackServer,
     Reply,
