@@ -19,8 +19,8 @@ from typing import Any
 
 from exporter.cloudflare.client import CloudflareClient
 from exporter.demo.simulator import CloudflareSimulator
-from exporter.service.checker import Engine
-from exporter.vault import VaultDB
+from exporter.service import assemble
+from exporter.vault import SqliteStore
 
 from .check_once import naive_check
 from .world import build_world
@@ -32,17 +32,17 @@ def requests_per_check(groups: int, page_cap: int, checks: int, naive: bool) -> 
     with tempfile.TemporaryDirectory() as tmp, CloudflareSimulator(per_page_cap=page_cap) as sim:
         db_path = Path(tmp) / "vault.db"
         build_world(db_path, sim, groups, members=5, drifting=groups // 10)
-        db = VaultDB(db_path).open()
+        db = SqliteStore(db_path).open()
         client = CloudflareClient(
             base_url=sim.base_url, account_id="demo-account", token="demo-token"
         )
-        engine = Engine(db, client)
+        checker = assemble(db, client).checker
         before = sim.request_count
         for _ in range(checks):
             if naive:
                 naive_check(db, sim.base_url)
             else:
-                engine.check_all("bench")
+                checker.check_all("bench")
         return (sim.request_count - before) / checks
 
 
@@ -51,7 +51,7 @@ def budget(groups: int, interval_seconds: int, page_caps: list[int], checks: int
     rows = []
     for cap in page_caps:
         per_check = requests_per_check(groups, cap, checks, naive=False)
-        rows.append(_row(f"engine, page cap {cap}", per_check, checks_per_hour))
+        rows.append(_row(f"checker, page cap {cap}", per_check, checks_per_hour))
     rows.append(
         _row("naive (GET per group)", requests_per_check(groups, 100, 1, True), checks_per_hour)
     )

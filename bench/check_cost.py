@@ -49,11 +49,11 @@ def requests_per_check(sizes: list[int], members: int) -> list[dict[str, Any]]:
             for naive in (False, True):
                 before = sim.request_count
                 child(db, sim.base_url, naive)
-                counted["naive" if naive else "engine"] = sim.request_count - before
+                counted["naive" if naive else "checker"] = sim.request_count - before
             rows.append(
                 {
                     "groups": groups,
-                    "engine": counted["engine"],
+                    "checker": counted["checker"],
                     "naive": counted["naive"],
                     "bound": math.ceil(groups / PAGE_CAP) + 1,
                 }
@@ -62,17 +62,17 @@ def requests_per_check(sizes: list[int], members: int) -> list[dict[str, Any]]:
 
 
 def full_check(groups: int, members: int, latency: float, rounds: int) -> dict[str, Any]:
-    """The engine ``rounds`` times (each in a fresh process), then the naive loop once."""
+    """The checker ``rounds`` times (each in a fresh process), then the naive loop once."""
     with tempfile.TemporaryDirectory() as tmp, simulator() as sim:
         db = Path(tmp) / "vault.db"
         build_world(db, sim, groups, members, drifting=groups // 10)
         sim.latency_seconds = latency
-        engine = [child(db, sim.base_url, naive=False) for _ in range(rounds)]
+        checker = [child(db, sim.base_url, naive=False) for _ in range(rounds)]
         naive = child(db, sim.base_url, naive=True)
-    for run in engine:
+    for run in checker:
         same = {k: v for k, v in run["counts"].items() if v} == naive["counts"]
         assert same, (run["counts"], naive["counts"])
-    seconds = sorted(run["seconds"] for run in engine)
+    seconds = sorted(run["seconds"] for run in checker)
     median = statistics.median(seconds)
     return {
         "groups": groups,
@@ -84,9 +84,9 @@ def full_check(groups: int, members: int, latency: float, rounds: int) -> dict[s
         "engine_seconds_max": round(seconds[-1], 2),
         "naive_seconds": round(naive["seconds"], 2),
         "speedup": round(naive["seconds"] / median, 1),
-        "engine_peak_rss_mb": round(max(run["peak_rss_mb"] for run in engine), 1),
+        "engine_peak_rss_mb": round(max(run["peak_rss_mb"] for run in checker), 1),
         "naive_peak_rss_mb": round(naive["peak_rss_mb"], 1),
-        "counts": engine[0]["counts"],
+        "counts": checker[0]["counts"],
     }
 
 

@@ -15,8 +15,8 @@ import time
 from exporter.cloudflare.client import CloudflareClient
 from exporter.core.drift import compact, evaluate
 from exporter.core.model import DriftMemory
-from exporter.service.checker import Engine
-from exporter.vault import VaultDB
+from exporter.service import assemble
+from exporter.vault import SqliteStore
 from exporter.vault.membership import expected_members, list_audiences
 
 
@@ -26,17 +26,17 @@ def client(base_url: str) -> CloudflareClient:
     )
 
 
-def engine_check(db: VaultDB, base_url: str) -> dict[str, int]:
-    engine = Engine(db, client(base_url))
-    snapshot = engine.check_all("bench", timeout=600)
+def engine_check(store: SqliteStore, base_url: str) -> dict[str, int]:
+    checker = assemble(store, client(base_url)).checker
+    snapshot = checker.check_all("bench", timeout=600)
     return snapshot.counts()
 
 
-def naive_check(db: VaultDB, base_url: str) -> dict[str, int]:
+def naive_check(store: SqliteStore, base_url: str) -> dict[str, int]:
     """The seed's loop: per audience, its own Vault query and one GET of its group."""
     cf = client(base_url)
     counts: dict[str, int] = {}
-    with db.connect() as conn:
+    with store.db.connect() as conn:
         for audience in list_audiences(conn):
             expected = expected_members(conn, [audience.audience])[audience.audience]
             assert audience.group_id is not None
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--naive", action="store_true")
     args = parser.parse_args()
-    db = VaultDB(args.db).open()
+    db = SqliteStore(args.db).open()
     started = time.perf_counter()
     counts = (naive_check if args.naive else engine_check)(db, args.base_url)
     seconds = time.perf_counter() - started

@@ -178,9 +178,11 @@ class _StateSets:
 
 
 class ExporterMetrics:
-    """The exporter's own events, as counters and a histogram; implements engine.Events."""
+    """The exporter's own events, as counters and a histogram; implements service Events."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=False)
+        registry = self.registry
         self.checks = Counter(
             "vault_drift_checks", "Check cycles run", ["scope", "result"], registry=registry
         )
@@ -276,8 +278,11 @@ def build_exposition(
     snapshot: Callable[[], Snapshot],
     cloudflare_stats: Callable[[], dict[str, Any]],
     clock: Clock = utc_now,
+    counters: ExporterMetrics | None = None,
 ) -> tuple[Exposition, ExporterMetrics]:
-    registry = CollectorRegistry(auto_describe=False)
+    """The exposition over a snapshot source; ``counters`` when they exist before the source."""
+    counters = counters or ExporterMetrics()
+    registry = counters.registry
     registry.register(DriftCollector(snapshot, cloudflare_stats))
     ProcessCollector(registry=registry)  # process_start_time_seconds feeds the staleness alert
-    return Exposition(snapshot, registry, clock), ExporterMetrics(registry)
+    return Exposition(snapshot, registry, clock), counters

@@ -14,8 +14,9 @@ import schedule
 
 from exporter.clock import Clock, utc_now
 from exporter.core.model import Status
-from exporter.service.checker import Busy, Engine
+from exporter.service.checker import Checker
 from exporter.service.syncer import Syncer
+from exporter.service.work_lock import Busy
 
 log = logging.getLogger("vault_drift.scheduler")
 
@@ -33,13 +34,13 @@ def retry_delay(consecutive_errors: int) -> timedelta:
 class CheckScheduler:
     def __init__(
         self,
-        engine: Engine,
+        checker: Checker,
         syncer: Syncer,
         clock: Clock = utc_now,
         periodic: list[tuple[int, Callable[[], None]]] | None = None,
         tick_seconds: float = 1.0,
     ) -> None:
-        self.engine, self.syncer, self.clock = engine, syncer, clock
+        self.checker, self.syncer, self.clock = checker, syncer, clock
         self._jobs = schedule.Scheduler()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vault-drift-scheduler", daemon=True)
@@ -75,26 +76,26 @@ class CheckScheduler:
             self._stop.wait(self._tick)
 
     def _schedule_checks(self) -> None:
-        interval = self.engine.snapshot.settings.check_interval_seconds
+        interval = self.checker.snapshots.current.settings.check_interval_seconds
         self._jobs.clear("check")
         upper = max(interval + 1, int(interval * (1 + JITTER)))
         self._jobs.every(interval).to(upper).seconds.do(self._guard, self.full_cycle).tag("check")
         self._interval = interval
 
     def _follow_interval(self) -> None:
-        if self.engine.snapshot.settings.check_interval_seconds != self._interval:
+        if self.checker.snapshots.current.settings.check_interval_seconds != self._interval:
             log.info("check interval changed: rescheduling")
             self._schedule_checks()
 
     def full_cycle(self) -> None:
-        snapshot = self.engine.check_all("schedule", timeout=300)
+        snapshot = self.checker.check_all("schedule", timeout=300)
         self.syncer.auto_sync(snapshot.settings.auto_sync)
 
     def retry_errors(self) -> None:
         now = self.clock()
         due = [
             name
-            for name, check in self.engine.snapshot.checks.items()
+            for name, check in self.checker.snapshots.current.checks.items()
             if check.status is Status.ERROR
             and now - check.checked_at >= retry_delay(check.memory.consecutive_errors)
         ]
@@ -102,9 +103,9 @@ class CheckScheduler:
             return
         log.info("retrying %d audiences in error", len(due))
         if len(due) > FULL_RETRY_ABOVE:
-            self.engine.check_all("retry", timeout=300)
+            self.checker.check_all("retry", timeout=300)
         else:
-            self.engine.check_audiences(due, "retry", timeout=300)
+            self.checker.check_audiences(due, "retry", timeout=300)
 
     def _guard(self, job: Callable[[], None]) -> None:
         if self._stop.is_set():

@@ -1,7 +1,7 @@
 """Change-driven checks: notice Vault membership changes and re-check only those audiences.
 
-``PRAGMA data_version`` moves when another connection commits; it is polled every second on
-one long-lived connection. When it moves, the expected sets are compared with the last ones,
+The store's change feed (on SQLite, ``PRAGMA data_version`` on one long-lived connection) is
+polled every second. When it moves, the expected sets are compared with the last ones,
 and the audiences whose members changed are checked after a short debounce (so vault-api's
 own push to Cloudflare lands first).
 """
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 
 from exporter.core.packed import pack
-from exporter.service.checker import Busy, Engine
-from exporter.vault.db import CACHE_KIB
-from exporter.vault.membership import expected_members, list_audiences
+from exporter.service.checker import Checker
+from exporter.service.work_lock import Busy
+from exporter.vault.store import VaultError
 
 log = logging.getLogger("vault_drift.watcher")
 
@@ -27,7 +26,7 @@ Fingerprint = dict[str, bytes | str]
 
 
 class MembershipWatcher:
-    """Polls ``data_version``; reads and compares the memberships only when it moves.
+    """Polls the change feed; reads and compares the memberships only when it moves.
 
     A read costs one membership query (about 2 s at a million memberships), so after each
     read the watcher stays quiet long enough for reads to take at most ``read_share`` of
@@ -37,7 +36,7 @@ class MembershipWatcher:
 
     def __init__(
         self,
-        engine: Engine,
+        checker: Checker,
         poll_seconds: float = 1.0,
         debounce_seconds: float = 2.0,
         *,
@@ -47,7 +46,7 @@ class MembershipWatcher:
     ) -> None:
         if not 0 < read_share <= 1:
             raise ValueError("read_share must be in (0, 1]")
-        self.engine = engine
+        self.checker = checker
         self.poll_seconds = poll_seconds
         self.debounce_seconds = debounce_seconds
         self.check_timeout = check_timeout
@@ -69,35 +68,31 @@ class MembershipWatcher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        version: int | None = None
-        conn = sqlite3.connect(self.engine.db.path, timeout=5, check_same_thread=False)
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        feed = self.checker.vault.changes()
         try:
             while not self._stop.wait(self.poll_seconds):
                 if self._clock() < self._quiet_until:
                     continue
                 try:
-                    current = conn.execute("PRAGMA data_version").fetchone()[0]
-                    if current != version:
-                        version = current
-                        self._on_change(conn)
-                except sqlite3.Error as exc:
-                    log.warning("watching the Vault DB failed: %s", exc)
+                    if feed.changed():
+                        self._on_change()
+                except VaultError as exc:
+                    log.warning("%s", exc)
                 except Busy:
                     log.info("change check deferred: a check or sync is running")
-                    version = None  # the change is still pending: read again on the next tick
+                    feed.forget()  # the change is still pending: read again on the next tick
                 except Exception:
                     log.exception("change-driven check failed")
         finally:
-            conn.close()
+            feed.close()
 
-    def _on_change(self, conn: sqlite3.Connection) -> None:
-        layout, fingerprint = self._timed_read(conn)
+    def _on_change(self) -> None:
+        layout, fingerprint = self._timed_read()
         previous, previous_layout = self._last, self._layout
         if previous is not None and layout != previous_layout:
             log.info("sys_infra_state changed: full check")
             self._settle()
-            self.engine.check_all("change", timeout=self.check_timeout)
+            self.checker.check_all("change", timeout=self.check_timeout)
         elif previous is not None:
             changed = sorted(
                 name for name in fingerprint if fingerprint[name] != previous.get(name)
@@ -105,23 +100,22 @@ class MembershipWatcher:
             if changed:
                 log.info("Vault membership changed for %d audiences", len(changed))
                 self._settle()
-                self.engine.check_audiences(changed, "change", timeout=self.check_timeout)
+                self.checker.check_audiences(changed, "change", timeout=self.check_timeout)
         self._last, self._layout = fingerprint, layout  # only once its check has run
 
-    def _timed_read(
-        self, conn: sqlite3.Connection
-    ) -> tuple[list[tuple[str, str | None]], Fingerprint]:
+    def _timed_read(self) -> tuple[list[tuple[str, str | None]], Fingerprint]:
         started = self._clock()
-        result = self._read(conn)
+        result = self._read()
         self.reads += 1
         finished = self._clock()
         self._quiet_until = finished + (finished - started) * (1 / self.read_share - 1)
         return result
 
-    def _read(self, conn: sqlite3.Connection) -> tuple[list[tuple[str, str | None]], Fingerprint]:
-        audiences = list_audiences(conn)
+    def _read(self) -> tuple[list[tuple[str, str | None]], Fingerprint]:
+        vault = self.checker.vault
+        audiences = vault.audiences()
         layout = [(a.audience, a.group_id) for a in audiences]
-        expected = expected_members(conn, [a.audience for a in audiences])
+        expected = vault.expected_members([a.audience for a in audiences])
         fingerprint: Fingerprint = {}
         for name, exp in expected.items():  # one audience unpacked at a time
             fingerprint[name] = exp.error if exp.error else _digest(exp.members)

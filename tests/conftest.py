@@ -37,14 +37,14 @@ def vault_factory(tmp_path: Path) -> Callable[[str], Path]:
 
 from collections.abc import Iterator  # noqa: E402
 
-from support import T0, make_client, require_tool  # noqa: E402, F401
+from support import T0, FixedClock, make_client, require_tool  # noqa: E402, F401
 
-from exporter.clock import FixedClock  # noqa: E402
 from exporter.demo.sample import build_sample  # noqa: E402
 from exporter.demo.simulator import CloudflareSimulator  # noqa: E402
-from exporter.service.checker import Engine  # noqa: E402
+from exporter.service import Services, assemble  # noqa: E402
+from exporter.service.checker import Checker  # noqa: E402
 from exporter.service.syncer import Syncer  # noqa: E402
-from exporter.vault import VaultDB  # noqa: E402
+from exporter.vault import SqliteStore  # noqa: E402
 
 
 @pytest.fixture
@@ -69,13 +69,19 @@ def sample_db(tmp_path: Path, simulator: CloudflareSimulator, clock: FixedClock)
 
 
 @pytest.fixture
-def engine(sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock) -> Engine:
-    return Engine(VaultDB(sample_db).open(), make_client(simulator), clock=clock)
+def services(sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock) -> Services:
+    """The services around the sample world, as ``serve`` wires them."""
+    return assemble(SqliteStore(sample_db).open(), make_client(simulator), clock=clock)
 
 
 @pytest.fixture
-def syncer(engine: Engine) -> Syncer:
-    return Syncer(engine)
+def checker(services: Services) -> Checker:
+    return services.checker
+
+
+@pytest.fixture
+def syncer(services: Services) -> Syncer:
+    return services.syncer
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -59,3 +59,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class FixedClock:
+    """A clock tests set and advance (the exporter takes its clock as an argument)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from exporter import __version__
 from exporter.cli.table import drift_table, sync_table
@@ -15,15 +14,12 @@ from exporter.config import DEFAULT_LISTEN, Config, ConfigError, load_config, pa
 from exporter.core.document import drift_document
 from exporter.core.model import Status, SyncResultKind
 from exporter.runtime import build_runtime
+from exporter.service import Services
 from exporter.service.checker import UnknownAudience
 from exporter.service.syncer import SyncRequest
 from exporter.vault import VaultError
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
-
-
-class UsageError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"vault-drift: config: {problem}", file=sys.stderr)
         return EXIT_ERROR
-    except (VaultError, UsageError, UnknownAudience) as exc:
+    except (VaultError, UnknownAudience) as exc:
         print(f"vault-drift: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -99,16 +95,16 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         from exporter.cli.report import report_command
 
         return report_command(config, args.period, args.out, args.send)
-    runtime = build_runtime(config)
+    services = build_runtime(config).services
     if args.command == "check":
-        return _check(runtime, args)
-    return _sync(runtime, args)
+        return _check(services, args)
+    return _sync(services, args)
 
 
-def _check(runtime: Any, args: argparse.Namespace) -> int:
+def _check(services: Services, args: argparse.Namespace) -> int:
     audiences = args.audience
-    engine = runtime.engine
-    snapshot = engine.check_audiences(audiences, "cli") if audiences else engine.check_all("cli")
+    checker = services.checker
+    snapshot = checker.check_audiences(audiences, "cli") if audiences else checker.check_all("cli")
     document = drift_document(snapshot, utc_now(), audiences=audiences)
     if args.json:
         print(json.dumps(document, indent=2))
@@ -122,9 +118,7 @@ def _check(runtime: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sync(runtime: Any, args: argparse.Namespace) -> int:
-    if args.all:
-        runtime.engine.check_all("cli")
+def _sync(services: Services, args: argparse.Namespace) -> int:
     request = SyncRequest(
         None if args.all else args.audience,
         dry_run=args.dry_run,
@@ -132,7 +126,10 @@ def _sync(runtime: Any, args: argparse.Namespace) -> int:
         trigger="cli",
         actor="cli",
     )
-    outcomes = runtime.syncer.sync(request)
+    if args.all:
+        _, outcomes = services.syncer.check_then_sync(request, "cli")
+    else:
+        outcomes = services.syncer.sync(request)
     if args.json:
         payload = {"dry_run": args.dry_run, "results": [o.as_document() for o in outcomes]}
         print(json.dumps(payload, indent=2))

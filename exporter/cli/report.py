@@ -10,6 +10,7 @@ from exporter.config import Config
 from exporter.core.snapshot import Snapshot
 from exporter.metrics import ExporterMetrics
 from exporter.runtime import Runtime
+from exporter.vault import SqliteStore
 from reports.command import run_report, send_scheduled_digest
 from reports.mail import SmtpSettings
 from reports.notify import CriticalNotifier
@@ -44,28 +45,28 @@ def install_mail(
     hour is a setting), so a changed hour applies without a restart and nothing goes twice.
     """
     smtp = smtp_settings(runtime.config)
-    if smtp is None:
-        log.info("mail is off: VAULT_DRIFT_SMTP_HOST, _MAIL_FROM and _MAIL_TO are not all set")
-        return []
+    assert smtp is not None, "install_mail is called only when mail is on"
     public_url = runtime.config.effective_public_url()
     database = str(runtime.config.database)
-    notifier = CriticalNotifier(database, smtp, public_url, runtime.engine.clock, counters.mailed)
+    notifier = CriticalNotifier(
+        database, smtp, public_url, runtime.services.checker.clock, counters.mailed
+    )
 
     def after_check(_: Snapshot) -> None:
         notifier.run_once()
 
     def digest() -> None:
-        send_scheduled_digest(database, smtp, public_url, runtime.engine.clock(), counters.mailed)
+        send_scheduled_digest(
+            database, smtp, public_url, runtime.services.checker.clock(), counters.mailed
+        )
 
-    runtime.engine.after_full_check.append(after_check)
+    runtime.services.checker.after_full_check.append(after_check)
     return [(DIGEST_POLL_SECONDS, digest)]
 
 
 def report_command(config: Config, period: str, out: str | None, send: bool) -> int:
     """``vault-drift report``: needs only the Vault DB (and SMTP for --send)."""
-    from exporter.vault import VaultDB
-
-    VaultDB(config.database).open()  # VaultError (exit 2) for a missing or foreign file
+    SqliteStore(config.database).open()  # VaultError (exit 2) for a missing or foreign file
     return run_report(
         str(config.database),
         period,

@@ -8,26 +8,23 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
-from exporter.cloudflare.ratelimit import ClientStats
 from exporter.config import Config, ConfigError
 from exporter.core.snapshot import Snapshot
 from exporter.logs import setup_logging
-from exporter.metrics import ExporterMetrics, build_exposition
+from exporter.metrics import ExporterMetrics, Exposition, build_exposition
 from exporter.runtime import Runtime, build_runtime
 from exporter.scheduler import CheckScheduler
 from exporter.vault import VaultError
-from exporter.vault.operator import audit_rows
 from exporter.watcher import MembershipWatcher
 from exporter.web import create_app
-from exporter.web.app import Services
 from exporter.web.auth import Tokens
+from exporter.web.services import WebServices
 
 log = logging.getLogger("vault_drift.server")
 
@@ -45,19 +42,27 @@ def check_listen(config: Config) -> None:
         ) from None
 
 
-def serve(config: Config, runtime: Runtime | None = None) -> int:
+def serve(config: Config, after_full_check: Sequence[Callable[[Snapshot], None]] = ()) -> int:
     check_listen(config)
     setup_logging(config.log_level, _secrets(config))
     with _single_instance(config.database):
-        metrics = _Metrics()
-        runtime = runtime or build_runtime(config, events=metrics)
-        runtime.engine.events = metrics.bind(runtime)
+        counters = ExporterMetrics()
+        runtime = build_runtime(config, events=counters)
+        services = runtime.services
+        services.checker.after_full_check.extend(after_full_check)
+        exposition, _ = build_exposition(
+            lambda: services.snapshots.current,
+            services.cloudflare.stats.snapshot,
+            counters=counters,
+        )
         settle = _settle(runtime)
         scheduler = CheckScheduler(
-            runtime.engine, runtime.syncer, periodic=_mail_jobs(runtime, metrics) + settle
+            services.checker,
+            services.syncer,
+            periodic=_mail_jobs(runtime, counters) + settle,
         )
-        watcher = MembershipWatcher(runtime.engine)
-        app = create_app(_services(runtime, metrics, config))
+        watcher = MembershipWatcher(services.checker)
+        app = create_app(_web_services(runtime, exposition))
         host, port = config.listen_address
         server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, log_config=None, access_log=True)
@@ -74,42 +79,17 @@ def serve(config: Config, runtime: Runtime | None = None) -> int:
         finally:
             watcher.stop()
             scheduler.stop()
-            with runtime.engine.exclusive(timeout=60):  # let an in-flight write finish
+            with services.checker.lock.hold(timeout=60):  # let an in-flight write finish
                 log.info("stopped")
     return 0
 
 
-class _Metrics:
-    """Registry and counters, created before the engine exists and bound to it after."""
-
-    def __init__(self) -> None:
-        self.runtime: Runtime | None = None
-        self.exposition, self.counters = build_exposition(self._snapshot, self._stats)
-
-    def bind(self, runtime: Runtime) -> ExporterMetrics:
-        self.runtime = runtime
-        return self.counters
-
-    def _snapshot(self) -> Snapshot:
-        return self.runtime.engine.snapshot if self.runtime else Snapshot()
-
-    def _stats(self) -> dict[str, Any]:
-        stats = self.runtime.cloudflare.stats if self.runtime else ClientStats()
-        return stats.snapshot()
-
-    def checked(self, scope: str, success: bool, seconds: float) -> None:
-        self.counters.checked(scope, success, seconds)
-
-    def synced(self, trigger: str, result: str, blocked_reason: str | None) -> None:
-        self.counters.synced(trigger, result, blocked_reason)
-
-
-def _services(runtime: Runtime, metrics: _Metrics, config: Config) -> Services:
-    return Services(
-        engine=runtime.engine,
-        syncer=runtime.syncer,
-        exposition=metrics.exposition,
-        tokens=Tokens(config.admin_token, config.read_token),
+def _web_services(runtime: Runtime, exposition: Exposition) -> WebServices:
+    config = runtime.config
+    return WebServices.around(
+        runtime.services,
+        exposition,
+        Tokens(config.admin_token, config.read_token),
         public_url=config.effective_public_url(),
         session_secret=secrets.token_urlsafe(32),
     )
@@ -121,15 +101,15 @@ SETTLE_RETRY_SECONDS = 10
 def _settle(runtime: Runtime) -> list[tuple[int, Callable[[], None]]]:
     """Settle the syncs a previous process left in progress, now and, while Cloudflare cannot
     be read (down, rate limited), again every few seconds: none stays ``in_progress``."""
-    with runtime.db.connect() as conn:
-        left = audit_rows(conn, result="in_progress", limit=1)
+    services = runtime.services
+    left = services.vault.audit(result="in_progress", limit=1)
     if not left:
         return []
     ceiling = int(left[0]["id"])
 
     def settle() -> None:
-        with runtime.engine.exclusive(timeout=60):
-            settled = runtime.syncer.settle_interrupted(up_to_id=ceiling)
+        with services.checker.lock.hold(timeout=60):
+            settled = services.syncer.settle_interrupted(up_to_id=ceiling)
         if settled:
             log.warning("settled %d sync(s) interrupted by a previous stop", settled)
 
@@ -140,13 +120,13 @@ def _settle(runtime: Runtime) -> list[tuple[int, Callable[[], None]]]:
     return [(SETTLE_RETRY_SECONDS, settle)]
 
 
-def _mail_jobs(runtime: Runtime, metrics: _Metrics) -> list[tuple[int, Callable[[], None]]]:
+def _mail_jobs(runtime: Runtime, counters: ExporterMetrics) -> list[tuple[int, Callable[[], None]]]:
     if not runtime.config.mail_enabled:
         log.info("mail is off: VAULT_DRIFT_SMTP_HOST, _MAIL_FROM and _MAIL_TO are not all set")
         return []
     from exporter.cli.report import install_mail  # pandas and matplotlib load only when mail is on
 
-    return install_mail(runtime, metrics.counters)
+    return install_mail(runtime, counters)
 
 
 def _secrets(config: Config) -> list[str]:

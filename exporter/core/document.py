@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from exporter.clock import format_time
 from exporter.core.drift import hint
 from exporter.core.model import AudienceCheck, DriftMember, Status
 from exporter.core.snapshot import Snapshot
+from exporter.core.times import format_time
 
 LIST_LIMIT = 100  # members listed per kind in the summary document (the seed's "and N more")
 

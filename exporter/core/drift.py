@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from exporter.clock import parse_time
 from exporter.core.model import (
     Actual,
     AlertLevel,
@@ -21,8 +20,9 @@ from exporter.core.model import (
     Ignore,
     Rule,
     Status,
-    Thresholds,
 )
+from exporter.core.settings import Thresholds
+from exporter.core.times import parse_time
 
 MISSING = "missing"
 EXTRA = "extra"

@@ -134,36 +134,6 @@ class AudienceCheck:
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    warning_seconds: int = 3600
-    critical_seconds: int = 86400
-
-
-@dataclass(frozen=True)
-class Settings:
-    check_interval_seconds: int = 900
-    warning_threshold_seconds: int = 3600
-    critical_threshold_seconds: int = 86400
-    auto_sync: AutoSync = AutoSync.OFF
-    history_retention_days: int = 90
-    digest_hour_utc: int = 8
-
-    @property
-    def thresholds(self) -> Thresholds:
-        return Thresholds(self.warning_threshold_seconds, self.critical_threshold_seconds)
-
-    def as_document(self) -> dict[str, Any]:
-        return {
-            "check_interval_seconds": self.check_interval_seconds,
-            "warning_threshold_seconds": self.warning_threshold_seconds,
-            "critical_threshold_seconds": self.critical_threshold_seconds,
-            "auto_sync": str(self.auto_sync),
-            "history_retention_days": self.history_retention_days,
-            "digest_hour_utc": self.digest_hour_utc,
-        }
-
-
-@dataclass(frozen=True)
 class SyncPlan:
     """What a sync would send; ``blocked`` carries a guard's reason when it must not be sent."""
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from exporter.core.drift import active_ignore, alert_level
-from exporter.core.model import AlertLevel, AudienceCheck, Ignore, Settings, Status
+from exporter.core.model import AlertLevel, AudienceCheck, Ignore, Status
+from exporter.core.settings import Settings
 
 
 @dataclass(frozen=True)

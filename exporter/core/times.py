@@ -1,15 +1,36 @@
-"""Durations as people write them: ``30s``, ``15m``, ``1h``, ``1d``, ``1h30m`` or plain seconds."""
+"""Time as text: ISO-8601 UTC instants (``...Z``) and durations as people write them (``15m``)."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from functools import lru_cache
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+)\s*([smhd])")
 
 
+def format_time(value: datetime | None) -> str | None:
+    """ISO-8601 UTC with a ``Z``, second precision (what Vault and the API use)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=4096)
+def parse_time(text: str | None) -> datetime | None:
+    """Vault's timestamps (``2024-12-31T10:00:00Z``, SQLite's ``2024-12-31 10:00:00``)."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def parse_duration(value: object) -> int:
-    """Seconds in ``value``; ValueError with a readable reason otherwise."""
+    """Seconds in ``30s``, ``15m``, ``1h``, ``1d``, ``1h30m`` or plain seconds, else ValueError."""
     if isinstance(value, bool):
         raise ValueError("must be a duration like 30s, 15m, 1h")
     if isinstance(value, int | float):
@@ -23,14 +44,3 @@ def parse_duration(value: object) -> int:
     if not text or not parts or _PART.sub("", text).strip():
         raise ValueError(f"'{value}' is not a duration like 30s, 15m, 1h")
     return sum(int(n) * _UNITS[unit] for n, unit in parts)
-
-
-def format_duration(seconds: float) -> str:
-    """``2h 5m`` style, for humans (two largest units)."""
-    seconds = int(max(seconds, 0))
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size or (unit == "s" and not parts):
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts[:2])

@@ -24,7 +24,6 @@ from exporter.core.document import drift_document
 from exporter.core.snapshot import Snapshot
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
-from exporter.runtime import build_runtime
 
 log = logging.getLogger("vault_drift.demo")
 LIFE_SECONDS = 60.0
@@ -66,12 +65,10 @@ def _run_with(
     check_listen(config)
     url = config.effective_public_url()
     print(_banner(url, admin, read, database, simulator.base_url), flush=True)
-    runtime = build_runtime(config)
-    runtime.engine.after_full_check.append(_print_first_check())
     changes = DemoLife(database, simulator, life)
     changes.start()
     try:
-        return serve(config, runtime)
+        return serve(config, after_full_check=[_print_first_check()])
     finally:
         changes.stop()
 

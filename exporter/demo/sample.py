@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from exporter.clock import format_time
+from exporter.core.times import format_time
 from exporter.demo.simulator import CloudflareSimulator
 
 

@@ -1,54 +1,26 @@
-"""The check cycle: read Vault and Cloudflare, evaluate, persist, publish a snapshot.
-
-One lock serialises every check and sync, so a check and a sync of the same audience never
-interleave; callers that cannot wait long get ``Busy`` (the API answers 409).
-"""
+"""Checks: read Vault and Cloudflare, evaluate, persist through the store, publish a snapshot."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient, CloudflareError
 from exporter.core.drift import compact, evaluate
-from exporter.core.model import (
-    Actual,
-    Audience,
-    AudienceCheck,
-    DriftMemory,
-    Expected,
-    Ignore,
-    Settings,
-    Status,
-)
+from exporter.core.model import Actual, Audience, AudienceCheck, DriftMemory, Expected, Status
 from exporter.core.packed import Unpacked, packed_actual
 from exporter.core.snapshot import Snapshot
-from exporter.vault import VaultDB
-from exporter.vault.membership import expected_members, list_audiences
-from exporter.vault.operator import load_ignores, load_settings
-from exporter.vault.state import (
-    CycleSummary,
-    forget_removed,
-    load_memories,
-    prune_history,
-    record_checks,
-    record_cycle,
-)
+from exporter.service.events import Events, NoEvents
+from exporter.service.snapshots import SnapshotStore
+from exporter.service.work_lock import WorkLock
+from exporter.vault.store import CheckRecord, CycleSummary, VaultError, VaultStore
 
-log = logging.getLogger("vault_drift.engine")
-
-
-class Busy(Exception):
-    """Another check or sync is running and did not finish in time."""
+log = logging.getLogger("vault_drift.checker")
 
 
 class UnknownAudience(LookupError):
@@ -67,66 +39,27 @@ class Cycle:
     cloudflare_ok: bool
 
 
-class Events(Protocol):
-    """What the engine reports to the exporter's own metrics."""
+class Checker:
+    """Full checks (one paginated listing) and partial ones (one GET per group)."""
 
-    def checked(self, scope: str, success: bool, seconds: float) -> None: ...
-    def synced(self, trigger: str, result: str, blocked_reason: str | None) -> None: ...
-
-
-class NoEvents:
-    def checked(self, scope: str, success: bool, seconds: float) -> None:
-        pass
-
-    def synced(self, trigger: str, result: str, blocked_reason: str | None) -> None:
-        pass
-
-
-class Engine:
     def __init__(
         self,
-        db: VaultDB,
+        vault: VaultStore,
         cloudflare: CloudflareClient,
+        snapshots: SnapshotStore,
+        lock: WorkLock,
         *,
         clock: Clock = utc_now,
         events: Events | None = None,
-        seed_interval: int | None = None,
-        lock_timeout: float = 30.0,
     ) -> None:
-        self.db = db
-        self.cloudflare = cloudflare
-        self.clock = clock
+        self.vault, self.cloudflare = vault, cloudflare
+        self.snapshots, self.lock, self.clock = snapshots, lock, clock
         self.events: Events = events or NoEvents()
-        self.lock_timeout = lock_timeout
         self.after_full_check: list[Callable[[Snapshot], None]] = []
-        self._lock = threading.RLock()
-        with db.connect() as conn:
-            settings = load_settings(conn, seed_interval)
-            ignores = load_ignores(conn)
-        self._snapshot = Snapshot(settings=settings, ignores=ignores)
-
-    @property
-    def snapshot(self) -> Snapshot:
-        return self._snapshot
-
-    def publish(self, **changes: object) -> Snapshot:
-        self._snapshot = replace(self._snapshot, **changes)  # type: ignore[arg-type]
-        return self._snapshot
-
-    @contextmanager
-    def exclusive(self, timeout: float | None = None) -> Iterator[None]:
-        if not self._lock.acquire(timeout=self.lock_timeout if timeout is None else timeout):
-            raise Busy("another check or sync is running; try again shortly")
-        try:
-            yield
-        finally:
-            self._lock.release()
-
-    # -- checks ---------------------------------------------------------------------------
 
     def check_all(self, trigger: str = "schedule", timeout: float | None = None) -> Snapshot:
         """A full cycle: every audience, Cloudflare read by one paginated listing."""
-        with self.exclusive(timeout):
+        with self.lock.hold(timeout):
             snapshot = self._check_all(trigger)
         for hook in self.after_full_check:
             try:
@@ -139,57 +72,76 @@ class Engine:
         self, names: list[str], trigger: str = "api", timeout: float | None = None
     ) -> Snapshot:
         """A partial cycle: only these audiences, one direct GET per group."""
-        with self.exclusive(timeout):
+        with self.lock.hold(timeout):
             return self._check_some(names, trigger)
+
+    def record_sync(self, audience: str, actual: Actual, actor: str) -> Snapshot:
+        """After our own sync: record what the read-back shows, so it never shows as drift.
+
+        The caller holds the lock. The audience's last successful sync is recorded with it.
+        """
+        now = self.clock()
+        fresh = {a.audience: a for a in self.vault.audiences()}[audience]
+        expected = self.vault.expected_members([audience])
+        checks = self._evaluate_and_record(
+            [replace(fresh, last_sync_at=now)],
+            expected,
+            {audience: actual},
+            closed_by_sync=actor,
+            synced_at=now,
+        )
+        return self.snapshots.merge(checks)
+
+    # -- cycles -----------------------------------------------------------------------
 
     def _check_all(self, trigger: str) -> Snapshot:
         started, t0 = self.clock(), time.monotonic()
         try:
-            with self.db.connect() as conn:
-                audiences = list_audiences(conn)
-                settings = load_settings(conn)
-                # Cloudflare's listing (network, JSON) runs beside Vault's query (SQLite
-                # releases the GIL): the cycle costs the longer of the two, not their sum.
-                with ThreadPoolExecutor(1, thread_name_prefix="cf-listing") as pool:
-                    listing = pool.submit(self._list_actual, audiences)
-                    try:
-                        expected = expected_members(conn, [a.audience for a in audiences])
-                    finally:
-                        actual, cloudflare_ok = listing.result()
-        except sqlite3.Error as exc:
-            return self._vault_down(t0, f"Vault unreadable: {exc}")
+            audiences = self.vault.audiences()
+            settings = self.vault.settings()
+            # Cloudflare's listing (network, JSON) runs beside Vault's query (SQLite
+            # releases the GIL): the cycle costs the longer of the two, not their sum.
+            with ThreadPoolExecutor(1, thread_name_prefix="cf-listing") as pool:
+                listing = pool.submit(self._list_actual, audiences)
+                try:
+                    expected = self.vault.expected_members([a.audience for a in audiences])
+                finally:
+                    actual, cloudflare_ok = listing.result()
+        except VaultError as exc:
+            return self._vault_down(t0, str(exc))
         cycle = Cycle(started, trigger, "full", cloudflare_ok)
-        checks = self.evaluate_and_record(audiences, expected, actual, full=True, cycle=cycle)
+        checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle, full=True)
         finished = self.clock()
         self.events.checked("full", cloudflare_ok, time.monotonic() - t0)
-        return self.publish(
-            checks={c.audience.audience: c for c in checks},
-            settings=settings,
-            ignores=self._ignores(),
-            last_check_at=finished,
-            last_success_at=finished if cloudflare_ok else self._snapshot.last_success_at,
-            vault_up=True,
-            cloudflare_up=cloudflare_ok,
-            cycle_error=None if cloudflare_ok else "Cloudflare listing failed",
+        previous = self.snapshots.current
+        return self.snapshots.publish(
+            Snapshot(
+                checks={c.audience.audience: c for c in checks},
+                settings=settings,
+                ignores=self.vault.ignores(),
+                last_check_at=finished,
+                last_success_at=finished if cloudflare_ok else previous.last_success_at,
+                vault_up=True,
+                cloudflare_up=cloudflare_ok,
+                cycle_error=None if cloudflare_ok else "Cloudflare listing failed",
+            )
         )
 
     def _check_some(self, names: list[str], trigger: str) -> Snapshot:
         started, t0 = self.clock(), time.monotonic()
-        with self.db.connect() as conn:
-            audiences = [a for a in list_audiences(conn) if a.audience in set(names)]
-            unknown = sorted(set(names) - {a.audience for a in audiences})
-            if unknown:
-                raise UnknownAudience(unknown)
-            expected = expected_members(conn, [a.audience for a in audiences])
+        wanted = set(names)
+        audiences = [a for a in self.vault.audiences() if a.audience in wanted]
+        unknown = sorted(wanted - {a.audience for a in audiences})
+        if unknown:
+            raise UnknownAudience(unknown)
+        expected = self.vault.expected_members([a.audience for a in audiences])
         actual = {a.audience: self._get_actual(a) for a in audiences if a.group_id is not None}
         ok = not any(a.error for a in actual.values())
         cycle = Cycle(started, trigger, "partial", ok)
-        checks = self.evaluate_and_record(audiences, expected, actual, full=False, cycle=cycle)
+        checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle)
         self.events.checked("partial", ok, time.monotonic() - t0)
-        merged = dict(self._snapshot.checks)
-        merged.update({c.audience.audience: c for c in checks})
-        return self.publish(
-            checks=dict(sorted(merged.items())), ignores=self._ignores(), last_check_at=self.clock()
+        return self.snapshots.merge(
+            checks, ignores=self.vault.ignores(), last_check_at=self.clock()
         )
 
     def _list_actual(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], bool]:
@@ -219,64 +171,63 @@ class Engine:
                 return Actual()
             return Actual(error=str(exc))
 
-    def evaluate_and_record(
+    def _evaluate_and_record(
         self,
         audiences: list[Audience],
         expected: Mapping[str, Expected],
         actual: Mapping[str, Actual],
-        full: bool,
-        closed_by_sync: str | None = None,
+        *,
         cycle: Cycle | None = None,
+        full: bool = False,
+        closed_by_sync: str | None = None,
+        synced_at: datetime | None = None,
     ) -> list[AudienceCheck]:
-        """Evaluate and persist, with the cycle's history row, in one transaction.
+        """Evaluate, then persist the checks with the cycle's history row as one write.
 
         Each audience's two sides are read once, evaluated and dropped: with packed sides
         (a full check) only one audience's members are ever unpacked at a time.
         """
         at = self.clock()
-        with self.db.transaction() as conn:
-            memories = load_memories(conn)
-            checks = [
-                evaluate(
-                    a,
-                    expected.get(a.audience, Expected()),
-                    actual.get(a.audience, Actual()),
-                    memories.get(a.audience, DriftMemory()),
-                    at,
-                )
-                for a in audiences
-            ]
-            record_checks(conn, checks, memories, at, closed_by_sync)
-            if full:
-                forget_removed(conn, [a.audience for a in audiences], at)
-            if cycle is not None:
-                self._record_cycle(conn, cycle, checks)
+        memories = self.vault.memories()
+        checks = [
+            evaluate(
+                a,
+                expected.get(a.audience, Expected()),
+                actual.get(a.audience, Actual()),
+                memories.get(a.audience, DriftMemory()),
+                at,
+            )
+            for a in audiences
+        ]
+        retention = timedelta(days=self.snapshots.current.settings.history_retention_days)
+        self.vault.record_checks(
+            CheckRecord(
+                checks=checks,
+                previous=memories,
+                at=at,
+                closed_by_sync=closed_by_sync,
+                present=[a.audience for a in audiences] if full else None,
+                cycle=self._summary(cycle, checks) if cycle else None,
+                prune_before=self.clock() - retention if full else None,
+                synced_at=synced_at,
+            )
+        )
         return checks
 
-    def _record_cycle(
-        self, conn: sqlite3.Connection, cycle: Cycle, checks: list[AudienceCheck]
-    ) -> None:
+    def _summary(self, cycle: Cycle, checks: list[AudienceCheck]) -> CycleSummary:
         counts: dict[str, int] = {str(s): 0 for s in Status}
         for check in checks:
             counts[str(check.status)] += 1
-        summary = CycleSummary(
-            cycle.started,
-            self.clock(),
-            cycle.trigger,
-            cycle.scope,
-            True,
-            cycle.cloudflare_ok,
-            counts,
+        finished = self.clock()
+        return CycleSummary(
+            cycle.started, finished, cycle.trigger, cycle.scope, True, cycle.cloudflare_ok, counts
         )
-        record_cycle(conn, summary)
-        if cycle.scope == "full":
-            retention = timedelta(days=self._snapshot.settings.history_retention_days)
-            prune_history(conn, self.clock() - retention)
 
     def _vault_down(self, t0: float, message: str) -> Snapshot:
         """Vault unreadable: every known audience is in error; nothing is guessed."""
         log.error("%s", message)
         now = self.clock()
+        previous = self.snapshots.current
         checks = {
             name: replace(
                 check,
@@ -286,18 +237,9 @@ class Engine:
                 missing=(),
                 extra=(),
             )
-            for name, check in self._snapshot.checks.items()
+            for name, check in previous.checks.items()
         }
         self.events.checked("full", False, time.monotonic() - t0)
-        return self.publish(checks=checks, last_check_at=now, vault_up=False, cycle_error=message)
-
-    def _ignores(self) -> dict[str, Ignore]:
-        with self.db.connect() as conn:
-            return load_ignores(conn)
-
-    def reload_settings(self) -> Settings:
-        with self.db.connect() as conn:
-            settings = load_settings(conn)
-            ignores = load_ignores(conn)
-        self.publish(settings=settings, ignores=ignores)
-        return settings
+        return self.snapshots.publish(
+            replace(previous, checks=checks, last_check_at=now, vault_up=False, cycle_error=message)
+        )

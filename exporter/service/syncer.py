@@ -7,13 +7,12 @@ sent, so a crash between the PUT and its bookkeeping is found and settled on res
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from exporter.cloudflare.client import CloudflareError
+from exporter.cloudflare.client import CloudflareClient, CloudflareError
 from exporter.core.drift import compact, email_members
 from exporter.core.model import (
-    Actual,
     Audience,
     AutoSync,
     Group,
@@ -23,10 +22,9 @@ from exporter.core.model import (
     SyncResultKind,
 )
 from exporter.core.plan import RULE_LIMIT, email_rule, plan_sync
-from exporter.service.checker import Engine, UnknownAudience
-from exporter.vault.membership import expected_members, list_audiences
-from exporter.vault.operator import AuditEntry, audit_rows, finish_audit, start_audit
-from exporter.vault.state import record_sync_time, set_group_id
+from exporter.core.snapshot import Snapshot
+from exporter.service.checker import Checker, UnknownAudience
+from exporter.vault.store import AuditEntry, VaultStore
 
 log = logging.getLogger("vault_drift.sync")
 
@@ -54,24 +52,38 @@ class SyncRequest:
 
 
 class Syncer:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    """Plans and applies syncs; owns "check everything, then sync what drifts"."""
+
+    def __init__(
+        self,
+        vault: VaultStore,
+        cloudflare: CloudflareClient,
+        checker: Checker,
+    ) -> None:
+        self.vault, self.cloudflare, self.checker = vault, cloudflare, checker
 
     @property
     def _now(self) -> datetime:
-        return self.engine.clock()
+        return self.checker.clock()
 
     def sync(self, request: SyncRequest, timeout: float | None = None) -> list[SyncOutcome]:
-        with self.engine.exclusive(timeout):
+        with self.checker.lock.hold(timeout):
             audiences = self._targets(request.audiences)
             outcomes = [self._sync_one(a, request) for a in audiences]
         return outcomes
+
+    def check_then_sync(
+        self, request: SyncRequest, trigger: str
+    ) -> tuple[Snapshot, list[SyncOutcome]]:
+        """``--all`` / ``{"all": true}``: a full check first, then every audience in drift."""
+        snapshot = self.checker.check_all(trigger)
+        return snapshot, self.sync(replace(request, audiences=None))
 
     def auto_sync(self, mode: AutoSync) -> list[SyncOutcome]:
         """After a full check: heal drifting audiences that nobody is ignoring. Never forced."""
         if mode is AutoSync.OFF:
             return []
-        snapshot, now = self.engine.snapshot, self._now
+        snapshot, now = self.checker.snapshots.current, self._now
         names = [
             name
             for name, check in snapshot.checks.items()
@@ -87,11 +99,12 @@ class Syncer:
         return self.sync(request)
 
     def _targets(self, names: list[str] | None) -> list[Audience]:
-        with self.engine.db.connect() as conn:
-            audiences = list_audiences(conn)
+        audiences = self.vault.audiences()
         if names is None:
             drifting = {
-                n for n, c in self.engine.snapshot.checks.items() if c.status is Status.DRIFT
+                n
+                for n, c in self.checker.snapshots.current.checks.items()
+                if c.status is Status.DRIFT
             }
             return [a for a in audiences if a.audience in drifting]
         known = {a.audience: a for a in audiences}
@@ -132,12 +145,11 @@ class Syncer:
         return self._apply(audit_id, audience, plan, request)
 
     def _plan(self, audience: Audience, request: SyncRequest) -> SyncPlan:
-        with self.engine.db.connect() as conn:
-            expected = expected_members(conn, [audience.audience])[audience.audience]
+        expected = self.vault.expected_members([audience.audience])[audience.audience]
         if expected.error:
             raise VaultIncomplete(expected.error)
         assert audience.group_id is not None
-        group = self.engine.cloudflare.get_group(audience.group_id)  # fresh read, never cached
+        group = self.cloudflare.get_group(audience.group_id)  # fresh read, never cached
         return plan_sync(
             audience.audience,
             group,
@@ -152,8 +164,8 @@ class Syncer:
         group = plan.group
         wanted = Group(group.id, group.name, plan.new_include, group.exclude, group.require)
         try:
-            self.engine.cloudflare.replace_group(wanted)
-            readback = self.engine.cloudflare.get_group(group.id)
+            self.cloudflare.replace_group(wanted)
+            readback = self.cloudflare.get_group(group.id)
         except CloudflareError as exc:
             log.warning("sync of %s failed: %s", audience.audience, exc)
             return self._finish(audit_id, request, plan, SyncResultKind.ERROR, str(exc))
@@ -166,23 +178,8 @@ class Syncer:
                 "verification failed: the group read back differs from what was sent",
             )
         outcome = self._finish(audit_id, request, plan, SyncResultKind.SYNCED, None)
-        self._recheck(audience, compact(readback), request.actor)
+        self.checker.record_sync(audience.audience, compact(readback), request.actor)
         return outcome
-
-    def _recheck(self, audience: Audience, actual: Actual, actor: str) -> None:
-        """Record the state the read-back shows, so our own sync never shows up as drift."""
-        now = self._now
-        with self.engine.db.transaction() as conn:
-            record_sync_time(conn, audience.audience, now)
-        with self.engine.db.connect() as conn:
-            fresh = {a.audience: a for a in list_audiences(conn)}[audience.audience]
-            expected = expected_members(conn, [audience.audience])
-        checks = self.engine.evaluate_and_record(
-            [fresh], expected, {audience.audience: actual}, full=False, closed_by_sync=actor
-        )
-        merged = dict(self.engine.snapshot.checks)
-        merged.update({c.audience.audience: c for c in checks})
-        self.engine.publish(checks=merged)
 
     def _audit_start(self, plan: SyncPlan, request: SyncRequest) -> int:
         entry = AuditEntry(
@@ -196,8 +193,7 @@ class Syncer:
             added=plan.added,
             removed=plan.removed,
         )
-        with self.engine.db.transaction() as conn:
-            return start_audit(conn, entry, self._now)
+        return self.vault.start_audit(entry, self._now)
 
     def _finish(
         self,
@@ -207,9 +203,8 @@ class Syncer:
         result: SyncResultKind,
         reason: str | None,
     ) -> SyncOutcome:
-        with self.engine.db.transaction() as conn:
-            finish_audit(conn, audit_id, str(result), reason, self._now)
-        self.engine.events.synced(request.trigger, str(result), plan.blocked)
+        self.vault.finish_audit(audit_id, str(result), reason, self._now)
+        self.checker.events.synced(request.trigger, str(result), plan.blocked)
         log.info(
             "sync audience=%s result=%s added=%d removed=%d trigger=%s",
             plan.audience,
@@ -225,19 +220,18 @@ class Syncer:
         self, request: SyncRequest, name: str, result: SyncResultKind, reason: str
     ) -> SyncOutcome:
         if not request.dry_run:
-            self.engine.events.synced(request.trigger, str(result), None)
+            self.checker.events.synced(request.trigger, str(result), None)
         return SyncOutcome(name, result, reason=reason)
 
     # -- groups -----------------------------------------------------------------------
 
     def create_group(self, name: str, actor: str, trigger: str = "api") -> str:
         """Create the Cloudflare group of a pending audience from Vault's members."""
-        with self.engine.exclusive():
+        with self.checker.lock.hold():
             audience = self._targets([name])[0]
             if audience.group_id is not None:
                 raise GroupExists(f"audience {name} already has group {audience.group_id}")
-            with self.engine.db.connect() as conn:
-                expected = expected_members(conn, [name])[name]
+            expected = self.vault.expected_members([name])[name]
             if expected.error:
                 raise VaultIncomplete(expected.error)
             emails = sorted(expected.members)
@@ -246,18 +240,14 @@ class Syncer:
                     f"{len(emails)} members exceed Cloudflare's limit of {RULE_LIMIT} rules"
                 )
             entry = AuditEntry(name, "create_group", trigger, actor, added=tuple(emails))
-            with self.engine.db.transaction() as conn:
-                audit_id = start_audit(conn, entry, self._now)
+            audit_id = self.vault.start_audit(entry, self._now)
             try:
-                group = self.engine.cloudflare.create_group(name, [email_rule(e) for e in emails])
+                group = self.cloudflare.create_group(name, [email_rule(e) for e in emails])
             except CloudflareError as exc:
-                with self.engine.db.transaction() as conn:
-                    finish_audit(conn, audit_id, "error", str(exc), self._now)
+                self.vault.finish_audit(audit_id, "error", str(exc), self._now)
                 raise
-            with self.engine.db.transaction() as conn:
-                set_group_id(conn, name, group.id, self._now)
-                finish_audit(conn, audit_id, "synced", None, self._now, group_id=group.id)
-            self._recheck(replace_group_id(audience, group.id), compact(group), actor)
+            self.vault.record_group(name, group.id, audit_id, self._now)
+            self.checker.record_sync(name, compact(group), actor)
             return group.id
 
     # -- recovery ---------------------------------------------------------------------
@@ -268,8 +258,7 @@ class Syncer:
         ``up_to_id`` limits it to the rows a previous process left (a later row may belong
         to a sync still running, in this process or in a CLI next to it).
         """
-        with self.engine.db.connect() as conn:
-            rows = audit_rows(conn, result="in_progress", limit=1000)
+        rows = self.vault.audit(result="in_progress", limit=1000)
         if up_to_id is not None:
             rows = [row for row in rows if row["id"] <= up_to_id]
         settled = 0
@@ -279,8 +268,7 @@ class Syncer:
             except CloudflareError as exc:
                 log.warning("cannot settle interrupted sync %s yet: %s", row["id"], exc)
                 continue
-            with self.engine.db.transaction() as conn:
-                finish_audit(conn, row["id"], outcome, reason, self._now)
+            self.vault.finish_audit(row["id"], outcome, reason, self._now)
             settled += 1
         return settled
 
@@ -288,18 +276,12 @@ class Syncer:
         group_id = row.get("group_id")
         if row["action"] != "sync" or not isinstance(group_id, str):
             return "error", "interrupted by a restart before completion"
-        group = self.engine.cloudflare.get_group(group_id)
+        group = self.cloudflare.get_group(group_id)
         have = email_members(group.include)
         added, removed = set(row["added"]), set(row["removed"])  # type: ignore[call-overload]
         if added <= have and not (removed & have):
             return "synced", "interrupted by a restart; the read-back shows the change applied"
         return "error", "interrupted by a restart before the change reached Cloudflare"
-
-
-def replace_group_id(audience: Audience, group_id: str) -> Audience:
-    return Audience(
-        audience.audience, audience.namespace, audience.provider, group_id, audience.last_sync_at
-    )
 
 
 __all__ = ["GroupExists", "GroupRefused", "SyncRequest", "Syncer", "VaultIncomplete"]

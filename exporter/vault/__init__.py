@@ -1,5 +1,6 @@
-"""The Vault database: reads vault-api's iam_* tables, owns the sys_infra_drift_* tables."""
+"""The Vault store: the only package that speaks SQL (reads vault-api's iam_* tables, owns ours)."""
 
-from exporter.vault.db import VaultDB, VaultError
+from exporter.vault.sqlite import SqliteStore
+from exporter.vault.store import AuditEntry, CheckRecord, CycleSummary, VaultError, VaultStore
 
-__all__ = ["VaultDB", "VaultError"]
+__all__ = ["AuditEntry", "CheckRecord", "CycleSummary", "SqliteStore", "VaultError", "VaultStore"]

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from exporter.vault.store import VaultError
+
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
 # SQLite's default page cache (2 MiB) thrashes on the membership query of a big Vault: the
@@ -15,10 +17,6 @@ BUSY_TIMEOUT_MS = 5000
 # memberships. 16 MiB per connection keeps them; connections are short-lived.
 CACHE_KIB = 16384
 REQUIRED_TABLES = ("iam_user", "iam_group", "iam_user_group", "iam_application", "sys_infra_state")
-
-
-class VaultError(Exception):
-    """The Vault database cannot be used: missing, corrupt, read-only or without its tables."""
 
 
 class VaultDB:

@@ -6,9 +6,9 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from functools import partial
 
-from exporter.clock import parse_time
 from exporter.core.model import Audience, Expected
 from exporter.core.packed import Unpacked, earliest, unpack
+from exporter.core.times import parse_time
 
 # Exact audience match on the JSON array (never LIKE), active users only, emails lowercased;
 # "added in Vault" is the earliest membership that grants the audience.

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from exporter.clock import format_time, parse_time
-from exporter.core.model import AutoSync, Ignore, Settings
+from exporter.core.model import AutoSync, Ignore
+from exporter.core.settings import Settings
+from exporter.core.times import format_time, parse_time
+from exporter.vault.store import AuditEntry
 
 
-def load_settings(conn: sqlite3.Connection, seed_interval: int | None = None) -> Settings:
-    """Saved settings over the defaults. ``seed_interval`` only fills a database that has none."""
+def load_settings(conn: sqlite3.Connection) -> Settings:
+    """Saved settings over the defaults; unknown keys and values are ignored."""
     saved = {
         k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM sys_infra_drift_settings")
     }
-    if "check_interval_seconds" not in saved and seed_interval is not None:
-        conn.execute(
-            "INSERT OR IGNORE INTO sys_infra_drift_settings (key, value) VALUES (?, ?)",
-            ("check_interval_seconds", json.dumps(seed_interval)),
-        )
-        saved["check_interval_seconds"] = seed_interval
     known = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
     if "auto_sync" in values:
@@ -31,6 +27,14 @@ def load_settings(conn: sqlite3.Connection, seed_interval: int | None = None) ->
         except ValueError:
             del values["auto_sync"]
     return Settings(**values)
+
+
+def seed_interval(conn: sqlite3.Connection, seconds: int) -> None:
+    """``VAULT_DRIFT_CHECK_INTERVAL`` fills only a database that has no interval yet."""
+    conn.execute(
+        "INSERT OR IGNORE INTO sys_infra_drift_settings (key, value) VALUES (?, ?)",
+        ("check_interval_seconds", json.dumps(seconds)),
+    )
 
 
 def save_settings(conn: sqlite3.Connection, settings: Settings) -> None:
@@ -63,19 +67,6 @@ def set_ignore(conn: sqlite3.Connection, audience: str, ignore: Ignore, now: dat
 def clear_ignore(conn: sqlite3.Connection, audience: str) -> bool:
     cursor = conn.execute("DELETE FROM sys_infra_drift_ignore WHERE audience = ?", (audience,))
     return cursor.rowcount > 0
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    audience: str
-    action: str  # sync | create_group
-    trigger: str  # api | page | cli | auto
-    actor: str
-    mode: str = "full"
-    forced: bool = False
-    group_id: str | None = None
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
 
 
 def start_audit(conn: sqlite3.Connection, entry: AuditEntry, now: datetime) -> int:

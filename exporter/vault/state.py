@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
-from exporter.clock import format_time, parse_time
 from exporter.core.model import AudienceCheck, DriftMemory, Status
-
-
-@dataclass(frozen=True)
-class CycleSummary:
-    started_at: datetime
-    finished_at: datetime
-    trigger: str
-    scope: str  # full | partial
-    vault_ok: bool
-    cloudflare_ok: bool
-    counts: dict[str, int]
+from exporter.core.times import format_time, parse_time
+from exporter.vault.store import CycleSummary
 
 
 def load_memories(conn: sqlite3.Connection) -> dict[str, DriftMemory]:

@@ -1,24 +1,20 @@
-"""``/iam/drift``: thin handlers that parse, call the engine or the syncer, and serialise."""
+"""``/iam/drift``: thin handlers that parse, call one service method, and serialise."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from exporter.cloudflare.client import CloudflareError
 from exporter.core.document import audience_document, drift_document, item_document
-from exporter.core.model import Ignore
-from exporter.core.settings import SettingsError, apply_settings
+from exporter.core.settings import SettingsError
 from exporter.core.times import parse_duration
 from exporter.service.checker import UnknownAudience
 from exporter.service.syncer import GroupExists, GroupRefused, SyncRequest, VaultIncomplete
-from exporter.vault.history import recent_episodes
-from exporter.vault.operator import audit_rows, clear_ignore, save_settings, set_ignore
-from exporter.web.app import ApiError, Services
-from exporter.web.auth import Role, bearer
 from exporter.web.schemas import CheckBody, GroupBody, IgnoreBody, SettingsBody, SyncBody
+from exporter.web.services import Admin, ApiError, Reader, Svc
 
 router = APIRouter(prefix="/iam/drift", tags=["drift"])
 MAX_IGNORE = timedelta(days=90)
@@ -32,35 +28,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-def reader(request: Request) -> Role:
-    """Any valid token (the page's session counts too)."""
-    return _role(request, mutating=False)
-
-
-def admin(request: Request) -> Role:
-    return _role(request, mutating=True)
-
-
-def _role(request: Request, mutating: bool) -> Role:
-    from exporter.web.session import session_role
-
-    tokens = services(request).tokens
-    presented = bearer(request.headers.get("authorization"))
-    if presented is None:
-        role = session_role(request, mutating)
-        if role is not None:
-            return tokens.authorize_role(role, mutating)
-    return tokens.authorize(presented, mutating)
-
-
-Svc = Annotated[Services, Depends(services)]
-Reader = Annotated[Role, Depends(reader)]
-Admin = Annotated[Role, Depends(admin)]
 StatusFilter = Literal["pending", "synced", "drift", "error"]
 
 
@@ -72,24 +39,21 @@ def list_drift(
     namespace: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Every audience's drift status (the seed's document), from the last check."""
-    return drift_document(svc.engine.snapshot, svc.clock(), status, namespace)
+    return drift_document(svc.snapshots.current, svc.clock(), status, namespace)
 
 
 @router.get("/settings", responses=ERRORS)
 def get_settings(svc: Svc, _: Reader) -> dict[str, Any]:
-    return svc.engine.snapshot.settings.as_document()
+    return svc.snapshots.current.settings.as_document()
 
 
 @router.put("/settings", responses=ERRORS)
 def put_settings(body: SettingsBody, svc: Svc, _: Admin) -> dict[str, Any]:
     """Change settings; applied live (a new interval reschedules the checks)."""
     try:
-        settings = apply_settings(svc.engine.snapshot.settings, body.changes())
+        settings = svc.operator.update_settings(body.changes())
     except SettingsError as exc:
         raise ApiError(422, "invalid settings", exc.problems) from None
-    with svc.engine.db.transaction() as conn:
-        save_settings(conn, settings)
-    svc.engine.reload_settings()
     return settings.as_document()
 
 
@@ -102,24 +66,24 @@ def get_audience(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     """One audience in full: every drifting member, other rules, history and syncs."""
-    snapshot = svc.engine.snapshot
+    snapshot = svc.snapshots.current
     check = snapshot.checks.get(audience)
     if check is None:
         raise ApiError(404, "unknown audience", audience)
-    with svc.engine.db.connect() as conn:
-        history = recent_episodes(conn, audience)
-        syncs = audit_rows(conn, audience, limit=20)
-    return audience_document(check, snapshot, svc.clock(), limit, offset, history, syncs)
+    history = svc.operator.history(audience)
+    return audience_document(
+        check, snapshot, svc.clock(), limit, offset, history.episodes, history.syncs
+    )
 
 
 @router.post("/check", responses=ERRORS)
 def check_now(body: CheckBody, svc: Svc, _: Admin) -> dict[str, Any]:
     """Check now: every audience, or one; answers with the fresh document or item."""
     if body.audience is None:
-        snapshot = svc.engine.check_all("api")
+        snapshot = svc.checker.check_all("api")
         return drift_document(snapshot, svc.clock())
     try:
-        snapshot = svc.engine.check_audiences([body.audience], "api")
+        snapshot = svc.checker.check_audiences([body.audience], "api")
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
     return item_document(snapshot.checks[body.audience], snapshot, svc.clock())
@@ -131,8 +95,6 @@ def sync(body: SyncBody, svc: Svc, role: Admin, request: Request) -> dict[str, A
     problem = body.target_problem()
     if problem:
         raise ApiError(400, "no single target", problem)
-    if body.all:
-        svc.engine.check_all("api")
     trigger = _trigger(request)
     sync_request = SyncRequest(
         None if body.all else [body.audience or ""],
@@ -142,7 +104,10 @@ def sync(body: SyncBody, svc: Svc, role: Admin, request: Request) -> dict[str, A
         actor=f"{trigger}:{role.value}",
     )
     try:
-        outcomes = svc.syncer.sync(sync_request)
+        if body.all:
+            _, outcomes = svc.syncer.check_then_sync(sync_request, "api")
+        else:
+            outcomes = svc.syncer.sync(sync_request)
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
     return {"dry_run": body.dry_run, "results": [o.as_document() for o in outcomes]}
@@ -169,7 +134,7 @@ def create_group(body: GroupBody, svc: Svc, role: Admin, request: Request) -> di
         raise ApiError(409, "cannot create the group", str(exc)) from None
     except CloudflareError as exc:
         raise ApiError(409, "Cloudflare refused the group", str(exc)) from None
-    snapshot = svc.engine.snapshot
+    snapshot = svc.snapshots.current
     item = item_document(snapshot.checks[body.audience], snapshot, svc.clock())
     return {"audience": body.audience, "created": True, "group_created": bool(group_id), **item}
 
@@ -177,14 +142,11 @@ def create_group(body: GroupBody, svc: Svc, role: Admin, request: Request) -> di
 @router.post("/ignore", responses=ERRORS)
 def ignore(body: IgnoreBody, svc: Svc, role: Admin) -> dict[str, Any]:
     """Ignore an audience's drift until a time (default 24 h), with a reason."""
-    if body.audience not in svc.engine.snapshot.checks:
+    if body.audience not in svc.snapshots.current.checks:
         raise ApiError(404, "unknown audience", body.audience)
     now = svc.clock()
     until = _until(body, now)
-    with svc.engine.db.transaction() as conn:
-        set_ignore(conn, body.audience, Ignore(until, body.reason, f"api:{role.value}"), now)
-    svc.engine.reload_settings()
-    snapshot = svc.engine.snapshot
+    snapshot = svc.operator.ignore(body.audience, until, body.reason, f"api:{role.value}")
     return item_document(snapshot.checks[body.audience], snapshot, now)
 
 
@@ -207,10 +169,7 @@ def _until(body: IgnoreBody, now: Any) -> Any:
 @router.delete("/ignore/{audience:path}", responses=ERRORS)
 def unignore(audience: str, svc: Svc, _: Admin) -> dict[str, Any]:
     """Stop ignoring an audience."""
-    if audience not in svc.engine.snapshot.checks:
+    if audience not in svc.snapshots.current.checks:
         raise ApiError(404, "unknown audience", audience)
-    with svc.engine.db.transaction() as conn:
-        removed = clear_ignore(conn, audience)
-    svc.engine.reload_settings()
-    snapshot = svc.engine.snapshot
+    removed, snapshot = svc.operator.unignore(audience)
     return {"removed": removed, **item_document(snapshot.checks[audience], snapshot, svc.clock())}

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -12,36 +9,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exporter import __version__
-from exporter.clock import Clock, utc_now
-from exporter.metrics import Exposition
-from exporter.service.checker import Busy, Engine
-from exporter.service.syncer import Syncer
-from exporter.web.auth import AuthError, Tokens
+from exporter.service.work_lock import Busy
+from exporter.web.api import router as api_router
+from exporter.web.auth import AuthError
+from exporter.web.page import router as page_router
+from exporter.web.services import ApiError, WebServices, error_response
 
 
-@dataclass
-class Services:
-    engine: Engine
-    syncer: Syncer
-    exposition: Exposition
-    tokens: Tokens
-    clock: Clock = utc_now
-    public_url: str = ""
-    session_secret: str = ""
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.detail = status, error, detail
-
-
-def error_response(status: int, error: str, detail: Any = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
-
-
-def create_app(services: Services, page: bool = True) -> FastAPI:
+def create_app(services: WebServices, page: bool = True) -> FastAPI:
     app = FastAPI(
         title="vault-drift",
         version=__version__,
@@ -52,12 +27,8 @@ def create_app(services: Services, page: bool = True) -> FastAPI:
     app.state.services = services
     _install_error_handlers(app)
     _install_operational_routes(app, services)
-    from exporter.web.api import router
-
-    app.include_router(router)
+    app.include_router(api_router)
     if page:
-        from exporter.web.page import router as page_router
-
         app.include_router(page_router)
     return app
 
@@ -88,7 +59,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, str(exc.detail))
 
 
-def _install_operational_routes(app: FastAPI, services: Services) -> None:
+def _install_operational_routes(app: FastAPI, services: WebServices) -> None:
     @app.get(
         "/metrics",
         tags=["operations"],
@@ -122,8 +93,8 @@ def _install_operational_routes(app: FastAPI, services: Services) -> None:
         return JSONResponse({"status": "ready"})
 
 
-def not_ready_reason(services: Services) -> str | None:
-    snapshot = services.engine.snapshot
+def not_ready_reason(services: WebServices) -> str | None:
+    snapshot = services.snapshots.current
     if snapshot.last_success_at is None:
         return snapshot.cycle_error or "no successful check cycle yet"
     age = (services.clock() - snapshot.last_success_at).total_seconds()

@@ -1,4 +1,4 @@
-"""The operator page: ``GET /`` and its login, rendered server-side from the engine's snapshot.
+"""The operator page: ``GET /`` and its login, rendered server-side from the last snapshot.
 
 The page never calls Cloudflare: it shows the last check. Its JavaScript acts through the
 JSON API (``/iam/drift/*``) with the session cookie and the CSRF header, then re-renders
@@ -20,15 +20,14 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 
-from exporter.clock import format_time, parse_time
 from exporter.core.document import LIST_LIMIT, audience_document, ordered
 from exporter.core.drift import hint
 from exporter.core.model import AlertLevel, AudienceCheck, Status
 from exporter.core.snapshot import Snapshot
-from exporter.vault.history import recent_episodes
-from exporter.vault.operator import audit_rows
-from exporter.web.app import Services
+from exporter.core.times import format_time, parse_time
 from exporter.web.auth import Role
+from exporter.web.services import WebServices
+from exporter.web.services import services as _services
 from exporter.web.session import (
     COOKIE,
     LOGIN_COOKIE,
@@ -103,11 +102,6 @@ def _hardened(response: R) -> R:
     return response
 
 
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
 def card_id(audience: str) -> str:
     """An element id for an audience: names are user data, ids must be plain."""
     return "aud-" + hashlib.sha256(audience.encode()).hexdigest()[:12]
@@ -149,8 +143,8 @@ def _badge(snapshot: Snapshot, now: datetime) -> dict[str, Any]:
     return {"count": len(entries), "level": str(worst), "entries": entries}
 
 
-def _live(svc: Services) -> dict[str, Any]:
-    snapshot, now = svc.engine.snapshot, svc.clock()
+def _live(svc: WebServices) -> dict[str, Any]:
+    snapshot, now = svc.snapshots.current, svc.clock()
     return {
         "snapshot": snapshot,
         "counts": snapshot.counts(),
@@ -180,7 +174,7 @@ def index(request: Request) -> Response:
         "index.html",
         session=session,
         can_act=session.role is Role.ADMIN,
-        settings=svc.engine.snapshot.settings,
+        settings=svc.snapshots.current.settings,
         **_live(svc),
     )
 
@@ -206,14 +200,14 @@ def details_fragment(
     if _session(request) is None:
         return _render(request, "expired.html", status=401)
     svc = _services(request)
-    snapshot = svc.engine.snapshot
+    snapshot = svc.snapshots.current
     check = snapshot.checks.get(audience)
     if check is None:
         return _render(request, "expired.html", status=404, message="unknown audience")
-    with svc.engine.db.connect() as conn:
-        history = recent_episodes(conn, audience)
-        syncs = audit_rows(conn, audience, limit=20)
-    doc = audience_document(check, snapshot, svc.clock(), limit, offset, history, syncs)
+    history = svc.operator.history(audience)
+    doc = audience_document(
+        check, snapshot, svc.clock(), limit, offset, history.episodes, history.syncs
+    )
     shown = max(len(doc["missing"]), len(doc["extra"]))
     total = max(doc["missing_total"], doc["extra_total"])
     return _render(

@@ -26,8 +26,8 @@ from exporter.core.model import (
     Group,
     Ignore,
     Status,
-    Thresholds,
 )
+from exporter.core.settings import Thresholds
 
 NOW = datetime(2026, 11, 25, 10, tzinfo=UTC)
 AUD = Audience("lms-viewer", "lms", "cloudflare_access", "g1")

@@ -7,19 +7,19 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from support import make_client
+from support import FixedClock, make_client
 
-from exporter.clock import FixedClock
 from exporter.core.model import AutoSync, Status, SyncResultKind
 from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator, Faults
-from exporter.service.checker import Engine
+from exporter.service import assemble
+from exporter.service.checker import Checker
 from exporter.service.syncer import Syncer, SyncRequest
-from exporter.vault import VaultDB
+from exporter.vault import SqliteStore
 
 
-def statuses(engine: Engine) -> dict[str, str]:
-    return {name: str(c.status) for name, c in engine.snapshot.checks.items()}
+def statuses(checker: Checker) -> dict[str, str]:
+    return {name: str(c.status) for name, c in checker.snapshots.current.checks.items()}
 
 
 def group_of(simulator: CloudflareSimulator, name: str) -> dict:  # type: ignore[type-arg]
@@ -27,43 +27,43 @@ def group_of(simulator: CloudflareSimulator, name: str) -> dict:  # type: ignore
 
 
 def test_a_full_check_reads_cloudflare_with_one_listing(
-    engine: Engine, simulator: CloudflareSimulator
+    checker: Checker, simulator: CloudflareSimulator
 ) -> None:
     before = simulator.request_count
-    engine.check_all()
+    checker.check_all()
     # one page lists the 3 groups; sales-team's group is absent from it: one direct GET
     assert simulator.request_count - before == 2
     assert [entry[0] for entry in simulator.request_log[-2:]] == ["GET", "GET"]
     assert simulator.request_log[-1][1].endswith("9f1c7e2a-0000-4000-8000-00000000dead")
-    assert statuses(engine) == {
+    assert statuses(checker) == {
         "administrators": "synced",
         "developers": "synced",
         "lms-instructors": "drift",
         "lms-viewer": "pending",
         "sales-team": "error",
     }
-    drift = engine.snapshot.checks["lms-instructors"]
+    drift = checker.snapshots.current.checks["lms-instructors"]
     assert [m.email for m in drift.missing] == ["alice@example.com", "bob@example.com"]
     assert [m.email for m in drift.extra] == ["olduser@example.com"]
-    assert engine.snapshot.last_success_at is not None
+    assert checker.snapshots.current.last_success_at is not None
 
 
 def test_drift_start_survives_a_restart_and_a_new_episode_starts_after_a_fix(
-    engine: Engine, sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
+    checker: Checker, sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
 ) -> None:
-    engine.check_all()
-    started = engine.snapshot.checks["lms-instructors"].drift_since
+    checker.check_all()
+    started = checker.snapshots.current.checks["lms-instructors"].drift_since
     clock.advance(hours=2)
-    restarted = Engine(VaultDB(sample_db).open(), make_client(simulator), clock=clock)
-    restarted.check_all()
-    assert restarted.snapshot.checks["lms-instructors"].drift_since == started
-    Syncer(restarted).sync(SyncRequest(["lms-instructors"]))
-    assert statuses(restarted)["lms-instructors"] == "synced"
+    restarted = assemble(SqliteStore(sample_db).open(), make_client(simulator), clock=clock)
+    restarted.checker.check_all()
+    assert restarted.snapshots.current.checks["lms-instructors"].drift_since == started
+    restarted.syncer.sync(SyncRequest(["lms-instructors"]))
+    assert statuses(restarted.checker)["lms-instructors"] == "synced"
     clock.advance(hours=1)
     gid = group_of(simulator, "lms-instructors")["id"]
     simulator.set_include(gid, [{"email": {"email": "intruder@example.com"}}])
-    restarted.check_all()
-    assert restarted.snapshot.checks["lms-instructors"].drift_since == clock()
+    restarted.checker.check_all()
+    assert restarted.snapshots.current.checks["lms-instructors"].drift_since == clock()
     with sqlite3.connect(sample_db) as conn:
         episodes = conn.execute(
             "SELECT closed_at IS NOT NULL, close_reason FROM sys_infra_drift_episode"
@@ -73,26 +73,26 @@ def test_drift_start_survives_a_restart_and_a_new_episode_starts_after_a_fix(
 
 
 def test_cloudflare_failure_is_error_never_a_guess(
-    engine: Engine, simulator: CloudflareSimulator
+    checker: Checker, simulator: CloudflareSimulator
 ) -> None:
     simulator.faults = Faults(rate_truncated=1.0)
-    engine.check_all()
-    assert set(statuses(engine).values()) == {"error", "pending"}
-    assert engine.snapshot.cloudflare_up is False
-    assert engine.snapshot.last_success_at is None
+    checker.check_all()
+    assert set(statuses(checker).values()) == {"error", "pending"}
+    assert checker.snapshots.current.cloudflare_up is False
+    assert checker.snapshots.current.last_success_at is None
     simulator.faults = Faults()
-    engine.check_all()
-    assert statuses(engine)["lms-instructors"] == "drift"
+    checker.check_all()
+    assert statuses(checker)["lms-instructors"] == "drift"
 
 
 def test_an_audience_removed_from_sys_infra_state_disappears(
-    engine: Engine, sample_db: Path
+    checker: Checker, sample_db: Path
 ) -> None:
-    engine.check_all()
+    checker.check_all()
     with sqlite3.connect(sample_db) as conn:
         conn.execute("DELETE FROM sys_infra_state WHERE audience = 'lms-instructors'")
-    engine.check_all()
-    assert "lms-instructors" not in engine.snapshot.checks
+    checker.check_all()
+    assert "lms-instructors" not in checker.snapshots.current.checks
     with sqlite3.connect(sample_db) as conn:
         reason = conn.execute(
             "SELECT close_reason FROM sys_infra_drift_episode WHERE audience = 'lms-instructors'"
@@ -108,9 +108,9 @@ def audit(sample_db: Path) -> list[tuple]:  # type: ignore[type-arg]
 
 
 def test_dry_run_writes_nothing_anywhere(
-    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+    checker: Checker, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
 ) -> None:
-    engine.check_all()
+    checker.check_all()
     before = group_of(simulator, "lms-instructors")
     [outcome] = syncer.sync(SyncRequest(["lms-instructors"], dry_run=True))
     assert outcome.result is SyncResultKind.SYNCED
@@ -121,9 +121,9 @@ def test_dry_run_writes_nothing_anywhere(
 
 
 def test_sync_pushes_vault_keeps_other_rules_audits_and_rechecks(
-    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+    checker: Checker, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
 ) -> None:
-    engine.check_all()
+    checker.check_all()
     gid = group_of(simulator, "developers")["id"]
     with sqlite3.connect(sample_db) as conn:
         conn.execute("UPDATE iam_user SET status = 'suspended' WHERE email = 'dev5@example.com'")
@@ -135,8 +135,8 @@ def test_sync_pushes_vault_keeps_other_rules_audits_and_rechecks(
         {"ip": {"ip": "10.0.0.0/8"}},
     ]
     assert len(include) == 6
-    assert statuses(engine)["developers"] == "synced"
-    assert engine.snapshot.checks["developers"].audience.audience == "developers"
+    assert statuses(checker)["developers"] == "synced"
+    assert checker.snapshots.current.checks["developers"].audience.audience == "developers"
     [row] = audit(sample_db)
     assert row[:2] == ("developers", "synced") and json.loads(row[3]) == ["dev5@example.com"]
     with sqlite3.connect(sample_db) as conn:
@@ -146,7 +146,7 @@ def test_sync_pushes_vault_keeps_other_rules_audits_and_rechecks(
 
 
 def test_guards_block_and_audit_and_force_overrides(
-    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+    checker: Checker, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
 ) -> None:
     gid = group_of(simulator, "administrators")["id"]
     extras = [{"email": {"email": f"x{i}@example.com"}} for i in range(8)]
@@ -159,7 +159,9 @@ def test_guards_block_and_audit_and_force_overrides(
     assert [r[1] for r in audit(sample_db)] == ["blocked", "synced"]
 
 
-def test_an_empty_vault_side_is_not_pushed(engine: Engine, syncer: Syncer, sample_db: Path) -> None:
+def test_an_empty_vault_side_is_not_pushed(
+    checker: Checker, syncer: Syncer, sample_db: Path
+) -> None:
     with sqlite3.connect(sample_db) as conn:
         conn.execute("DELETE FROM iam_user_group WHERE group_id = 'g-1'")
     [outcome] = syncer.sync(SyncRequest(["administrators"]))
@@ -169,7 +171,7 @@ def test_an_empty_vault_side_is_not_pushed(engine: Engine, syncer: Syncer, sampl
 
 
 def test_pending_audience_sync_is_an_error_and_create_group_fixes_it(
-    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+    checker: Checker, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
 ) -> None:
     [outcome] = syncer.sync(SyncRequest(["lms-viewer"]))
     assert outcome.result is SyncResultKind.ERROR and "POST /iam/drift/groups" in (
@@ -177,7 +179,7 @@ def test_pending_audience_sync_is_an_error_and_create_group_fixes_it(
     )
     group_id = syncer.create_group("lms-viewer", actor="test")
     assert simulator.group(group_id)["name"] == "lms-viewer"
-    assert statuses(engine)["lms-viewer"] == "synced"
+    assert statuses(checker)["lms-viewer"] == "synced"
     with sqlite3.connect(sample_db) as conn:
         assert conn.execute(
             "SELECT provider_resource_id FROM sys_infra_state WHERE audience = 'lms-viewer'"
@@ -185,20 +187,20 @@ def test_pending_audience_sync_is_an_error_and_create_group_fixes_it(
 
 
 def test_auto_sync_add_only_adds_and_never_removes(
-    engine: Engine, syncer: Syncer, simulator: CloudflareSimulator
+    checker: Checker, syncer: Syncer, simulator: CloudflareSimulator
 ) -> None:
-    engine.check_all()
+    checker.check_all()
     outcomes = syncer.auto_sync(AutoSync.ADD_ONLY)
     assert [(o.audience, o.result, o.removed) for o in outcomes] == [
         ("lms-instructors", SyncResultKind.SYNCED, ())
     ]
-    check = engine.snapshot.checks["lms-instructors"]
+    check = checker.snapshots.current.checks["lms-instructors"]
     assert check.status is Status.DRIFT and not check.missing
     assert [m.email for m in check.extra] == ["olduser@example.com"]
 
 
 def test_interrupted_syncs_are_settled_from_a_read_back(
-    engine: Engine,
+    checker: Checker,
     syncer: Syncer,
     sample_db: Path,
     simulator: CloudflareSimulator,
@@ -224,17 +226,17 @@ def test_interrupted_syncs_are_settled_from_a_read_back(
 def test_settings_seed_only_an_empty_database(
     sample_db: Path, simulator: CloudflareSimulator
 ) -> None:
-    first = Engine(VaultDB(sample_db).open(), make_client(simulator), seed_interval=60)
-    assert first.snapshot.settings.check_interval_seconds == 60
-    second = Engine(VaultDB(sample_db).open(), make_client(simulator), seed_interval=600)
-    assert second.snapshot.settings.check_interval_seconds == 60
-    assert timedelta(seconds=second.snapshot.settings.warning_threshold_seconds) == timedelta(
-        hours=1
-    )
+    first = assemble(SqliteStore(sample_db).open(seed_interval=60), make_client(simulator))
+    assert first.snapshots.current.settings.check_interval_seconds == 60
+    second = assemble(SqliteStore(sample_db).open(seed_interval=600), make_client(simulator))
+    assert second.snapshots.current.settings.check_interval_seconds == 60
+    assert timedelta(
+        seconds=second.snapshots.current.settings.warning_threshold_seconds
+    ) == timedelta(hours=1)
 
 
 def test_concurrent_syncs_of_one_audience_never_write_twice(
-    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+    checker: Checker, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
 ) -> None:
     import threading
 
@@ -257,7 +259,7 @@ def test_concurrent_syncs_of_one_audience_never_write_twice(
 
 
 def test_emails_are_compared_whole_whatever_their_characters(
-    engine: Engine, sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
+    checker: Checker, sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
 ) -> None:
     # SQLite's lower() knows only ASCII; Python's knows the rest. Quotes and commas travel
     # inside the packed JSON text of an audience and must come out whole.
@@ -267,9 +269,9 @@ def test_emails_are_compared_whole_whatever_their_characters(
     group = group_of(simulator, "administrators")
     simulator.set_include(group["id"], [*group["include"], {"email": {"email": 'O"Neil,Jr@x.com'}}])
 
-    engine.check_all()
+    checker.check_all()
 
-    check = engine.snapshot.checks["administrators"]
+    check = checker.snapshots.current.checks["administrators"]
     assert str(check.status) == "drift" and check.extra == ()
     assert [(m.email, m.added_in_vault_at) for m in check.missing] == [
         ("élodie.brûlé@example.com", clock() - timedelta(hours=3))
@@ -277,7 +279,7 @@ def test_emails_are_compared_whole_whatever_their_characters(
 
 
 def test_vault_emails_are_trimmed_of_what_cloudflare_addresses_are_trimmed_of(
-    engine: Engine, sample_db: Path, clock: FixedClock
+    checker: Checker, sample_db: Path, clock: FixedClock
 ) -> None:
     # Cloudflare's side is str.strip()ped; SQLite's trim() alone removes only spaces.
     with sqlite3.connect(sample_db) as conn:
@@ -286,9 +288,9 @@ def test_vault_emails_are_trimmed_of_what_cloudflare_addresses_are_trimmed_of(
         conn.execute("INSERT INTO iam_user (id, email) VALUES ('u-blank', char(9, 32, 160))")
         conn.execute("INSERT INTO iam_user_group (user_id, group_id) VALUES ('u-blank', 'g-1')")
 
-    engine.check_all()
+    checker.check_all()
 
-    check = engine.snapshot.checks["administrators"]
+    check = checker.snapshots.current.checks["administrators"]
     assert str(check.status) == "synced", (check.missing, check.extra)
     assert check.expected_count == 2
-    assert str(engine.snapshot.checks["developers"].status) == "synced"
+    assert str(checker.snapshots.current.checks["developers"].status) == "synced"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from exporter.clock import FixedClock
-from exporter.core.model import Settings
+from support import FixedClock
+
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.scheduler import CheckScheduler, retry_delay
-from exporter.service.checker import Engine
+from exporter.service import Services
+from exporter.service.checker import Checker
 from exporter.service.syncer import Syncer
-from exporter.vault.operator import save_settings
 
 
 def test_the_retry_ladder() -> None:
@@ -23,10 +23,10 @@ def test_the_retry_ladder() -> None:
 
 
 def test_an_audience_in_error_is_retried_when_due_and_backs_off(
-    engine: Engine, syncer: Syncer, clock: FixedClock, simulator: CloudflareSimulator
+    checker: Checker, syncer: Syncer, clock: FixedClock, simulator: CloudflareSimulator
 ) -> None:
-    engine.check_all()
-    scheduler = CheckScheduler(engine, syncer, clock)
+    checker.check_all()
+    scheduler = CheckScheduler(checker, syncer, clock)
     before = simulator.request_count
     clock.advance(minutes=4)
     scheduler.retry_errors()
@@ -34,7 +34,7 @@ def test_an_audience_in_error_is_retried_when_due_and_backs_off(
     clock.advance(minutes=1)
     scheduler.retry_errors()
     assert simulator.request_count == before + 1  # one GET for sales-team's group
-    assert engine.snapshot.checks["sales-team"].memory.consecutive_errors == 2
+    assert checker.snapshots.current.checks["sales-team"].memory.consecutive_errors == 2
     clock.advance(minutes=14)
     scheduler.retry_errors()
     assert simulator.request_count == before + 1  # the second retry waits 15 minutes
@@ -44,15 +44,13 @@ def test_an_audience_in_error_is_retried_when_due_and_backs_off(
 
 
 def test_a_new_interval_reschedules_without_restart(
-    engine: Engine, syncer: Syncer, clock: FixedClock
+    services: Services, checker: Checker, syncer: Syncer, clock: FixedClock
 ) -> None:
-    scheduler = CheckScheduler(engine, syncer, clock)
+    scheduler = CheckScheduler(checker, syncer, clock)
     scheduler._schedule_checks()
     [job] = [j for j in scheduler._jobs.jobs if "check" in j.tags]
     assert job.interval == 900
-    with engine.db.transaction() as conn:
-        save_settings(conn, Settings(check_interval_seconds=60))
-    engine.reload_settings()
+    services.operator.update_settings({"check_interval_seconds": 60})
     scheduler._follow_interval()
     [job] = [j for j in scheduler._jobs.jobs if "check" in j.tags]
     assert job.interval == 60 and job.latest == 63  # with a little jitter

@@ -11,22 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_for
+from support import FixedClock, wait_for
 
-from exporter.clock import FixedClock
 from exporter.core.snapshot import Snapshot
 from exporter.demo.sample import add_member
-from exporter.service.checker import Engine
+from exporter.service.checker import Checker
 from exporter.watcher import MembershipWatcher
 
 
 class Recorded:
-    """The engine's checks as the watcher asked for them (the real engine still runs them)."""
+    """The checker's checks as the watcher asked for them (the real checker still runs them)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, checker: Checker) -> None:
         self.calls: list[tuple[str, ...]] = []
         self._lock = threading.Lock()
-        check_all, check_audiences = engine.check_all, engine.check_audiences
+        check_all, check_audiences = checker.check_all, checker.check_audiences
 
         def all_(trigger: str = "schedule", timeout: float | None = None) -> Snapshot:
             with self._lock:
@@ -38,8 +37,8 @@ class Recorded:
                 self.calls.append(("audiences", trigger, *names))
             return check_audiences(names, trigger, timeout)
 
-        engine.check_all = all_  # type: ignore[method-assign]
-        engine.check_audiences = some  # type: ignore[method-assign]
+        checker.check_all = all_  # type: ignore[method-assign]
+        checker.check_audiences = some  # type: ignore[method-assign]
 
 
 class Monotonic:
@@ -53,13 +52,13 @@ class Monotonic:
 
 
 @pytest.fixture
-def recorded(engine: Engine) -> Recorded:
-    return Recorded(engine)
+def recorded(checker: Checker) -> Recorded:
+    return Recorded(checker)
 
 
-def watching(engine: Engine, **options: Any) -> Iterator[MembershipWatcher]:
+def watching(checker: Checker, **options: Any) -> Iterator[MembershipWatcher]:
     options = {"poll_seconds": 0.02, "debounce_seconds": 0, "check_timeout": 0.2, **options}
-    watcher = MembershipWatcher(engine, **options)
+    watcher = MembershipWatcher(checker, **options)
     watcher.start()
     try:
         wait_for(lambda: watcher.reads >= 1, 10, "the watcher's first reading")
@@ -69,8 +68,8 @@ def watching(engine: Engine, **options: Any) -> Iterator[MembershipWatcher]:
 
 
 @pytest.fixture
-def watcher(engine: Engine) -> Iterator[MembershipWatcher]:
-    yield from watching(engine)
+def watcher(checker: Checker) -> Iterator[MembershipWatcher]:
+    yield from watching(checker)
 
 
 def write(db: Path, sql: str, *params: object) -> None:
@@ -102,9 +101,9 @@ def test_a_new_audience_row_re_checks_everything(
 
 
 def test_commits_that_change_no_membership_check_nothing(
-    watcher: MembershipWatcher, recorded: Recorded, engine: Engine, sample_db: Path
+    watcher: MembershipWatcher, recorded: Recorded, checker: Checker, sample_db: Path
 ) -> None:
-    engine.check_all("schedule")  # the exporter's own writes move data_version too
+    checker.check_all("schedule")  # the exporter's own writes move data_version too
     write(sample_db, "UPDATE iam_organization SET name = name || '!'")
     write(sample_db, "UPDATE iam_user SET created_at = created_at")
     reads = watcher.reads
@@ -114,27 +113,27 @@ def test_commits_that_change_no_membership_check_nothing(
 
 
 def test_a_change_that_meets_a_running_check_is_checked_once_it_ends(
-    watcher: MembershipWatcher, recorded: Recorded, engine: Engine, sample_db: Path
+    watcher: MembershipWatcher, recorded: Recorded, checker: Checker, sample_db: Path
 ) -> None:
-    with engine.exclusive():  # a check or sync in progress
+    with checker.lock.hold():  # a check or sync in progress
         write(sample_db, "UPDATE iam_user SET status = 'suspended' WHERE email = 'ops@example.com'")
         wait_for(lambda: len(recorded.calls) >= 2, 10, "the watcher to meet Busy twice")
-    wait_for(lambda: engine.snapshot.checks, 10, "the deferred check to run")
+    wait_for(lambda: checker.snapshots.current.checks, 10, "the deferred check to run")
 
     assert set(recorded.calls) == {("audiences", "change", "administrators")}
-    assert engine.snapshot.checks["administrators"].expected_count == 1
+    assert checker.snapshots.current.checks["administrators"].expected_count == 1
 
 
-def test_reads_stay_a_bounded_share_of_a_core(engine: Engine, sample_db: Path) -> None:
+def test_reads_stay_a_bounded_share_of_a_core(checker: Checker, sample_db: Path) -> None:
     clock = Monotonic()
-    watcher_ = watching(engine, read_share=0.25, clock=clock)
+    watcher_ = watching(checker, read_share=0.25, clock=clock)
     watcher = next(watcher_)
     try:
         original = watcher._read
 
-        def slow_read(conn: sqlite3.Connection) -> Any:
+        def slow_read() -> Any:
             clock.now += 2.0  # this read "took" 2 s: stay quiet for 6 s (25 % of a core)
-            return original(conn)
+            return original()
 
         watcher._read = slow_read  # type: ignore[method-assign]
         write(sample_db, "UPDATE iam_organization SET name = name || '!'")
@@ -148,6 +147,6 @@ def test_reads_stay_a_bounded_share_of_a_core(engine: Engine, sample_db: Path) -
         watcher_.close()
 
 
-def test_a_share_outside_zero_to_one_is_refused(engine: Engine) -> None:
+def test_a_share_outside_zero_to_one_is_refused(checker: Checker) -> None:
     with pytest.raises(ValueError, match="read_share"):
-        MembershipWatcher(engine, read_share=0)
+        MembershipWatcher(checker, read_share=0)

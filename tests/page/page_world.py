@@ -24,12 +24,12 @@ from exporter.cloudflare.client import CloudflareClient
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.metrics import build_exposition
-from exporter.service.checker import Engine
-from exporter.service.syncer import Syncer
-from exporter.vault import VaultDB
+from exporter.service import assemble
+from exporter.service.checker import Checker
+from exporter.vault import SqliteStore
 from exporter.web import create_app
-from exporter.web.app import Services
 from exporter.web.auth import Tokens
+from exporter.web.services import WebServices
 
 ADMIN_TOKEN = "page-admin-token-0123456789"
 READ_TOKEN = "page-read-token-0123456789"
@@ -51,8 +51,8 @@ CHROMIUM_ARGS = [
 class World:
     path: Path
     simulator: CloudflareSimulator
-    engine: Engine
-    services: Services
+    checker: Checker
+    services: WebServices
     app: FastAPI
 
     def group_id(self, name: str) -> str:
@@ -106,18 +106,20 @@ def build_world(
         session=session,
         timeout=5.0,
     )
-    engine = Engine(VaultDB(path).open(), client, clock=clock)
-    exposition, _ = build_exposition(lambda: engine.snapshot, client.stats.snapshot, clock)
-    services = Services(
-        engine=engine,
-        syncer=Syncer(engine),
-        exposition=exposition,
-        tokens=Tokens(SecretStr(admin) if admin else None, SecretStr(READ_TOKEN)),
+    bundle = assemble(SqliteStore(path).open(), client, clock=clock)
+    checker = bundle.checker
+    exposition, _ = build_exposition(
+        lambda: checker.snapshots.current, client.stats.snapshot, clock
+    )
+    services = WebServices.around(
+        bundle,
+        exposition,
+        Tokens(SecretStr(admin) if admin else None, SecretStr(READ_TOKEN)),
         clock=clock,
         session_secret="page-tests-secret",
     )
-    engine.check_all("startup")
-    return World(path, simulator, engine, services, create_app(services))
+    checker.check_all("startup")
+    return World(path, simulator, checker, services, create_app(services))
 
 
 class LiveServer:

@@ -83,7 +83,7 @@ def test_dry_run_then_sync_turns_in_sync(live: Live, browser_page: Any) -> None:
 def test_guarded_sync_is_blocked_then_forced(live: Live, browser_page: Any) -> None:
     world, url = live
     world.add_extra_emails("administrators", 8)
-    world.engine.check_all("test")
+    world.checker.check_all("test")
     page = browser_page
     login(page, url, ADMIN_TOKEN)
     admins = card(page, "administrators")
@@ -222,7 +222,7 @@ def test_fix_all_and_the_thirty_second_refresh(live: Live, browser_page: Any) ->
     expect(page.locator("#widget")).to_contain_text("0 drift detected")
     # Someone edits a group by hand; the next check sees it; the page shows it within 30 s.
     world.add_extra_emails("developers", 1)
-    world.engine.check_all("test")
+    world.checker.check_all("test")
     expect(card(page, "developers").locator(".status")).to_have_text("IN SYNC")
     page.clock.run_for(31_000)
     expect(card(page, "developers").locator(".status")).to_have_text("DRIFT")

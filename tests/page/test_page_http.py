@@ -165,7 +165,7 @@ def test_page_shows_the_seed_screens(world: World) -> None:
 
 def test_details_fragment_pages_members(world: World) -> None:
     world.add_extra_emails("developers", 150)
-    world.engine.check_all("test")
+    world.checker.check_all("test")
     client = logged_in(world, READ_TOKEN)
     html = client.get("/").text
     assert "and 50 more" in html

@@ -20,7 +20,8 @@ from typing import Any
 import requests
 from support import free_port, wait_for
 
-from exporter.clock import format_time, parse_time, utc_now
+from exporter.clock import utc_now
+from exporter.core.times import format_time, parse_time
 from exporter.demo.sample import create_schema
 from exporter.demo.simulator import CloudflareSimulator
 
@@ -389,12 +390,10 @@ class Served:
 def seed_settings(path: Path, **settings: Any) -> None:
     """Settings saved before the exporter starts (as a previous run through the API would)."""
     from exporter.core.settings import apply_settings
-    from exporter.vault import VaultDB
-    from exporter.vault.operator import load_settings, save_settings
+    from exporter.vault import SqliteStore
 
-    db = VaultDB(path).open()
-    with db.transaction() as conn:
-        save_settings(conn, apply_settings(load_settings(conn, 30), settings))
+    store = SqliteStore(path).open(seed_interval=30)
+    store.save_settings(apply_settings(store.settings(), settings))
 
 
 def now_iso() -> str:

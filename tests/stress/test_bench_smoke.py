@@ -33,7 +33,7 @@ def run_bench(module: str) -> dict[str, Any]:
 def test_check_cost_small() -> None:
     result = run_bench("bench.check_cost")
     for row in result["requests"]:
-        assert row["engine"] <= row["bound"] < row["naive"], row
+        assert row["checker"] <= row["bound"] < row["naive"], row
         assert row["naive"] >= row["groups"]
     full = result["full_check"]
     assert (
@@ -55,6 +55,6 @@ def test_serve_latency_small() -> None:
 
 def test_budget_small() -> None:
     result = run_bench("bench.budget")
-    engine, naive = result["rows"][0], result["rows"][-1]
+    checker, naive = result["rows"][0], result["rows"][-1]
     assert naive["requests_per_check"] == result["groups"]
-    assert engine["budget_share_percent"] < naive["budget_share_percent"]
+    assert checker["budget_share_percent"] < naive["budget_share_percent"]

@@ -47,9 +47,8 @@ from exporter.cloudflare.client import CloudflareClient
 from exporter.core.document import drift_document
 from exporter.core.model import AutoSync
 from exporter.demo.simulator import Faults
-from exporter.service.checker import Engine
-from exporter.service.syncer import Syncer
-from exporter.vault import VaultDB
+from exporter.service import assemble
+from exporter.vault import SqliteStore
 
 # `make test-long` (-m slow, VAULT_DRIFT_LONG=1) runs them long, past the default 300 s timeout
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400 if LONG else 300)]
@@ -256,8 +255,8 @@ def test_engine_times_out_and_still_tells_the_truth(
     client = CloudflareClient(
         base_url=sim.base_url, account_id=ACCOUNT, token=CF_TOKEN, timeout=0.4
     )
-    engine = Engine(VaultDB(world.path).open(), client)
-    syncer = Syncer(engine)
+    services = assemble(SqliteStore(world.path).open(), client)
+    checker, syncer = services.checker, services.syncer
     observer = Observer(world, sim, margin=30.0)
     rng = random.Random(11)
     timeouts_before = client.stats.snapshot()["requests"].get(("GET", "error"), 0)
@@ -276,19 +275,19 @@ def test_engine_times_out_and_still_tells_the_truth(
         )
         if rounds % 3 == 0:
             manual_edit(world, sim, rng, rounds)
-        snapshot = engine.check_all("chaos", timeout=60)
-        observer.document(drift_document(snapshot, engine.clock()))
+        snapshot = checker.check_all("chaos", timeout=60)
+        observer.document(drift_document(snapshot, checker.clock()))
         syncer.auto_sync(AutoSync.FULL)
-        observer.document(drift_document(engine.snapshot, engine.clock()))
+        observer.document(drift_document(checker.snapshots.current, checker.clock()))
         rounds += 1
         paused = client.stats.snapshot()["paused_until"]
         if paused is not None:  # rather than hammer a paused client, wait like the scheduler
             time.sleep(max(0.0, min(paused - time.monotonic(), 3.0)))
     sim.faults = Faults()
     time.sleep(max(0.0, (client.stats.snapshot()["paused_until"] or 0) - time.monotonic()))
-    engine.check_all("chaos")
+    checker.check_all("chaos")
     syncer.auto_sync(AutoSync.FULL)
-    final = drift_document(engine.check_all("chaos"), engine.clock())
+    final = drift_document(checker.check_all("chaos"), checker.clock())
     observer.document(final)
     for item in final["items"]:
         assert item["status"] == truth(world, sim, item["audience"]), item

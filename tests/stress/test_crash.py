@@ -247,7 +247,7 @@ def test_syncs_left_in_progress_are_settled_once_cloudflare_answers(
     """A restart while Cloudflare is down keeps the rows open, then settles them when it is back."""
     from exporter.clock import utc_now
     from exporter.demo.simulator import Faults
-    from exporter.vault import VaultDB
+    from exporter.vault.db import VaultDB
     from exporter.vault.operator import AuditEntry, start_audit
 
     world = crash_world(tmp_path / "vault.db", sim)

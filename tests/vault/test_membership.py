@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.vault import VaultDB, VaultError
+from exporter.vault import VaultError
+from exporter.vault.db import VaultDB
 from exporter.vault.membership import expected_members, list_audiences
 
 

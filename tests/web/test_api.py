@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support import FixedClock
 from web_helpers import ADMIN, READ, auth, services_for
 
-from exporter.clock import FixedClock
 from exporter.demo.simulator import CloudflareSimulator
-from exporter.service.checker import Engine
+from exporter.service.checker import Checker
 from exporter.service.syncer import Syncer
 from exporter.web import create_app
 
@@ -212,10 +212,12 @@ def test_auth_on_every_route(client: TestClient) -> None:
         assert client.get(free).status_code == 200
 
 
-def test_no_admin_token_disables_the_api(engine: Engine, syncer: Syncer, clock: FixedClock) -> None:
-    engine.check_all()
+def test_no_admin_token_disables_the_api(
+    checker: Checker, syncer: Syncer, clock: FixedClock
+) -> None:
+    checker.check_all()
     with TestClient(
-        create_app(services_for(engine, syncer, clock, admin=None), page=False)
+        create_app(services_for(checker, syncer, clock, admin=None), page=False)
     ) as client:
         for method, path in routes(client):
             assert client.request(method, path, headers=auth(READ)).status_code == 403

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
-from support import require_tool
+from support import FixedClock, require_tool
 
-from exporter.clock import FixedClock
 from exporter.metrics import DriftCollector, Exposition
-from exporter.service.checker import Engine
+from exporter.service.checker import Checker
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics" / "sample.prom"
 FIXED_STATS = {
@@ -26,15 +25,15 @@ FIXED_STATS = {
 }
 
 
-def exposition(engine: Engine) -> str:
+def exposition(checker: Checker) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftCollector(lambda: engine.snapshot, lambda: FIXED_STATS))
-    return Exposition(lambda: engine.snapshot, registry, engine.clock).render().decode()
+    registry.register(DriftCollector(lambda: checker.snapshots.current, lambda: FIXED_STATS))
+    return Exposition(lambda: checker.snapshots.current, registry, checker.clock).render().decode()
 
 
-def test_exposition_matches_the_golden_file(engine: Engine) -> None:
-    engine.check_all()
-    text = exposition(engine)
+def test_exposition_matches_the_golden_file(checker: Checker) -> None:
+    checker.check_all()
+    text = exposition(checker)
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text(), "run with UPDATE_GOLDEN=1 to accept a deliberate change"
@@ -60,12 +59,12 @@ def test_no_email_group_id_or_error_text_in_any_label(client: TestClient) -> Non
 
 
 def test_series_of_a_removed_audience_disappear(
-    client: TestClient, engine: Engine, sample_db: Path
+    client: TestClient, checker: Checker, sample_db: Path
 ) -> None:
     assert 'audience="lms-instructors"' in client.get("/metrics").text
     with sqlite3.connect(sample_db) as conn:
         conn.execute("DELETE FROM sys_infra_state WHERE audience = 'lms-instructors'")
-    engine.check_all()
+    checker.check_all()
     assert 'audience="lms-instructors"' not in client.get("/metrics").text
 
 
@@ -81,10 +80,12 @@ def test_state_sets_have_one_current_state(client: TestClient) -> None:
     ]
 
 
-def test_the_audience_part_is_reused_until_it_can_change(engine: Engine, clock: FixedClock) -> None:
-    engine.check_all()
+def test_the_audience_part_is_reused_until_it_can_change(
+    checker: Checker, clock: FixedClock
+) -> None:
+    checker.check_all()
     registry = CollectorRegistry(auto_describe=False)
-    exposition = Exposition(lambda: engine.snapshot, registry, clock)
+    exposition = Exposition(lambda: checker.snapshots.current, registry, clock)
     first = exposition.audience_part()
     assert exposition.audience_part() is first  # same snapshot, nothing due: the same bytes
     level = 'vault_drift_audience_alert_level{audience="lms-instructors",level="warning",namespace="lms",provider="cloudflare_access"} 1.0'
@@ -92,5 +93,5 @@ def test_the_audience_part_is_reused_until_it_can_change(engine: Engine, clock: 
     clock.advance(minutes=61)  # the drift crosses the warning threshold by itself
     aged = exposition.audience_part()
     assert aged is not first and level in aged.decode()
-    engine.check_all()  # a new snapshot
+    checker.check_all()  # a new snapshot
     assert exposition.audience_part() is not aged

@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 from pydantic import SecretStr
+from support import FixedClock
 
-from exporter.clock import FixedClock
 from exporter.metrics import build_exposition
-from exporter.service.checker import Engine
+from exporter.service.checker import Checker
+from exporter.service.operator import Operator
 from exporter.service.syncer import Syncer
-from exporter.web.app import Services
 from exporter.web.auth import Tokens
+from exporter.web.services import WebServices
 
 ADMIN = "admin-token-0123456789"
 READ = "read-token-0123456789ab"
 
 
 def services_for(
-    engine: Engine, syncer: Syncer, clock: FixedClock, admin: str | None = ADMIN
-) -> Services:
+    checker: Checker, syncer: Syncer, clock: FixedClock, admin: str | None = ADMIN
+) -> WebServices:
     exposition, counters = build_exposition(
-        lambda: engine.snapshot, engine.cloudflare.stats.snapshot, clock
+        lambda: checker.snapshots.current, checker.cloudflare.stats.snapshot, clock
     )
-    engine.events = counters
-    return Services(
-        engine=engine,
+    checker.events = counters
+    return WebServices(
+        snapshots=checker.snapshots,
+        checker=checker,
         syncer=syncer,
+        operator=Operator(checker.vault, checker.snapshots, clock=clock),
         exposition=exposition,
         tokens=Tokens(SecretStr(admin) if admin else None, SecretStr(READ)),
         clock=clock,

@@ -1,0 +1,57 @@
+"""The current snapshot: what /metrics, the API and the page are served from.
+
+It is replaced whole, under one lock, so a reader always sees one consistent snapshot; the
+results of a partial check are folded in by one merge function.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+
+from exporter.core.model import AudienceCheck, Ignore
+from exporter.core.settings import Settings
+from exporter.core.snapshot import Snapshot
+
+
+class SnapshotStore:
+    def __init__(self, initial: Snapshot | None = None) -> None:
+        self._lock = threading.Lock()
+        self._current = initial or Snapshot()
+
+    @property
+    def current(self) -> Snapshot:
+        return self._current
+
+    def publish(self, snapshot: Snapshot) -> Snapshot:
+        """Replace the snapshot whole (a full check)."""
+        with self._lock:
+            self._current = snapshot
+            return snapshot
+
+    def merge(
+        self,
+        checks: Iterable[AudienceCheck],
+        *,
+        ignores: dict[str, Ignore] | None = None,
+        last_check_at: datetime | None = None,
+    ) -> Snapshot:
+        """Fold some audiences' fresh checks into the snapshot, keeping audiences in order."""
+        with self._lock:
+            merged = dict(self._current.checks)
+            merged.update({check.audience.audience: check for check in checks})
+            self._current = replace(
+                self._current,
+                checks=dict(sorted(merged.items())),
+                ignores=self._current.ignores if ignores is None else ignores,
+                last_check_at=last_check_at or self._current.last_check_at,
+            )
+            return self._current
+
+    def decisions(self, settings: Settings, ignores: dict[str, Ignore]) -> Snapshot:
+        """The operator changed settings or ignores: they apply at once, without a check."""
+        with self._lock:
+            self._current = replace(self._current, settings=settings, ignores=ignores)
+            return self._current

@@ -1,0 +1,103 @@
+"""The seam to the Vault database: everything the exporter reads from it or writes to it.
+
+The services see only this interface, never a connection or SQL. Each write method is one
+atomic unit (the SQLite backend runs it in one transaction; a backend over HTTP sends it as
+one batch), and no transaction is held open across calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from exporter.core.model import Audience, AudienceCheck, DriftMemory, Expected, Ignore
+from exporter.core.settings import Settings
+
+
+class VaultError(Exception):
+    """The Vault database cannot be used: missing, corrupt, read-only or without its tables."""
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    """The history row of one check cycle."""
+
+    started_at: datetime
+    finished_at: datetime
+    trigger: str
+    scope: str  # full | partial
+    vault_ok: bool
+    cloudflare_ok: bool
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """What one check (or the re-check after a sync) leaves behind, written as one unit."""
+
+    checks: list[AudienceCheck]
+    previous: Mapping[str, DriftMemory]  # the memories the checks were evaluated against
+    at: datetime
+    closed_by_sync: str | None = None  # the actor, when these checks follow our own sync
+    present: list[str] | None = None  # a full check: every audience; the others are forgotten
+    cycle: CycleSummary | None = None
+    prune_before: datetime | None = None  # drop closed history older than this
+    synced_at: datetime | None = None  # a sync's re-check: its audiences' last successful sync
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One sync or group creation, recorded before anything is sent to Cloudflare."""
+
+    audience: str
+    action: str  # sync | create_group
+    trigger: str  # api | page | cli | auto
+    actor: str
+    mode: str = "full"
+    forced: bool = False
+    group_id: str | None = None
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AudienceHistory:
+    """An audience's recent drift episodes and syncs, for its detailed view."""
+
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    syncs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ChangeFeed(Protocol):
+    """Tells whether the Vault may have changed since the last call (the watcher polls it)."""
+
+    def changed(self) -> bool: ...
+    def forget(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class VaultStore(Protocol):
+    # -- reads --------------------------------------------------------------------------
+    def audiences(self) -> list[Audience]: ...
+    def expected_members(self, audiences: Iterable[str]) -> Mapping[str, Expected]: ...
+    def memories(self) -> dict[str, DriftMemory]: ...
+    def settings(self) -> Settings: ...
+    def ignores(self) -> dict[str, Ignore]: ...
+    def audit(
+        self, audience: str | None = None, *, result: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]: ...
+    def history(self, audience: str) -> AudienceHistory: ...
+    def changes(self) -> ChangeFeed: ...
+
+    # -- writes: each call is one atomic unit -------------------------------------------
+    def record_checks(self, record: CheckRecord) -> None: ...
+    def save_settings(self, settings: Settings) -> None: ...
+    def set_ignore(self, audience: str, ignore: Ignore, now: datetime) -> None: ...
+    def clear_ignore(self, audience: str) -> bool: ...
+    def start_audit(self, entry: AuditEntry, now: datetime) -> int: ...
+    def finish_audit(
+        self, audit_id: int, result: str, reason: str | None, now: datetime
+    ) -> None: ...
+    def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None: ...
