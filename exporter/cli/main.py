@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from exporter import __version__
-from exporter.cli.table import drift_table, sync_table
 from exporter.clock import utc_now
 from exporter.config import DEFAULT_LISTEN, Config, ConfigError, load_config, parse_listen
 from exporter.core.document import drift_document
 from exporter.core.model import Status, SyncResultKind
+from exporter.core.table import drift_table, sync_table
 from exporter.runtime import build_runtime
 from exporter.service import Services
 from exporter.service.checker import UnknownAudience
@@ -88,7 +88,7 @@ def _listen(args: argparse.Namespace) -> str | None:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "serve":
-        from exporter.cli.serve import serve
+        from exporter.server import serve
 
         return serve(config)
     if args.command == "report":

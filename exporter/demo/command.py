@@ -16,14 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from exporter.cli.serve import check_listen, serve
-from exporter.cli.table import drift_table
 from exporter.clock import utc_now
 from exporter.config import DEFAULT_LISTEN, load_config
 from exporter.core.document import drift_document
 from exporter.core.snapshot import Snapshot
+from exporter.core.table import drift_table
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
+from exporter.server import check_listen, serve
 
 log = logging.getLogger("vault_drift.demo")
 LIFE_SECONDS = 60.0

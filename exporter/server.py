@@ -124,7 +124,7 @@ def _mail_jobs(runtime: Runtime, counters: ExporterMetrics) -> list[tuple[int, C
     if not runtime.config.mail_enabled:
         log.info("mail is off: VAULT_DRIFT_SMTP_HOST, _MAIL_FROM and _MAIL_TO are not all set")
         return []
-    from exporter.cli.report import install_mail  # pandas and matplotlib load only when mail is on
+    from exporter.mailing import install_mail  # pandas and matplotlib load only when mail is on
 
     return install_mail(runtime, counters)
 
