@@ -1,0 +1,1 @@
+"""The command line: `vault-drift check|sync|report|serve|demo`, parsing and exit codes."""

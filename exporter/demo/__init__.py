@@ -1,0 +1,1 @@
+"""The embedded default: a sample Vault, the simulated Cloudflare, and `vault-drift demo`."""
