@@ -7,7 +7,7 @@ sent, so a crash between the PUT and its bookkeeping is found and settled on res
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .cloudflare import CloudflareError
@@ -17,13 +17,12 @@ from .model import (
     Actual,
     Audience,
     AutoSync,
-    Group,
     Status,
     SyncOutcome,
     SyncPlan,
     SyncResultKind,
 )
-from .plan import RULE_LIMIT, email_rule, plan_sync
+from .plan import RULE_LIMIT, email_rule, excluded_reason, plan_sync
 from .vault.membership import expected_members, list_audiences
 from .vault.operator import AuditEntry, audit_rows, finish_audit, start_audit
 from .vault.state import record_sync_time, set_group_id
@@ -119,16 +118,15 @@ class Syncer:
                 if plan.blocked
                 else (SyncResultKind.NOOP if plan.is_noop else SyncResultKind.SYNCED)
             )
-            return SyncOutcome(
-                name, result, plan.added, plan.removed, plan.blocked_detail, plan.blocked
-            )
+            reason = _reason(plan.blocked_detail, plan)
+            return SyncOutcome(name, result, plan.added, plan.removed, reason, plan.blocked)
         audit_id = self._audit_start(plan, request)
         if plan.blocked:
             return self._finish(
-                audit_id, request, plan, SyncResultKind.BLOCKED, plan.blocked_detail
+                audit_id, request, plan, SyncResultKind.BLOCKED, _reason(plan.blocked_detail, plan)
             )
         if plan.is_noop:
-            return self._finish(audit_id, request, plan, SyncResultKind.NOOP, None)
+            return self._finish(audit_id, request, plan, SyncResultKind.NOOP, _reason(None, plan))
         return self._apply(audit_id, audience, plan, request)
 
     def _plan(self, audience: Audience, request: SyncRequest) -> SyncPlan:
@@ -150,7 +148,7 @@ class Syncer:
         self, audit_id: int, audience: Audience, plan: SyncPlan, request: SyncRequest
     ) -> SyncOutcome:
         group = plan.group
-        wanted = Group(group.id, group.name, plan.new_include, group.exclude, group.require)
+        wanted = replace(group, include=plan.new_include)  # name, exclude, require, is_default
         try:
             self.engine.cloudflare.replace_group(wanted)
             readback = self.engine.cloudflare.get_group(group.id)
@@ -165,7 +163,7 @@ class Syncer:
                 SyncResultKind.ERROR,
                 "verification failed: the group read back differs from what was sent",
             )
-        outcome = self._finish(audit_id, request, plan, SyncResultKind.SYNCED, None)
+        outcome = self._finish(audit_id, request, plan, SyncResultKind.SYNCED, _reason(None, plan))
         self._recheck(audience, compact(readback), request.actor)
         return outcome
 
@@ -294,6 +292,12 @@ class Syncer:
         if added <= have and not (removed & have):
             return "synced", "interrupted by a restart; the read-back shows the change applied"
         return "error", "interrupted by a restart before the change reached Cloudflare"
+
+
+def _reason(detail: str | None, plan: SyncPlan) -> str | None:
+    """A guard's detail, then the expected members no sync can fix (excluded in Cloudflare)."""
+    parts = [part for part in (detail, excluded_reason(plan)) if part]
+    return "; ".join(parts) or None
 
 
 def replace_group_id(audience: Audience, group_id: str) -> Audience:
