@@ -10,6 +10,7 @@ from pathlib import Path
 from support import make_client
 
 from exporter.clock import FixedClock
+from exporter.cloudflare_wire import group_from_json
 from exporter.engine import Engine
 from exporter.model import AutoSync, Status, SyncResultKind
 from exporter.sample import add_member
@@ -143,6 +144,42 @@ def test_sync_pushes_vault_keeps_other_rules_audits_and_rechecks(
         assert conn.execute(
             "SELECT last_sync_at IS NOT NULL FROM sys_infra_state WHERE audience = 'developers'"
         ).fetchone() == (1,)
+
+
+def test_a_sync_keeps_is_default_and_every_rule_it_did_not_have_to_change(
+    engine: Engine,
+    syncer: Syncer,
+    sample_db: Path,
+    simulator: CloudflareSimulator,
+    clock: FixedClock,
+) -> None:
+    gid = group_of(simulator, "developers")["id"]
+    include = [
+        {"email": {"email": "Dev1@Example.com"}},
+        {"email_domain": {"domain": "contractors.example.com"}},
+        {"email": {"email": "dev2@example.com"}},
+        {"email": {"email": " DEV5@example.com"}},
+        {"ip": {"ip": "10.0.0.0/8"}},
+        {"email": {"email": "dev3@EXAMPLE.com"}},
+        {"email": {"email": "dev4@example.com"}},
+    ]
+    body = {"name": "developers", "include": include, "is_default": True}
+    make_client(simulator).replace_group(group_from_json({"id": gid, **body}))  # type: ignore[arg-type]
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("UPDATE iam_user SET status = 'suspended' WHERE email = 'dev5@example.com'")
+        add_member(conn, "dev6@example.com", "g-2", clock())
+
+    [outcome] = syncer.sync(SyncRequest(["developers"]))
+
+    assert outcome.result is SyncResultKind.SYNCED
+    assert (outcome.added, outcome.removed) == (("dev6@example.com",), ("dev5@example.com",))
+    after = simulator.group(gid)
+    assert after["is_default"] is True
+    assert after["include"] == [
+        *(rule for rule in include if rule != {"email": {"email": " DEV5@example.com"}}),
+        {"email": {"email": "dev6@example.com"}},
+    ]
+    assert statuses(engine)["developers"] == "synced"
 
 
 def test_guards_block_and_audit_and_force_overrides(
