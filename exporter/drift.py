@@ -213,6 +213,7 @@ def _errored(
         first_seen=memory.first_seen,
         consecutive_errors=memory.consecutive_errors + 1,
         error_since=memory.error_since or now,
+        notes=memory.notes,
     )
     return AudienceCheck(
         audience=audience,

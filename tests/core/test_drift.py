@@ -210,3 +210,10 @@ def test_other_rules_come_from_all_three_lists_each_marked() -> None:
         ("exclude", {"email": {"email": "z@x.com"}}),
         ("require", {"geo": {"country_code": "FR"}}),
     ]
+
+
+def test_an_error_keeps_the_access_notes_of_the_open_episode() -> None:
+    key = ("missing", "barred@x.com")
+    memory = DriftMemory(NOW, {key: NOW}, notes={key: "excluded in Cloudflare"})
+    check = evaluate(AUD, expected("barred@x.com"), Actual(error="timeout"), memory, NOW)
+    assert check.status is Status.ERROR and check.memory.notes == memory.notes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from support import make_client
 
 from exporter.clock import FixedClock
 from exporter.cloudflare_wire import group_from_json
+from exporter.drift import hint
 from exporter.engine import Engine
 from exporter.model import AutoSync, Status, SyncResultKind
 from exporter.sample import add_member
@@ -180,6 +182,46 @@ def test_a_sync_keeps_is_default_and_every_rule_it_did_not_have_to_change(
         {"email": {"email": "dev6@example.com"}},
     ]
     assert statuses(engine)["developers"] == "synced"
+
+
+def test_access_notes_are_kept_with_the_drifting_members_and_follow_cloudflare(
+    engine: Engine, sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    gid = group_of(simulator, "developers")["id"]
+    client = make_client(simulator)
+    group = client.get_group(gid)
+    barred = [{"email": {"email": "dev2@example.com"}}]
+    client.replace_group(replace(group, exclude=barred))
+    with sqlite3.connect(sample_db) as conn:
+        add_member(conn, "pat@contractors.example.com", "g-2", clock())
+
+    def notes() -> list[tuple[str, str | None]]:
+        with sqlite3.connect(sample_db) as conn:
+            return conn.execute(
+                "SELECT email, note FROM sys_infra_drift_member WHERE audience = 'developers'"
+                " ORDER BY email"
+            ).fetchall()
+
+    engine.check_all()
+    assert notes() == [
+        ("dev2@example.com", "excluded in Cloudflare"),
+        (
+            "pat@contractors.example.com",
+            "has access through the domain rule contractors.example.com",
+        ),
+    ]
+    no_domain = replace(group, include=group.include[1:], exclude=barred)
+    assert no_domain.include[0] == {"ip": {"ip": "10.0.0.0/8"}}
+    client.replace_group(no_domain)
+    clock.advance(minutes=15)
+    restarted = Engine(VaultDB(sample_db).open(), make_client(simulator), clock=clock)
+    restarted.check_all()
+    assert notes() == [
+        ("dev2@example.com", "excluded in Cloudflare"),
+        ("pat@contractors.example.com", None),
+    ]
+    hints = {m.email: hint(m) for m in restarted.snapshot.checks["developers"].missing}
+    assert hints["pat@contractors.example.com"].startswith("added in Vault recently")
 
 
 def test_guards_block_and_audit_and_force_overrides(
