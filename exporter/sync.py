@@ -16,6 +16,7 @@ from .engine import Engine, UnknownAudience
 from .model import (
     Actual,
     Audience,
+    AudienceCheck,
     AutoSync,
     Status,
     SyncOutcome,
@@ -76,7 +77,7 @@ class Syncer:
             for name, check in snapshot.checks.items()
             if check.status is Status.DRIFT
             and snapshot.ignore_of(name, now) is None
-            and (mode is AutoSync.FULL or check.missing)
+            and _fixable(check, mode)
         ]
         if not names:
             return []
@@ -292,6 +293,14 @@ class Syncer:
         if added <= have and not (removed & have):
             return "synced", "interrupted by a restart; the read-back shows the change applied"
         return "error", "interrupted by a restart before the change reached Cloudflare"
+
+
+def _fixable(check: AudienceCheck, mode: AutoSync) -> bool:
+    """Whether a sync in ``mode`` can change something: an excluded member is beyond any sync,
+    and an audience drifting only by those would get a no-op sync, audited, every cycle."""
+    return bool(mode is AutoSync.FULL and check.extra) or any(
+        not member.excluded for member in check.missing
+    )
 
 
 def _reason(detail: str | None, plan: SyncPlan) -> str | None:

@@ -276,6 +276,21 @@ def test_auto_sync_add_only_adds_and_never_removes(
     assert [m.email for m in check.extra] == ["olduser@example.com"]
 
 
+def test_auto_sync_leaves_alone_a_drift_no_sync_can_fix(
+    engine: Engine, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+) -> None:
+    gid = group_of(simulator, "developers")["id"]
+    client = make_client(simulator)
+    barred = [{"email": {"email": "dev2@example.com"}}]
+    client.replace_group(replace(client.get_group(gid), exclude=barred))
+    engine.check_all()
+    [outcome] = syncer.auto_sync(AutoSync.FULL)  # lms-instructors; developers only excluded
+    assert outcome.audience == "lms-instructors"
+    assert statuses(engine)["developers"] == "drift"
+    assert syncer.auto_sync(AutoSync.ADD_ONLY) == []
+    assert [row[0] for row in audit(sample_db)] == ["lms-instructors"]
+
+
 def test_interrupted_syncs_are_settled_from_a_read_back(
     engine: Engine,
     syncer: Syncer,
