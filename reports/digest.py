@@ -7,7 +7,7 @@ period start when none did): what a reader of the previous digest has not seen y
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,15 +39,25 @@ class StatusSummary:
 class MemberList:
     shown: list[str]
     more: int  # "and N more"
+    notes: Mapping[str, str] = field(default_factory=dict)  # email -> access note, if any
 
     @property
     def total(self) -> int:
         return len(self.shown) + self.more
 
+    @property
+    def labelled(self) -> list[str]:
+        """The shown emails, each followed by its access note in brackets when it has one."""
+        return [f"{e} ({self.notes[e]})" if e in self.notes else e for e in self.shown]
 
-def member_list(emails: list[str], limit: int = MEMBERS_SHOWN) -> MemberList:
+
+def member_list(
+    emails: list[str], limit: int = MEMBERS_SHOWN, notes: Mapping[str, str] | None = None
+) -> MemberList:
     ordered = sorted(emails)
-    return MemberList(ordered[:limit], max(len(ordered) - limit, 0))
+    shown = ordered[:limit]
+    kept = {e: notes[e] for e in shown if e in notes} if notes else {}
+    return MemberList(shown, max(len(ordered) - limit, 0), kept)
 
 
 @dataclass(frozen=True)
@@ -179,6 +189,8 @@ def current_drifts(history: History, now: datetime) -> list[CurrentDrift]:
         since = _time(row["drift_since"])
         age = (now - since).total_seconds() if since else 0.0
         mine = members[members["audience"] == row["audience"]]
+        noted = mine[mine["note"].notna()]
+        notes = dict(zip(noted["email"], noted["note"], strict=True))
         result.append(
             CurrentDrift(
                 audience=row["audience"],
@@ -188,8 +200,8 @@ def current_drifts(history: History, now: datetime) -> list[CurrentDrift]:
                 level=alert_level(
                     age, settings.warning_threshold_seconds, settings.critical_threshold_seconds
                 ),
-                missing=member_list(list(mine[mine["kind"] == "missing"]["email"])),
-                extra=member_list(list(mine[mine["kind"] == "extra"]["email"])),
+                missing=member_list(list(mine[mine["kind"] == "missing"]["email"]), notes=notes),
+                extra=member_list(list(mine[mine["kind"] == "extra"]["email"]), notes=notes),
                 episode_id=None if pd.isna(row["episode_id"]) else int(row["episode_id"]),
             )
         )

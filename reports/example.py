@@ -228,7 +228,8 @@ def _fill(conn: sqlite3.Connection, now: datetime) -> None:
     ]
     for audience, members in (("lms-admin", LMS_ADMIN_MEMBERS), ("crm-sales", crm_missing)):
         conn.executemany(
-            "INSERT INTO sys_infra_drift_member VALUES (?, ?, ?, ?)",
+            "INSERT INTO sys_infra_drift_member (audience, kind, email, first_seen_at)"
+            " VALUES (?, ?, ?, ?)",
             [(audience, kind, email, seen) for kind, email, seen in members],
         )
     for audience, since, episode, missing, extra in (

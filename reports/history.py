@@ -56,7 +56,7 @@ class History:
 
     period: Period
     state: pd.DataFrame  # one row per audience of sys_infra_state, with drift_since/episode_id
-    members: pd.DataFrame  # audience, kind, email, first_seen_at: the current drift
+    members: pd.DataFrame  # audience, kind, email, first_seen_at, note: the current drift
     episodes: pd.DataFrame  # episodes overlapping the period
     cycles: pd.DataFrame  # check cycles started in the period
     errors: pd.DataFrame  # errors recorded in the period
@@ -123,7 +123,7 @@ def load_state(conn: sqlite3.Connection) -> pd.DataFrame:
 def load_members(conn: sqlite3.Connection) -> pd.DataFrame:
     return _query(
         conn,
-        "SELECT audience, kind, email, first_seen_at FROM sys_infra_drift_member"
+        "SELECT audience, kind, email, first_seen_at, note FROM sys_infra_drift_member"
         " ORDER BY audience, kind, email",
     )
 

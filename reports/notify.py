@@ -129,8 +129,9 @@ def critical_alerts(conn: sqlite3.Connection, now: datetime) -> list[CriticalAle
         if age < critical:
             continue
         members = conn.execute(
-            "SELECT kind, email FROM sys_infra_drift_member WHERE audience = ?", (audience,)
+            "SELECT kind, email, note FROM sys_infra_drift_member WHERE audience = ?", (audience,)
         ).fetchall()
+        notes = {email: note for _, email, note in members if note is not None}
         alerts.append(
             CriticalAlert(
                 episode_id=episode_id,
@@ -138,8 +139,10 @@ def critical_alerts(conn: sqlite3.Connection, now: datetime) -> list[CriticalAle
                 namespace=namespace,
                 opened_at=opened_at,
                 duration_seconds=age,
-                missing=member_list([email for kind, email in members if kind == "missing"]),
-                extra=member_list([email for kind, email in members if kind == "extra"]),
+                missing=member_list(
+                    [e for kind, e, _ in members if kind == "missing"], notes=notes
+                ),
+                extra=member_list([e for kind, e, _ in members if kind == "extra"], notes=notes),
             )
         )
     return alerts

@@ -20,6 +20,7 @@ from exporter.cloudflare.client import (
     RateLimited,
 )
 from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, retry_policy
+from exporter.cloudflare.wire import group_from_json
 from exporter.core.model import Group, Rule
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cloudflare"
@@ -220,6 +221,31 @@ def test_get_group_keeps_unknown_rule_types_verbatim_and_tolerates_missing_requi
 
 
 @responses.activate
+def test_is_default_read_as_a_boolean_is_sent_back_by_a_replace() -> None:
+    document = fixture("group.json")
+    group_id = document["result"]["id"]
+    default = {**document, "result": {**document["result"], "is_default": True}}
+    responses.get(f"{GROUPS_URL}/{group_id}", json=default)
+    responses.put(f"{GROUPS_URL}/{group_id}", json=default)
+    client = make_client()
+
+    group = client.get_group(group_id)
+    client.replace_group(group)
+
+    assert group.is_default is True
+    sent = json.loads(responses.calls[1].request.body or b"")
+    assert sent["is_default"] is True
+    assert set(sent) == {"name", "include", "exclude", "require", "is_default"}
+
+
+def test_is_default_of_the_wrong_type_is_not_kept() -> None:
+    listed = fixture("groups_page_1.json")["result"][0]
+    assert listed["is_default"] == []  # the spec's response type for it is wrong
+    assert group_from_json(listed).is_default is None  # type: ignore[union-attr]
+    assert group_from_json({**listed, "is_default": False}).is_default is False  # type: ignore[union-attr]
+
+
+@responses.activate
 def test_get_group_404_keeps_status_code_and_message() -> None:
     responses.get(f"{GROUPS_URL}/nope", json=fixture("error_not_found.json"), status=404)
 
@@ -234,7 +260,7 @@ def test_get_group_404_keeps_status_code_and_message() -> None:
 
 
 @responses.activate
-def test_replace_group_sends_the_whole_group_and_never_is_default() -> None:
+def test_replace_group_sends_the_whole_group_and_no_is_default_it_did_not_read() -> None:
     rules: list[Rule] = [
         {"email": {"email": "a@x.com"}},
         {"new_rule_type_2030": {"anything": [1, 2]}},

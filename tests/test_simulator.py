@@ -63,7 +63,7 @@ def test_create_list_get_replace_round_trip(sim: CloudflareSimulator) -> None:
     assert client.list_groups() == [created]
     assert client.get_group(created.id) == created
 
-    edited = Group(created.id, "app", [email("b@x.com"), unknown], [email("c@x.com")], [])
+    edited = Group(created.id, "app", [email("b@x.com"), unknown], [email("c@x.com")], [], False)
     assert client.replace_group(edited) == edited
     assert client.get_group(created.id) == edited
     stored = sim.group(created.id)
@@ -98,20 +98,26 @@ def test_listing_is_paginated_by_the_capped_per_page_in_insertion_order(
     }
 
 
-def test_put_is_a_full_replace_that_ignores_is_default_and_validates(
+def test_put_is_a_full_replace_that_keeps_is_default_as_sent_and_validates(
     sim: CloudflareSimulator,
 ) -> None:
     group_id = sim.add_group("app", [email("a@x.com")], exclude=[email("z@x.com")])
+    assert api(sim, "GET", f"/access/groups/{group_id}").json()["result"]["is_default"] is False
 
     body = {"name": "renamed", "include": [email("b@x.com")], "is_default": True}
-    assert api(sim, "PUT", f"/access/groups/{group_id}", json=body).status_code == 200
+    answer = api(sim, "PUT", f"/access/groups/{group_id}", json=body)
+    assert answer.status_code == 200 and answer.json()["result"]["is_default"] is True
     assert sim.group(group_id)["exclude"] == []
-    assert "is_default" not in sim.group(group_id)
+    assert api(sim, "GET", f"/access/groups/{group_id}").json()["result"]["is_default"] is True
+    # a full replace: a PUT without is_default clears the flag
+    api(sim, "PUT", f"/access/groups/{group_id}", json={"name": "renamed", "include": []})
+    assert sim.group(group_id)["is_default"] is False
 
     bad_bodies: list[dict[str, Any]] = [
         {"include": []},
         {"name": "x"},
         {"name": "x", "include": ["not a rule"]},
+        {"name": "x", "include": [], "is_default": "yes"},
     ]
     for bad in bad_bodies:
         answer = api(sim, "PUT", f"/access/groups/{group_id}", json=bad)

@@ -139,13 +139,16 @@ class CloudflareClient:
         return self._group_result("POST", GROUPS_PATH, body=body)
 
     def replace_group(self, group: Group) -> Group:
-        """PUT replaces the whole group; ``is_default`` is never sent (its spec type is wrong)."""
-        body = {
+        """PUT replaces the whole group: every list, and ``is_default`` when it was read as a
+        boolean (left out, a default group may lose its flag; anything else is not sent)."""
+        body: dict[str, Any] = {
             "name": group.name,
             "include": group.include,
             "exclude": group.exclude,
             "require": group.require,
         }
+        if group.is_default is not None:
+            body["is_default"] = group.is_default
         return self._group_result("PUT", f"{GROUPS_PATH}/{quote(group.id, safe='')}", body=body)
 
     def _new_groups(

@@ -119,7 +119,16 @@ def group_from_json(item: Any) -> Group | None:
         return None
     if include is None or exclude is None or require is None:
         return None
-    return Group(id=group_id, name=name, include=include, exclude=exclude, require=require)
+    is_default = item.get("is_default")
+    return Group(
+        id=group_id,
+        name=name,
+        include=include,
+        exclude=exclude,
+        require=require,
+        # The spec types it as a rule list in answers: only a real boolean is kept.
+        is_default=is_default if isinstance(is_default, bool) else None,
+    )
 
 
 def first_error(document: Any) -> tuple[int | None, str | None]:

@@ -103,7 +103,7 @@ def audience_document(
     document["extra_total"] = len(check.extra)
     document["limit"] = limit
     document["offset"] = offset
-    document["other_rules"] = list(check.other_rules)
+    document["other_rules"] = [{"list": r.list_name, "rule": r.rule} for r in check.other_rules]
     document["history"] = history
     document["syncs"] = syncs
     return document

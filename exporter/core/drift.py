@@ -5,7 +5,7 @@ No I/O and no clock reads: every function takes what it needs, ``now`` included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from datetime import datetime, timedelta
 
 from exporter.core.model import (
@@ -18,6 +18,7 @@ from exporter.core.model import (
     Expected,
     Group,
     Ignore,
+    OtherRule,
     Rule,
     Status,
 )
@@ -27,6 +28,7 @@ from exporter.core.times import parse_time
 MISSING = "missing"
 EXTRA = "extra"
 RECENT = timedelta(minutes=30)
+EXCLUDED_NOTE = "excluded in Cloudflare"
 
 
 def email_of(rule: Rule) -> str | None:
@@ -39,14 +41,48 @@ def email_of(rule: Rule) -> str | None:
     return None
 
 
+def domain_of(rule: Rule) -> str | None:
+    """The lowercased domain of an ``email_domain`` rule, None for every other rule."""
+    body = rule.get("email_domain") if len(rule) == 1 else None
+    if isinstance(body, Mapping):
+        domain = body.get("domain")
+        if type(domain) is str and domain.strip():
+            return domain.strip().lower()
+    return None
+
+
 def email_members(include: Iterable[Rule]) -> set[str]:
-    """Cloudflare's members: the email rules of a group's include list."""
+    """The addresses of a list's email rules (of include: members, unless excluded)."""
     return {email for rule in include if (email := email_of(rule)) is not None}
 
 
 def other_rules(include: Iterable[Rule]) -> list[Rule]:
     """Every include rule that is not a member email, verbatim and in order."""
     return [rule for rule in include if email_of(rule) is None]
+
+
+def rules_beside_members(group: Group) -> tuple[OtherRule, ...]:
+    """What the document shows as "other rules": include's non-email rules, then every rule
+    of exclude and of require, each marked with its list."""
+    return (
+        *(OtherRule("include", rule) for rule in other_rules(group.include)),
+        *(OtherRule("exclude", rule) for rule in group.exclude),
+        *(OtherRule("require", rule) for rule in group.require),
+    )
+
+
+def members_of(actual: Actual) -> tuple[Set[str], set[str]]:
+    """(members, excluded): include's email addresses minus those an exclude email rule names.
+
+    Exclusions are rare: without any, the include addresses are returned as they are.
+    """
+    assert actual.group is not None
+    group = actual.group
+    have = actual.emails if actual.emails is not None else email_members(group.include)
+    excluded = email_members(group.exclude) if group.exclude else set()
+    if excluded and not have.isdisjoint(excluded):
+        have = have - excluded
+    return have, excluded
 
 
 def diff(expected: Iterable[str], actual: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -77,11 +113,11 @@ def evaluate(
             memory=DriftMemory(),
         )
     assert actual.group is not None
-    have = actual.emails if actual.emails is not None else email_members(actual.group.include)
+    have, excluded = members_of(actual)
     # Both sides arrive lowercased: equal as they are is the common case and costs no copy.
     in_step = expected.members.keys() == have
     missing, extra = ([], []) if in_step else diff(expected.members, have)
-    others = tuple(other_rules(actual.group.include))
+    others = rules_beside_members(actual.group)
     if not missing and not extra:
         return AudienceCheck(
             audience=audience,
@@ -97,20 +133,58 @@ def evaluate(
         for kind, emails in ((MISSING, missing), (EXTRA, extra))
         for email in emails
     }
+    missing_members = _missing_members(missing, first_seen, expected, excluded, actual.group)
     return AudienceCheck(
         audience=audience,
         status=Status.DRIFT,
         checked_at=now,
         expected_count=len(expected.members),
         actual_count=len(have),
-        missing=tuple(
-            DriftMember(e, MISSING, first_seen[(MISSING, e)], parse_time(expected.members[e]))
-            for e in missing
-        ),
+        missing=missing_members,
         extra=tuple(DriftMember(e, EXTRA, first_seen[(EXTRA, e)]) for e in extra),
         other_rules=others,
-        memory=DriftMemory(drift_since=memory.drift_since or now, first_seen=first_seen),
+        memory=DriftMemory(
+            drift_since=memory.drift_since or now,
+            first_seen=first_seen,
+            notes={
+                (MISSING, m.email): note
+                for m in missing_members
+                if (note := access_note(m)) is not None
+            },
+        ),
     )
+
+
+def _missing_members(
+    missing: list[str],
+    first_seen: dict[tuple[str, str], datetime],
+    expected: Expected,
+    excluded: set[str],
+    group: Group,
+) -> tuple[DriftMember, ...]:
+    """Missing members, each with what the group's other rules say about its access."""
+    domains = _domains(group.include) if missing else set()
+    return tuple(
+        DriftMember(
+            e,
+            MISSING,
+            first_seen[(MISSING, e)],
+            parse_time(expected.members[e]),
+            excluded=e in excluded,
+            domain_rule=_covering(e, domains),
+        )
+        for e in missing
+    )
+
+
+def _domains(include: Iterable[Rule]) -> set[str]:
+    """The domains of include's email_domain rules, lowercased."""
+    return {domain for rule in include if (domain := domain_of(rule)) is not None}
+
+
+def _covering(email: str, domains: set[str]) -> str | None:
+    domain = email.rpartition("@")[2]
+    return domain if domain in domains else None
 
 
 def _error_of(audience: Audience, expected: Expected, actual: Actual) -> str | None:
@@ -139,17 +213,14 @@ def _errored(
         first_seen=memory.first_seen,
         consecutive_errors=memory.consecutive_errors + 1,
         error_since=memory.error_since or now,
+        notes=memory.notes,
     )
-    group = actual.group
-    have = actual.emails if actual.emails is not None else None
     return AudienceCheck(
         audience=audience,
         status=Status.ERROR,
         checked_at=now,
         expected_count=len(expected.members) if expected.error is None else 0,
-        actual_count=len(have)
-        if have is not None
-        else (len(email_members(group.include)) if group else 0),
+        actual_count=len(members_of(actual)[0]) if actual.group is not None else 0,
         error_message=message,
         memory=kept,
     )
@@ -174,8 +245,20 @@ def active_ignore(ignore: Ignore | None, now: datetime) -> Ignore | None:
     return ignore if ignore is not None and ignore.until > now else None
 
 
+def access_note(member: DriftMember) -> str | None:
+    """What the group's other rules say about a missing member's access, in words."""
+    if member.excluded:
+        return EXCLUDED_NOTE
+    if member.domain_rule is not None:
+        return f"has access through the domain rule {member.domain_rule}"
+    return None
+
+
 def hint(member: DriftMember) -> str:
     """A short guess at why a member drifts, shown beside it."""
+    note = access_note(member)
+    if note is not None:
+        return note
     if member.kind == MISSING:
         added = member.added_in_vault_at
         if added is not None and member.first_seen_at - added <= RECENT:

@@ -73,14 +73,27 @@ class Group:
     include: list[Rule]
     exclude: list[Rule] = field(default_factory=list)
     require: list[Rule] = field(default_factory=list)
+    # Only a boolean as read is kept (the spec's response type for it is wrong): a PUT must
+    # send it back, or it may clear the flag of a default group.
+    is_default: bool | None = None
+
+
+@dataclass(frozen=True)
+class OtherRule:
+    """A rule that names no member: any rule of ``exclude`` or ``require``, or a non-email
+    rule of ``include``; ``list_name`` says which list it is in. Never changed by a sync."""
+
+    list_name: str  # include | exclude | require
+    rule: Rule
 
 
 @dataclass(frozen=True)
 class Actual:
     """Cloudflare's side of one audience; ``error`` set when it could not be read completely.
 
-    ``emails``, when given, are the group's member emails already extracted, and ``group``
-    may then carry only its non-email rules (a full check keeps 1,000 x 1,000 rules compact).
+    ``emails``, when given, are the addresses of the include list's email rules already
+    extracted, and ``group``'s include may then carry only its non-email rules (a full check
+    keeps 1,000 x 1,000 rules compact). Members are those emails minus the excluded ones.
     """
 
     group: Group | None = None
@@ -94,6 +107,9 @@ class DriftMember:
     kind: str  # "missing" | "extra"
     first_seen_at: datetime
     added_in_vault_at: datetime | None = None
+    # What the group's other rules say about a missing member's access in Cloudflare.
+    excluded: bool = False  # an email rule of exclude names them: no access, whatever include says
+    domain_rule: str | None = None  # an email_domain include rule gives them access anyway
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,7 @@ class DriftMemory:
     first_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (kind, email)
     consecutive_errors: int = 0
     error_since: datetime | None = None
+    notes: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, email): access note
 
 
 @dataclass(frozen=True)
@@ -124,7 +141,7 @@ class AudienceCheck:
     actual_count: int
     missing: tuple[DriftMember, ...] = ()
     extra: tuple[DriftMember, ...] = ()
-    other_rules: tuple[Rule, ...] = ()
+    other_rules: tuple[OtherRule, ...] = ()
     error_message: str | None = None
     memory: DriftMemory = field(default_factory=DriftMemory)
 
@@ -144,6 +161,7 @@ class SyncPlan:
     removed: tuple[str, ...]
     blocked: str | None = None  # bounded code: empty_source | mass_removal | rule_limit
     blocked_detail: str | None = None
+    excluded: tuple[str, ...] = ()  # expected members an exclude rule names: no sync fixes them
 
     @property
     def is_noop(self) -> bool:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 
-from exporter.core.drift import diff, email_members, email_of
+from exporter.core.drift import EXCLUDED_NOTE, diff, email_members, email_of
 from exporter.core.model import Group, Rule, SyncPlan
 
 RULE_LIMIT = 1000  # Cloudflare's per-group limit, over include + exclude + require
 MIN_REMOVAL_GUARD = 5
+NAMED_IN_REASON = 20  # excluded members a sync's reason names before "and N more"
 REMOVAL_GUARD_RATIO = 0.10
 
 EMPTY_SOURCE = "empty_source"
@@ -31,23 +33,38 @@ def plan_sync(
 ) -> SyncPlan:
     """The include list that makes ``group`` match Vault, and whether a guard forbids it.
 
-    Full mode: every non-email rule, unchanged and in order, then one email rule per
-    expected member. Add-only mode: the current include untouched, plus the missing members.
+    Only the diff changes: the email rules of members Vault does not expect are dropped in
+    place (never in add-only mode), every other rule stays as Cloudflare has it (value,
+    casing, position), and one email rule per member without one is appended. ``exclude``
+    is never edited: expected members it names stay without access and are reported.
     """
-    current = email_members(group.include)
-    missing, extra = diff(expected, current)
-    removed = () if add_only else tuple(extra)
-    if add_only:
-        new_include = [*group.include, *(email_rule(e) for e in missing)]
-    else:
-        kept = [rule for rule in group.include if email_of(rule) is None]
-        new_include = kept + [email_rule(e) for e in sorted({e.lower() for e in expected})]
-    plan = SyncPlan(audience, group, new_include, tuple(missing), removed)
-    blocked = _guard(plan, len(current), len(expected), force)
+    listed = email_members(group.include)
+    excluded = email_members(group.exclude) if group.exclude else set()
+    members = listed - excluded if excluded else listed
+    want = {e.lower() for e in expected}
+    added, extra = diff(want, listed)
+    removed = () if add_only else tuple(e for e in extra if e not in excluded)
+    dropped = set(removed)
+    kept = [r for r in group.include if email_of(r) not in dropped] if dropped else group.include
+    new_include = [*kept, *(email_rule(e) for e in added)]
+    plan = SyncPlan(
+        audience, group, new_include, tuple(added), removed, excluded=tuple(sorted(want & excluded))
+    )
+    blocked = _guard(plan, len(members), len(want), force)
     if blocked is None:
         return plan
     code, detail = blocked
-    return SyncPlan(audience, group, new_include, plan.added, removed, code, detail)
+    return replace(plan, blocked=code, blocked_detail=detail)
+
+
+def excluded_reason(plan: SyncPlan) -> str | None:
+    """The words a sync's ``reason`` adds when expected members are excluded in Cloudflare."""
+    if not plan.excluded:
+        return None
+    named = ", ".join(plan.excluded[:NAMED_IN_REASON])
+    more = len(plan.excluded) - NAMED_IN_REASON
+    tail = f" and {more} more" if more > 0 else ""
+    return f"{EXCLUDED_NOTE}: remove the exclusion by hand: {named}{tail}"
 
 
 def _guard(plan: SyncPlan, current: int, expected: int, force: bool) -> tuple[str, str] | None:

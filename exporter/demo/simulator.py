@@ -9,8 +9,10 @@ What it models (from Cloudflare's public spec and docs, see SPEC §4):
   ``total_count``, ``total_pages``; groups listed in insertion order;
 - bearer-token auth (403, code 10000 "Authentication error"), an unknown account (404, 7003);
 - PUT as a full replace: ``name`` and ``include`` required, ``exclude``/``require`` default to
-  ``[]``, ``is_default`` ignored, rules of any type stored and returned verbatim, at most
-  1,000 rules per group;
+  ``[]``, rules of any type stored and returned verbatim, at most 1,000 rules per group;
+  ``is_default`` kept and returned as a boolean (the spec makes it an optional boolean of the
+  request; its answer type there is wrong). A PUT without it clears it, as a full replace
+  would: whether Cloudflare does is undocumented, and this is the case a client must survive;
 - the per-token budget: every admitted API request counts in a sliding window; past the budget
   every request gets 429 with ``retry-after`` for the rest of a block (Cloudflare: 1,200
   requests / 5 minutes, then a 5-minute block). Normal answers carry ``Ratelimit`` and
@@ -181,6 +183,7 @@ class CloudflareSimulator:
         exclude: list[Rule] | None = None,
         require: list[Rule] | None = None,
         group_id: str | None = None,
+        is_default: bool = False,
     ) -> str:
         group_id = group_id or str(uuid.uuid4())
         now = now_iso()
@@ -189,7 +192,7 @@ class CloudflareSimulator:
         with self._lock:
             if group_id in self._groups:
                 raise ValueError(f"group {group_id} already exists")
-            self._groups[group_id] = encode({**group, **lists})
+            self._groups[group_id] = encode({**group, **lists, "is_default": is_default})
         return group_id
 
     def group(self, group_id: str) -> dict[str, Any]:

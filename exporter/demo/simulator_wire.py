@@ -115,7 +115,10 @@ def validated_group(body: bytes) -> dict[str, Any] | Reply:
             f"too many rules: {total} in include, exclude and require together "
             f"(an Access group holds at most {MAX_RULES_PER_GROUP})",
         )
-    return {"name": name, **lists}
+    is_default = document.get("is_default", False)
+    if not isinstance(is_default, bool):
+        return failure(400, 10400, "is_default must be a boolean")
+    return {"name": name, **lists, "is_default": is_default}
 
 
 def positive_int(query: dict[str, list[str]], key: str, default: int) -> int | None:

@@ -14,14 +14,14 @@ from exporter.cloudflare.client import CloudflareClient, CloudflareError
 from exporter.core.drift import compact, email_members
 from exporter.core.model import (
     Audience,
+    AudienceCheck,
     AutoSync,
-    Group,
     Status,
     SyncOutcome,
     SyncPlan,
     SyncResultKind,
 )
-from exporter.core.plan import RULE_LIMIT, email_rule, plan_sync
+from exporter.core.plan import RULE_LIMIT, email_rule, excluded_reason, plan_sync
 from exporter.core.snapshot import Snapshot
 from exporter.service.checker import Checker, UnknownAudience
 from exporter.vault.store import AuditEntry, VaultStore
@@ -89,7 +89,7 @@ class Syncer:
             for name, check in snapshot.checks.items()
             if check.status is Status.DRIFT
             and snapshot.ignore_of(name, now) is None
-            and (mode is AutoSync.FULL or check.missing)
+            and _fixable(check, mode)
         ]
         if not names:
             return []
@@ -132,16 +132,15 @@ class Syncer:
                 if plan.blocked
                 else (SyncResultKind.NOOP if plan.is_noop else SyncResultKind.SYNCED)
             )
-            return SyncOutcome(
-                name, result, plan.added, plan.removed, plan.blocked_detail, plan.blocked
-            )
+            reason = _reason(plan.blocked_detail, plan)
+            return SyncOutcome(name, result, plan.added, plan.removed, reason, plan.blocked)
         audit_id = self._audit_start(plan, request)
         if plan.blocked:
             return self._finish(
-                audit_id, request, plan, SyncResultKind.BLOCKED, plan.blocked_detail
+                audit_id, request, plan, SyncResultKind.BLOCKED, _reason(plan.blocked_detail, plan)
             )
         if plan.is_noop:
-            return self._finish(audit_id, request, plan, SyncResultKind.NOOP, None)
+            return self._finish(audit_id, request, plan, SyncResultKind.NOOP, _reason(None, plan))
         return self._apply(audit_id, audience, plan, request)
 
     def _plan(self, audience: Audience, request: SyncRequest) -> SyncPlan:
@@ -162,7 +161,7 @@ class Syncer:
         self, audit_id: int, audience: Audience, plan: SyncPlan, request: SyncRequest
     ) -> SyncOutcome:
         group = plan.group
-        wanted = Group(group.id, group.name, plan.new_include, group.exclude, group.require)
+        wanted = replace(group, include=plan.new_include)  # name, exclude, require, is_default
         try:
             self.cloudflare.replace_group(wanted)
             readback = self.cloudflare.get_group(group.id)
@@ -177,7 +176,7 @@ class Syncer:
                 SyncResultKind.ERROR,
                 "verification failed: the group read back differs from what was sent",
             )
-        outcome = self._finish(audit_id, request, plan, SyncResultKind.SYNCED, None)
+        outcome = self._finish(audit_id, request, plan, SyncResultKind.SYNCED, _reason(None, plan))
         self.checker.record_sync(audience.audience, compact(readback), request.actor)
         return outcome
 
@@ -282,6 +281,20 @@ class Syncer:
         if added <= have and not (removed & have):
             return "synced", "interrupted by a restart; the read-back shows the change applied"
         return "error", "interrupted by a restart before the change reached Cloudflare"
+
+
+def _fixable(check: AudienceCheck, mode: AutoSync) -> bool:
+    """Whether a sync in ``mode`` can change something: an excluded member is beyond any sync,
+    and an audience drifting only by those would get a no-op sync, audited, every cycle."""
+    return bool(mode is AutoSync.FULL and check.extra) or any(
+        not member.excluded for member in check.missing
+    )
+
+
+def _reason(detail: str | None, plan: SyncPlan) -> str | None:
+    """A guard's detail, then the expected members no sync can fix (excluded in Cloudflare)."""
+    parts = [part for part in (detail, excluded_reason(plan)) if part]
+    return "; ".join(parts) or None
 
 
 __all__ = ["GroupExists", "GroupRefused", "SyncRequest", "Syncer", "VaultIncomplete"]

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_member (
     kind            TEXT NOT NULL CHECK (kind IN ('missing', 'extra')),
     email           TEXT NOT NULL,
     first_seen_at   TEXT NOT NULL,
+    note            TEXT,              -- what Cloudflare's other rules say: "excluded in Cloudflare", ...
     PRIMARY KEY (audience, kind, email)
 ) WITHOUT ROWID;
 

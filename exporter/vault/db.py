@@ -81,6 +81,7 @@ def _require_tables(conn: sqlite3.Connection) -> None:
 def _migrate(conn: sqlite3.Connection) -> None:
     ddl = resources.files("exporter").joinpath("sql/companion.sql").read_text()
     conn.executescript(ddl)  # every statement is IF NOT EXISTS: safe to run at every start
+    _add_missing_columns(conn)
     row = conn.execute("SELECT max(version) FROM sys_infra_drift_schema").fetchone()
     if row[0] is None:
         conn.execute("INSERT INTO sys_infra_drift_schema (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -88,6 +89,18 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise VaultError(
             f"companion schema version {row[0]} is newer than this vault-drift ({SCHEMA_VERSION})"
         )
+
+
+# Columns added after a table was first shipped: nullable, so older vault-drift versions still
+# read and write the table (no schema version bump, which would make them refuse the file).
+ADDED_COLUMNS = (("sys_infra_drift_member", "note", "TEXT"),)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def _explain(exc: sqlite3.DatabaseError) -> str:

@@ -13,16 +13,20 @@ from exporter.vault.store import CycleSummary
 
 def load_memories(conn: sqlite3.Connection) -> dict[str, DriftMemory]:
     seen: dict[str, dict[tuple[str, str], datetime]] = {}
-    for audience, kind, email, first in conn.execute(
-        "SELECT audience, kind, email, first_seen_at FROM sys_infra_drift_member"
+    notes: dict[str, dict[tuple[str, str], str]] = {}
+    for audience, kind, email, first, note in conn.execute(
+        "SELECT audience, kind, email, first_seen_at, note FROM sys_infra_drift_member"
     ):
         seen.setdefault(audience, {})[(kind, email)] = parse_time(first) or datetime.min
+        if note is not None:
+            notes.setdefault(audience, {})[(kind, email)] = note
     return {
         audience: DriftMemory(
             drift_since=parse_time(since),
             first_seen=seen.get(audience, {}) if since else {},
             consecutive_errors=errors or 0,
             error_since=parse_time(error_since),
+            notes=notes.get(audience, {}) if since else {},
         )
         for audience, since, errors, error_since in conn.execute(
             "SELECT audience, drift_since, consecutive_errors, error_since"
@@ -149,10 +153,25 @@ def _write_members(
         "DELETE FROM sys_infra_drift_member WHERE audience = ? AND kind = ? AND email = ?",
         [(audience, kind, email) for kind, email in gone],
     )
+    notes = after.notes
     conn.executemany(
-        "INSERT OR REPLACE INTO sys_infra_drift_member (audience, kind, email, first_seen_at)"
-        " VALUES (?, ?, ?, ?)",
-        [(audience, k, e, format_time(after.first_seen[(k, e)])) for k, e in new],
+        "INSERT OR REPLACE INTO sys_infra_drift_member (audience, kind, email, first_seen_at,"
+        " note) VALUES (?, ?, ?, ?, ?)",
+        [
+            (audience, k, e, format_time(after.first_seen[(k, e)]), notes.get((k, e)))
+            for k, e in new
+        ],
+    )
+    if not (notes or before.notes):
+        return  # the common case: no member has a note, before or after
+    kept = after.first_seen.keys() & before.first_seen.keys()
+    conn.executemany(
+        "UPDATE sys_infra_drift_member SET note = ? WHERE audience = ? AND kind = ? AND email = ?",
+        [
+            (notes.get(key), audience, *key)
+            for key in kept
+            if notes.get(key) != before.notes.get(key)
+        ],
     )
 
 

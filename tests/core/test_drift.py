@@ -165,3 +165,55 @@ def test_hints_tell_recent_additions_from_old_ones() -> None:
     assert "recently" in hints["new@x.com"]
     assert "recently" not in hints["old@x.com"]
     assert "manually added" in hints["manual@x.com"]
+
+
+def test_an_excluded_expected_member_is_missing_with_its_hint() -> None:
+    g = Group(
+        "g1",
+        "lms-viewer",
+        [{"email": {"email": "a@x.com"}}, {"email": {"email": "Barred@X.com"}}],
+        exclude=[{"email": {"email": "barred@x.com"}}, {"email": {"email": "nobody@x.com"}}],
+    )
+    for actual in (Actual(g), compact(g)):
+        check = evaluate(AUD, expected("a@x.com", "barred@x.com"), actual, DriftMemory(), NOW)
+        assert check.status is Status.DRIFT
+        assert [m.email for m in check.missing] == ["barred@x.com"] and check.extra == ()
+        assert hint(check.missing[0]) == "excluded in Cloudflare"
+        assert check.actual_count == 1  # an excluded person is not a member
+        assert check.memory.notes == {("missing", "barred@x.com"): "excluded in Cloudflare"}
+
+
+def test_a_missing_member_covered_by_a_domain_rule_stays_missing_with_a_hint() -> None:
+    domain_rule = {"email_domain": {"domain": "Example.com"}}
+    g = group("a@x.com", others=(domain_rule,))
+    for actual in (Actual(g), compact(g)):
+        check = evaluate(
+            AUD, expected("a@x.com", "b@example.com", "c@y.com"), actual, DriftMemory(), NOW
+        )
+        hints = {m.email: hint(m) for m in check.missing}
+        assert hints["b@example.com"] == "has access through the domain rule example.com"
+        assert "domain rule" not in hints["c@y.com"]
+
+
+def test_other_rules_come_from_all_three_lists_each_marked() -> None:
+    g = Group(
+        "g1",
+        "lms-viewer",
+        [{"ip": {"ip": "10.0.0.0/8"}}, {"email": {"email": "a@x.com"}}],
+        exclude=[{"email": {"email": "z@x.com"}}],
+        require=[{"geo": {"country_code": "FR"}}],
+    )
+    check = evaluate(AUD, expected("a@x.com"), compact(g), DriftMemory(), NOW)
+    assert check.status is Status.SYNCED
+    assert [(r.list_name, r.rule) for r in check.other_rules] == [
+        ("include", {"ip": {"ip": "10.0.0.0/8"}}),
+        ("exclude", {"email": {"email": "z@x.com"}}),
+        ("require", {"geo": {"country_code": "FR"}}),
+    ]
+
+
+def test_an_error_keeps_the_access_notes_of_the_open_episode() -> None:
+    key = ("missing", "barred@x.com")
+    memory = DriftMemory(NOW, {key: NOW}, notes={key: "excluded in Cloudflare"})
+    check = evaluate(AUD, expected("barred@x.com"), Actual(error="timeout"), memory, NOW)
+    assert check.status is Status.ERROR and check.memory.notes == memory.notes

@@ -5,13 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.core.drift import diff, email_members, other_rules
+from exporter.core.drift import diff, email_members, email_of, other_rules
 from exporter.core.model import Group
 from exporter.core.plan import (
     EMPTY_SOURCE,
     MASS_REMOVAL,
     OVER_RULE_LIMIT,
     email_rule,
+    excluded_reason,
     plan_sync,
     removal_allowance,
 )
@@ -35,10 +36,11 @@ def group(include: list[dict], exclude=(), require=()) -> Group:  # type: ignore
 
 
 @given(includes, st.lists(addresses, max_size=30))
-def test_a_full_plan_keeps_every_other_rule_in_order_and_then_matches(include, expected) -> None:  # type: ignore[no-untyped-def]
+def test_a_full_plan_changes_only_the_diff_and_then_matches(include, expected) -> None:  # type: ignore[no-untyped-def]
     plan = plan_sync("lms", group(include), expected, force=True)
     assert other_rules(plan.new_include) == other_rules(include)
-    assert plan.new_include[: len(other_rules(include))] == other_rules(include)
+    kept = [rule for rule in include if email_of(rule) not in plan.removed]
+    assert plan.new_include == kept + [email_rule(e) for e in plan.added]
     missing, extra = diff(expected, email_members(plan.new_include))
     assert (missing, extra) == ([], [])  # applying the plan, then diffing: synced
 
@@ -88,3 +90,43 @@ def test_the_rule_limit_is_refused_even_with_force() -> None:
     plan = plan_sync("lms", g, wanted, force=True)
     assert plan.blocked == OVER_RULE_LIMIT and "1001 rules" in (plan.blocked_detail or "")
     assert plan_sync("lms", group([]), wanted, force=True).blocked is None  # exactly 1,000
+
+
+def test_a_sync_changes_only_the_diff_in_an_interleaved_mixed_case_group() -> None:
+    include = [
+        email_rule("Alice@X.com"),
+        {"ip": {"ip": "10.0.0.0/8"}},
+        email_rule("gone@x.com"),
+        email_rule("  Bob@x.com"),
+        {"email_domain": {"domain": "y.com"}},
+        email_rule("GONE2@x.com"),
+        email_rule("carol@x.com"),
+    ]
+    plan = plan_sync(
+        "lms", group(include), ["alice@x.com", "bob@x.com", "carol@x.com", "dan@x.com"]
+    )
+    assert plan.blocked is None
+    assert plan.added == ("dan@x.com",) and plan.removed == ("gone2@x.com", "gone@x.com")
+    assert plan.new_include == [
+        email_rule("Alice@X.com"),
+        {"ip": {"ip": "10.0.0.0/8"}},
+        email_rule("  Bob@x.com"),
+        {"email_domain": {"domain": "y.com"}},
+        email_rule("carol@x.com"),
+        email_rule("dan@x.com"),
+    ]
+
+
+def test_excluded_members_are_named_never_touched_in_exclude() -> None:
+    g = group(
+        [email_rule("a@x.com"), email_rule("Barred@x.com"), email_rule("ex@x.com")],
+        exclude=[email_rule("barred@x.com"), email_rule("ex@x.com"), email_rule("new@x.com")],
+    )
+    plan = plan_sync("lms", g, ["a@x.com", "barred@x.com", "new@x.com"])
+    # ex@x.com is excluded, so not a member: not extra, its include rule stays
+    assert plan.removed == () and plan.added == ("new@x.com",)
+    assert plan.excluded == ("barred@x.com", "new@x.com")
+    assert plan.new_include == [*g.include, email_rule("new@x.com")]
+    assert "excluded in Cloudflare: remove the exclusion by hand" in (excluded_reason(plan) or "")
+    assert "barred@x.com, new@x.com" in (excluded_reason(plan) or "")
+    assert excluded_reason(plan_sync("lms", g, ["a@x.com"])) is None

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from support import FixedClock, make_client
 
+from exporter.cloudflare.wire import group_from_json
+from exporter.core.drift import hint
 from exporter.core.model import AutoSync, Status, SyncResultKind
 from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator, Faults
@@ -145,6 +148,82 @@ def test_sync_pushes_vault_keeps_other_rules_audits_and_rechecks(
         ).fetchone() == (1,)
 
 
+def test_a_sync_keeps_is_default_and_every_rule_it_did_not_have_to_change(
+    checker: Checker,
+    syncer: Syncer,
+    sample_db: Path,
+    simulator: CloudflareSimulator,
+    clock: FixedClock,
+) -> None:
+    gid = group_of(simulator, "developers")["id"]
+    include = [
+        {"email": {"email": "Dev1@Example.com"}},
+        {"email_domain": {"domain": "contractors.example.com"}},
+        {"email": {"email": "dev2@example.com"}},
+        {"email": {"email": " DEV5@example.com"}},
+        {"ip": {"ip": "10.0.0.0/8"}},
+        {"email": {"email": "dev3@EXAMPLE.com"}},
+        {"email": {"email": "dev4@example.com"}},
+    ]
+    body = {"name": "developers", "include": include, "is_default": True}
+    make_client(simulator).replace_group(group_from_json({"id": gid, **body}))  # type: ignore[arg-type]
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("UPDATE iam_user SET status = 'suspended' WHERE email = 'dev5@example.com'")
+        add_member(conn, "dev6@example.com", "g-2", clock())
+
+    [outcome] = syncer.sync(SyncRequest(["developers"]))
+
+    assert outcome.result is SyncResultKind.SYNCED
+    assert (outcome.added, outcome.removed) == (("dev6@example.com",), ("dev5@example.com",))
+    after = simulator.group(gid)
+    assert after["is_default"] is True
+    assert after["include"] == [
+        *(rule for rule in include if rule != {"email": {"email": " DEV5@example.com"}}),
+        {"email": {"email": "dev6@example.com"}},
+    ]
+    assert statuses(checker)["developers"] == "synced"
+
+
+def test_access_notes_are_kept_with_the_drifting_members_and_follow_cloudflare(
+    checker: Checker, sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    gid = group_of(simulator, "developers")["id"]
+    client = make_client(simulator)
+    group = client.get_group(gid)
+    barred = [{"email": {"email": "dev2@example.com"}}]
+    client.replace_group(replace(group, exclude=barred))
+    with sqlite3.connect(sample_db) as conn:
+        add_member(conn, "pat@contractors.example.com", "g-2", clock())
+
+    def notes() -> list[tuple[str, str | None]]:
+        with sqlite3.connect(sample_db) as conn:
+            return conn.execute(
+                "SELECT email, note FROM sys_infra_drift_member WHERE audience = 'developers'"
+                " ORDER BY email"
+            ).fetchall()
+
+    checker.check_all()
+    assert notes() == [
+        ("dev2@example.com", "excluded in Cloudflare"),
+        (
+            "pat@contractors.example.com",
+            "has access through the domain rule contractors.example.com",
+        ),
+    ]
+    no_domain = replace(group, include=group.include[1:], exclude=barred)
+    assert no_domain.include[0] == {"ip": {"ip": "10.0.0.0/8"}}
+    client.replace_group(no_domain)
+    clock.advance(minutes=15)
+    restarted = assemble(SqliteStore(sample_db).open(), make_client(simulator), clock=clock)
+    restarted.checker.check_all()
+    assert notes() == [
+        ("dev2@example.com", "excluded in Cloudflare"),
+        ("pat@contractors.example.com", None),
+    ]
+    hints = {m.email: hint(m) for m in restarted.snapshots.current.checks["developers"].missing}
+    assert hints["pat@contractors.example.com"].startswith("added in Vault recently")
+
+
 def test_guards_block_and_audit_and_force_overrides(
     checker: Checker, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
 ) -> None:
@@ -197,6 +276,21 @@ def test_auto_sync_add_only_adds_and_never_removes(
     check = checker.snapshots.current.checks["lms-instructors"]
     assert check.status is Status.DRIFT and not check.missing
     assert [m.email for m in check.extra] == ["olduser@example.com"]
+
+
+def test_auto_sync_leaves_alone_a_drift_no_sync_can_fix(
+    checker: Checker, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+) -> None:
+    gid = group_of(simulator, "developers")["id"]
+    client = make_client(simulator)
+    barred = [{"email": {"email": "dev2@example.com"}}]
+    client.replace_group(replace(client.get_group(gid), exclude=barred))
+    checker.check_all()
+    [outcome] = syncer.auto_sync(AutoSync.FULL)  # lms-instructors; developers only excluded
+    assert outcome.audience == "lms-instructors"
+    assert statuses(checker)["developers"] == "drift"
+    assert syncer.auto_sync(AutoSync.ADD_ONLY) == []
+    assert [row[0] for row in audit(sample_db)] == ["lms-instructors"]
 
 
 def test_interrupted_syncs_are_settled_from_a_read_back(

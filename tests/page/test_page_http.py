@@ -10,7 +10,10 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 from page_world import ADMIN_TOKEN, EVIL_AUDIENCE, EVIL_EMAIL, READ_TOKEN, World, build_world
+from support import T0
 
+from exporter.cloudflare.wire import group_from_json
+from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.web.page import card_id
 
@@ -174,6 +177,23 @@ def test_details_fragment_pages_members(world: World) -> None:
     assert "contractors.example.com" in first  # other rules, read-only
     second = client.get("/fragments/details", params={"audience": "developers", "offset": 100}).text
     assert "(101\N{EN DASH}150 of 150)" in second and 'data-offset="0"' in second
+
+
+def test_hints_name_exclusions_and_domain_rules_and_rules_show_their_list(world: World) -> None:
+    gid = world.group_id("developers")
+    group = world.simulator.group(gid)
+    group["exclude"] = [{"email": {"email": "dev2@example.com"}}]
+    world.checker.cloudflare.replace_group(group_from_json(group))  # type: ignore[arg-type]
+    with sqlite3.connect(world.path) as conn:
+        add_member(conn, "pat@contractors.example.com", "g-2", T0)
+    world.checker.check_all("test")
+    client = logged_in(world, READ_TOKEN)
+    card = client.get("/").text
+    assert "excluded in Cloudflare" in card
+    assert "has access through the domain rule contractors.example.com" in card
+    details = client.get("/fragments/details", params={"audience": "developers"}).text
+    assert '<span class="rule-list">exclude</span>' in details
+    assert "has access through the domain rule contractors.example.com" in details
 
 
 def test_security_headers(world: World) -> None:

@@ -92,6 +92,31 @@ def test_resolution_mail_golden(history_db: Path) -> None:
     assert_golden("resolved.txt", mail.text)
 
 
+def test_the_digest_shows_why_a_missing_member_still_has_or_lacks_access(
+    history_db: Path,
+) -> None:
+    notes = {
+        "alice@example.com": "has access through the domain rule example.com",
+        "bob@example.com": "excluded in Cloudflare",
+    }
+    with sqlite3.connect(history_db) as conn:
+        conn.executemany(
+            "UPDATE sys_infra_drift_member SET note = ? WHERE audience = 'lms-admin'"
+            " AND kind = 'missing' AND email = ?",
+            [(note, email) for email, note in notes.items()],
+        )
+    conn.close()
+    mail = digest_mail(history_db)
+    expected = (
+        "alice@example.com (has access through the domain rule example.com),"
+        " bob@example.com (excluded in Cloudflare)"
+    )
+    assert f"missing (2): {expected}" in mail.text
+    assert expected in mail.html
+    critical = critical_mail(history_db)  # the critical mail of lms-admin says it too
+    assert f"Missing users: {expected}" in critical.text and expected in critical.html
+
+
 def _make_evil(db: Path) -> None:
     with sqlite3.connect(db) as conn:
         for table in ("sys_infra_state", "sys_infra_drift_state", "sys_infra_drift_member"):

@@ -90,6 +90,24 @@ def test_opening_is_idempotent_and_never_alters_iam_tables(empty_vault: Path) ->
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_a_database_from_before_access_notes_gains_the_column(empty_vault: Path) -> None:
+    with sqlite3.connect(empty_vault) as conn:
+        conn.execute(
+            "CREATE TABLE sys_infra_drift_member (audience TEXT NOT NULL, kind TEXT NOT NULL"
+            " CHECK (kind IN ('missing', 'extra')), email TEXT NOT NULL,"
+            " first_seen_at TEXT NOT NULL, PRIMARY KEY (audience, kind, email)) WITHOUT ROWID"
+        )
+        conn.execute(
+            "INSERT INTO sys_infra_drift_member VALUES ('a', 'missing', 'x@y.com', '2026-01-01')"
+        )
+    VaultDB(empty_vault).open()
+    VaultDB(empty_vault).open()
+    with sqlite3.connect(empty_vault) as conn:
+        assert conn.execute("SELECT email, note FROM sys_infra_drift_member").fetchall() == [
+            ("x@y.com", None)
+        ]
+
+
 def test_unusable_databases_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(VaultError, match="not found"):
         VaultDB(tmp_path / "missing.db").open()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import FixedClock
+from support import T0, FixedClock, make_client
 from web_helpers import ADMIN, READ, auth, services_for
 
+from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.service.checker import Checker
 from exporter.service.syncer import Syncer
@@ -54,10 +56,54 @@ def test_one_audience_in_full_with_paging(client: TestClient) -> None:
     assert page["history"][0]["closed_at"] is None
     dev = client.get("/iam/drift/developers", headers=auth()).json()
     assert dev["other_rules"] == [
-        {"email_domain": {"domain": "contractors.example.com"}},
-        {"ip": {"ip": "10.0.0.0/8"}},
+        {"list": "include", "rule": {"email_domain": {"domain": "contractors.example.com"}}},
+        {"list": "include", "rule": {"ip": {"ip": "10.0.0.0/8"}}},
     ]
     assert client.get("/iam/drift/nope", headers=auth()).status_code == 404
+
+
+def test_exclusions_and_domain_rules_in_the_document_and_the_sync(
+    client: TestClient, simulator: CloudflareSimulator, sample_db: Path
+) -> None:
+    gid = next(g["id"] for g in simulator.groups() if g["name"] == "developers")
+    group = make_client(simulator).get_group(gid)
+    barred = {"email": {"email": "Dev2@example.com"}}
+    require = [{"geo": {"country_code": "FR"}}]
+    make_client(simulator).replace_group(replace(group, exclude=[barred], require=require))
+    with sqlite3.connect(sample_db) as conn:
+        add_member(conn, "pat@contractors.example.com", "g-2", T0)
+
+    check = client.post("/iam/drift/check", json={"audience": "developers"}, headers=auth())
+    assert check.json()["drift_details"]["missing"] == [
+        "dev2@example.com",
+        "pat@contractors.example.com",
+    ]
+    dev = client.get("/iam/drift/developers", headers=auth()).json()
+    assert {m["email"]: m["hint"] for m in dev["missing"]} == {
+        "dev2@example.com": "excluded in Cloudflare",
+        "pat@contractors.example.com": (
+            "has access through the domain rule contractors.example.com"
+        ),
+    }
+    assert [(r["list"], r["rule"]) for r in dev["other_rules"]] == [
+        ("include", {"email_domain": {"domain": "contractors.example.com"}}),
+        ("include", {"ip": {"ip": "10.0.0.0/8"}}),
+        ("exclude", barred),
+        ("require", require[0]),
+    ]
+
+    [result] = client.post(
+        "/iam/drift/sync", json={"audience": "developers"}, headers=auth()
+    ).json()["results"]
+    assert result["result"] == "synced" and result["added"] == ["pat@contractors.example.com"]
+    assert result["reason"] == (
+        "excluded in Cloudflare: remove the exclusion by hand: dev2@example.com"
+    )
+    assert simulator.group(gid)["exclude"] == [barred]
+    after = client.get("/iam/drift/developers", headers=auth()).json()
+    assert after["status"] == "drift" and [m["email"] for m in after["missing"]] == [
+        "dev2@example.com"
+    ]
 
 
 def test_sync_contract(client: TestClient) -> None:
