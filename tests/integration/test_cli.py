@@ -59,6 +59,22 @@ def test_sync_dry_run_then_sync_then_nothing_to_do(
     assert json.loads(capsys.readouterr().out)["results"][0]["result"] == "noop"
 
 
+def test_the_table_names_statuses_as_the_api_does(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("check") == 2
+    header, *rows = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert header.split()[2] == "STATUS"
+    statuses = {row.split()[0]: row.split()[2] for row in rows}
+    assert statuses == {
+        "lms-instructors": "drift",
+        "sales-team": "error",
+        "lms-viewer": "pending",
+        "administrators": "synced",
+        "developers": "synced",
+    }
+
+
 def test_sync_blocked_is_1_and_error_wins_with_2(
     cli_env: dict[str, str], simulator: CloudflareSimulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
