@@ -7,6 +7,7 @@ from typing import Any
 
 from .model import SyncOutcome
 
+
 def drift_table(document: dict[str, Any]) -> str:
     rows = [("AUDIENCE", "NAMESPACE", "STATUS", "EXPECTED", "ACTUAL", "MISSING", "EXTRA", "LEVEL")]
     notes: list[str] = []
