@@ -11,10 +11,11 @@ from typing import Any
 from . import __version__
 from .clock import utc_now
 from .config import DEFAULT_LISTEN, Config, ConfigError, load_config, parse_listen
-from .document import drift_document
+from .document import drift_document, ordered
 from .engine import UnknownAudience
-from .model import Status, SyncResultKind
+from .model import Status, SyncOutcome, SyncResultKind
 from .runtime import build_runtime
+from .snapshot import Snapshot
 from .sync import SyncRequest
 from .table import drift_table, sync_table
 from .vault import VaultError
@@ -124,7 +125,9 @@ def _check(runtime: Any, args: argparse.Namespace) -> int:
 
 def _sync(runtime: Any, args: argparse.Namespace) -> int:
     if args.all:
-        runtime.engine.check_all("cli")
+        snapshot = runtime.engine.check_all("cli")
+        if snapshot.cycle_error:
+            return _sync_unchecked(snapshot, args)
     request = SyncRequest(
         None if args.all else args.audience,
         dry_run=args.dry_run,
@@ -133,17 +136,52 @@ def _sync(runtime: Any, args: argparse.Namespace) -> int:
         actor="cli",
     )
     outcomes = runtime.syncer.sync(request)
-    if args.json:
-        payload = {"dry_run": args.dry_run, "results": [o.as_document() for o in outcomes]}
-        print(json.dumps(payload, indent=2))
-    else:
-        print(sync_table(outcomes, args.dry_run))
+    _print_sync(outcomes, args)
     results = {o.result for o in outcomes}
     if SyncResultKind.ERROR in results:
         return EXIT_ERROR
     if SyncResultKind.BLOCKED in results:
         return EXIT_DRIFT
     return EXIT_OK
+
+
+def _sync_unchecked(snapshot: Snapshot, args: argparse.Namespace) -> int:
+    """``sync --all`` whose check could not complete: nobody can be known to drift.
+
+    Nothing is synced; every audience the check left in ``error`` is an ``error`` result
+    carrying the check's reason, as ``check`` shows it, and the run exits 2.
+    """
+    outcomes = [
+        SyncOutcome(
+            check.audience.audience,
+            SyncResultKind.ERROR,
+            reason=f"not checked: {check.error_message}",
+        )
+        for check in ordered(snapshot.checks.values())
+        if check.status is Status.ERROR
+    ]
+    _print_sync(outcomes, args, check_error=snapshot.cycle_error)
+    return EXIT_ERROR
+
+
+def _print_sync(
+    outcomes: list[SyncOutcome], args: argparse.Namespace, check_error: str | None = None
+) -> None:
+    if args.json:
+        payload: dict[str, Any] = {
+            "dry_run": args.dry_run,
+            "results": [o.as_document() for o in outcomes],
+        }
+        if check_error:
+            payload["check_error"] = check_error
+        print(json.dumps(payload, indent=2))
+        return
+    if check_error is None:
+        print(sync_table(outcomes, args.dry_run))
+        return
+    if outcomes:  # errors, not plans: "would be error" would read as if it were one
+        print(sync_table(outcomes, dry_run=False))
+    print(f"nothing synced: the check before the sync could not complete: {check_error}")
 
 
 if __name__ == "__main__":

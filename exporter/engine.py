@@ -146,9 +146,10 @@ class Engine:
                     try:
                         expected = expected_members(conn, [a.audience for a in audiences])
                     finally:
-                        actual, cloudflare_ok = listing.result()
+                        actual, listing_error = listing.result()
         except sqlite3.Error as exc:
             return self._vault_down(t0, f"Vault unreadable: {exc}")
+        cloudflare_ok = listing_error is None
         cycle = Cycle(started, trigger, "full", cloudflare_ok)
         checks = self.evaluate_and_record(audiences, expected, actual, full=True, cycle=cycle)
         finished = self.clock()
@@ -161,7 +162,7 @@ class Engine:
             last_success_at=finished if cloudflare_ok else self._snapshot.last_success_at,
             vault_up=True,
             cloudflare_up=cloudflare_ok,
-            cycle_error=None if cloudflare_ok else "Cloudflare listing failed",
+            cycle_error=None if cloudflare_ok else f"Cloudflare listing failed: {listing_error}",
         )
 
     def _check_some(self, names: list[str], trigger: str) -> Snapshot:
@@ -183,11 +184,14 @@ class Engine:
             checks=dict(sorted(merged.items())), ignores=self._ignores(), last_check_at=self.clock()
         )
 
-    def _list_actual(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], bool]:
-        """Every group by one paginated listing, each kept packed until it is evaluated."""
+    def _list_actual(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], str | None]:
+        """Every group by one paginated listing, each kept packed until it is evaluated.
+
+        The second value is why the listing failed (None when it completed).
+        """
         wanted = {a.group_id: a.audience for a in audiences if a.group_id is not None}
         if not wanted:
-            return {}, True
+            return {}, None
         found: dict[str, Callable[[], Actual]] = {}
         try:
             for group in self.cloudflare.iter_groups():
@@ -195,11 +199,11 @@ class Engine:
                     found[wanted[group.id]] = packed_actual(compact(group))
         except CloudflareError as exc:
             log.warning("cloudflare listing failed: %s", exc)
-            return {name: Actual(error=str(exc)) for name in wanted.values()}, False
+            return {name: Actual(error=str(exc)) for name in wanted.values()}, str(exc)
         for audience in audiences:  # absent from the listing: ask for it directly, once
             if audience.group_id is not None and audience.audience not in found:
                 found[audience.audience] = packed_actual(self._get_actual(audience))
-        return Unpacked(found), True
+        return Unpacked(found), None
 
     def _get_actual(self, audience: Audience) -> Actual:
         assert audience.group_id is not None

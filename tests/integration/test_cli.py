@@ -75,6 +75,28 @@ def test_the_table_names_statuses_as_the_api_does(
     }
 
 
+def test_sync_all_is_an_error_when_its_check_could_not_list_cloudflare(
+    cli_env: dict[str, str],
+    simulator: CloudflareSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "a-revoked-token")  # the listing answers 403
+    assert run("sync", "--all", "--json") == 2
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["check_error"].startswith("Cloudflare listing failed: ")
+    assert "Authentication error" in payload["check_error"]
+    by_audience = {r["audience"]: r for r in payload["results"]}
+    assert set(by_audience) == {"administrators", "developers", "lms-instructors", "sales-team"}
+    assert {r["result"] for r in by_audience.values()} == {"error"}
+    assert all("Authentication error" in r["reason"] for r in by_audience.values())
+    assert run("sync", "--all", "--dry-run") == 2
+    out = capsys.readouterr().out
+    assert "lms-instructors: error: +0 -0 (not checked: " in out
+    assert "nothing synced: the check before the sync could not complete" in out
+    assert not [m for m, _, _ in simulator.request_log if m == "PUT"]
+
+
 def test_sync_blocked_is_1_and_error_wins_with_2(
     cli_env: dict[str, str], simulator: CloudflareSimulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
