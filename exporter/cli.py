@@ -21,6 +21,7 @@ from .table import drift_table, sync_table
 from .vault import VaultError
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+_LISTEN_HELP = f"default: VAULT_DRIFT_LISTEN, else {DEFAULT_LISTEN}"
 
 
 class UsageError(Exception):
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the exporter (metrics, API, operator page)")
-    serve.add_argument("--listen", metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}")
+    serve.add_argument("--listen", metavar="HOST:PORT", help=_LISTEN_HELP)
 
     check = commands.add_parser("check", help="check now; exit 0 synced, 1 drift/pending, 2 error")
     check.add_argument("--audience", action="append", metavar="A", help="repeatable")
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--send", action="store_true", help="mail it (needs VAULT_DRIFT_SMTP_*)")
 
     demo = commands.add_parser("demo", help="sample Vault DB + simulated Cloudflare + serve")
-    demo.add_argument("--listen", metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}")
+    demo.add_argument("--listen", metavar="HOST:PORT", help=_LISTEN_HELP)
     return parser
 
 

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import requests
 from support import free_port
 
 from exporter.cli import main
@@ -194,13 +195,16 @@ def test_a_taken_address_is_a_clear_config_error(
     assert "Traceback" not in err
 
 
-def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly() -> None:
+def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Also: it listens where VAULT_DRIFT_LISTEN says (as serve does, so that two demos can
+    share a machine), and its banner gives the simulated Cloudflare's URL, account and token."""
     exe = Path(sys.executable).parent / "vault-drift"
+    port = free_port()
+    monkeypatch.setenv("VAULT_DRIFT_LISTEN", f"127.0.0.1:{port}")
     demo = subprocess.Popen(
-        [exe, "demo", "--listen", f"127.0.0.1:{free_port()}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+        [exe, "demo"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     out = demo.stdout
     assert out is not None
@@ -218,6 +222,15 @@ def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly() -> None:
                 seen.append(lines.get(timeout=60))
             except queue.Empty:
                 raise AssertionError("no first check printed:\n" + "".join(seen)) from None
+        fields = _banner_fields(seen)
+        assert fields["operator page"] == f"http://127.0.0.1:{port}/"
+        cloudflare = fields["Cloudflare sim"]
+        groups = requests.get(
+            f"{cloudflare}/accounts/{fields['account id']}/access/groups",
+            headers={"Authorization": f"Bearer {fields['API token']}"},
+            timeout=10,
+        )
+        assert groups.status_code == 200 and groups.json()["success"] is True
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=30) == 0
     finally:
@@ -228,3 +241,13 @@ def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly() -> None:
     table = "".join(seen[seen.index("first check:\n") :])
     assert "lms-instructors: missing in Cloudflare: alice@example.com" in table
     assert "5 audiences: 2 in sync, 1 drift, 1 error, 1 pending" in table
+
+
+def _banner_fields(lines: list[str]) -> dict[str, str]:
+    """The demo banner's ``  label   value`` lines (labels and values split by 2+ spaces)."""
+    fields = {}
+    for line in lines[: lines.index("first check:\n")]:
+        parts = [p for p in line.strip().split("  ") if p]
+        if line.startswith("  ") and len(parts) >= 2:
+            fields[parts[0].strip()] = parts[1].strip()
+    return fields
