@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from exporter import __version__
 from exporter.clock import utc_now
 from exporter.config import DEFAULT_LISTEN, Config, ConfigError, load_config, parse_listen
 from exporter.core.document import drift_document
-from exporter.core.model import Status, SyncResultKind
+from exporter.core.model import Status, SyncOutcome, SyncResultKind
 from exporter.core.table import drift_table, sync_table
 from exporter.runtime import build_runtime
 from exporter.service import Services
@@ -20,6 +21,7 @@ from exporter.service.syncer import SyncRequest
 from exporter.vault import VaultError
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+_LISTEN_HELP = f"default: VAULT_DRIFT_LISTEN, else {DEFAULT_LISTEN}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the exporter (metrics, API, operator page)")
-    serve.add_argument("--listen", metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}")
+    serve.add_argument("--listen", metavar="HOST:PORT", help=_LISTEN_HELP)
 
     check = commands.add_parser("check", help="check now; exit 0 synced, 1 drift/pending, 2 error")
     check.add_argument("--audience", action="append", metavar="A", help="repeatable")
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--send", action="store_true", help="mail it (needs VAULT_DRIFT_SMTP_*)")
 
     demo = commands.add_parser("demo", help="sample Vault DB + simulated Cloudflare + serve")
-    demo.add_argument("--listen", metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}")
+    demo.add_argument("--listen", metavar="HOST:PORT", help=_LISTEN_HELP)
     return parser
 
 
@@ -127,20 +129,38 @@ def _sync(services: Services, args: argparse.Namespace) -> int:
         actor="cli",
     )
     if args.all:
-        _, outcomes = services.syncer.check_then_sync(request, "cli")
+        outcomes, check_error = services.syncer.check_then_sync(request, "cli")
     else:
-        outcomes = services.syncer.sync(request)
-    if args.json:
-        payload = {"dry_run": args.dry_run, "results": [o.as_document() for o in outcomes]}
-        print(json.dumps(payload, indent=2))
-    else:
-        print(sync_table(outcomes, args.dry_run))
+        outcomes, check_error = services.syncer.sync(request), None
+    _print_sync(outcomes, args, check_error)
+    if check_error:
+        return EXIT_ERROR
     results = {o.result for o in outcomes}
     if SyncResultKind.ERROR in results:
         return EXIT_ERROR
     if SyncResultKind.BLOCKED in results:
         return EXIT_DRIFT
     return EXIT_OK
+
+
+def _print_sync(
+    outcomes: list[SyncOutcome], args: argparse.Namespace, check_error: str | None = None
+) -> None:
+    if args.json:
+        payload: dict[str, Any] = {
+            "dry_run": args.dry_run,
+            "results": [o.as_document() for o in outcomes],
+        }
+        if check_error:
+            payload["check_error"] = check_error
+        print(json.dumps(payload, indent=2))
+        return
+    if check_error is None:
+        print(sync_table(outcomes, args.dry_run))
+        return
+    if outcomes:  # errors, not plans: "would be error" would read as if it were one
+        print(sync_table(outcomes, dry_run=False))
+    print(f"nothing synced: the check before the sync could not complete: {check_error}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from exporter.clock import utc_now
-from exporter.config import DEFAULT_LISTEN, load_config
+from exporter.config import Config, load_config
 from exporter.core.document import drift_document
 from exporter.core.snapshot import Snapshot
 from exporter.core.table import drift_table
@@ -27,6 +29,7 @@ from exporter.server import check_listen, serve
 
 log = logging.getLogger("vault_drift.demo")
 LIFE_SECONDS = 60.0
+DEMO_ACCOUNT_ID, DEMO_CLOUDFLARE_TOKEN = "demo-account", "demo-token"
 
 
 def run_demo(
@@ -37,7 +40,9 @@ def run_demo(
 
 
 def _run_in(workdir: Path, listen: str | None, config_file: str | None, life: float) -> int:
-    with CloudflareSimulator(per_page_cap=50) as simulator:
+    with CloudflareSimulator(
+        account_id=DEMO_ACCOUNT_ID, token=DEMO_CLOUDFLARE_TOKEN, per_page_cap=50
+    ) as simulator:
         return _run_with(workdir, simulator, listen, config_file, life)
 
 
@@ -50,27 +55,36 @@ def _run_with(
 ) -> int:
     database = workdir / "vault.db"
     build_sample(database, simulator, utc_now())
-    admin, read = f"demo-admin-{secrets.token_hex(8)}", f"demo-read-{secrets.token_hex(8)}"
-    config = load_config(
-        config_file,
-        database=str(database),
-        cloudflare_api_token="demo-token",
-        cloudflare_account_id="demo-account",
-        cloudflare_base_url=simulator.base_url,
-        listen=listen or DEFAULT_LISTEN,
-        admin_token=admin,
-        read_token=read,
-        check_interval="1m",
-    )
+    config = demo_config(database, simulator.base_url, listen, config_file)
     check_listen(config)
-    url = config.effective_public_url()
-    print(_banner(url, admin, read, database, simulator.base_url), flush=True)
+    print(banner(config), flush=True)
     changes = DemoLife(database, simulator, life)
     changes.start()
     try:
         return serve(config, after_full_check=[_print_first_check()])
     finally:
         changes.stop()
+
+
+def demo_config(
+    database: Path, cloudflare_url: str, listen: str | None, config_file: str | None
+) -> Config:
+    """``serve``'s configuration on the sample world, with fresh tokens.
+
+    The address comes from ``--listen``, else ``VAULT_DRIFT_LISTEN`` or the config file, as
+    for ``serve``; the Vault DB, the Cloudflare side and the tokens are the demo's own.
+    """
+    return load_config(
+        config_file,
+        database=str(database),
+        cloudflare_api_token=DEMO_CLOUDFLARE_TOKEN,
+        cloudflare_account_id=DEMO_ACCOUNT_ID,
+        cloudflare_base_url=cloudflare_url,
+        listen=listen,  # None: not an override, so the environment or the file decide
+        admin_token=f"demo-admin-{secrets.token_hex(8)}",
+        read_token=f"demo-read-{secrets.token_hex(8)}",
+        check_interval="1m",
+    )
 
 
 def _print_first_check() -> Callable[[Snapshot], None]:
@@ -86,7 +100,12 @@ def _print_first_check() -> Callable[[Snapshot], None]:
     return show
 
 
-def _banner(url: str, admin: str, read: str, database: Path, cloudflare: str) -> str:
+def banner(config: Config) -> str:
+    """The URLs and the secrets to try the demo with, its simulated Cloudflare included."""
+    url = config.effective_public_url()
+    admin, read = (_secret(config.admin_token), _secret(config.read_token))
+    cloudflare = config.cloudflare_base_url
+    account, token = config.cloudflare_account_id, _secret(config.cloudflare_api_token)
     return "\n".join(
         [
             "vault-drift demo",
@@ -96,12 +115,21 @@ def _banner(url: str, admin: str, read: str, database: Path, cloudflare: str) ->
             f"  OpenAPI         {url}/openapi.json",
             f"  admin token     {admin}",
             f"  read token      {read}",
-            f"  Vault DB        {database}",
+            f"  Vault DB        {config.database}",
             f"  Cloudflare sim  {cloudflare}",
+            f"    account id    {account}",
+            f"    API token     {token}",
             "  try: curl -H 'Authorization: Bearer " + admin + f"' {url}/iam/drift",
+            f"       curl -H 'Authorization: Bearer {token}' {cloudflare}/accounts/{account}"
+            "/access/groups",
             "Ctrl-C to stop.",
         ]
     )
+
+
+def _secret(value: SecretStr | None) -> str:
+    assert value is not None  # the demo sets every token it prints
+    return value.get_secret_value()
 
 
 class DemoLife:

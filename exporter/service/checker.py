@@ -106,14 +106,16 @@ class Checker:
                 try:
                     expected = self.vault.expected_members([a.audience for a in audiences])
                 finally:
-                    actual, cloudflare_ok = listing.result()
+                    actual, listing_error = listing.result()
         except VaultError as exc:
             return self._vault_down(t0, str(exc))
+        cloudflare_ok = listing_error is None
         cycle = Cycle(started, trigger, "full", cloudflare_ok)
         checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle, full=True)
         finished = self.clock()
         self.events.checked("full", cloudflare_ok, time.monotonic() - t0)
         previous = self.snapshots.current
+        cycle_error = None if cloudflare_ok else f"Cloudflare listing failed: {listing_error}"
         return self.snapshots.publish(
             Snapshot(
                 checks={c.audience.audience: c for c in checks},
@@ -123,7 +125,7 @@ class Checker:
                 last_success_at=finished if cloudflare_ok else previous.last_success_at,
                 vault_up=True,
                 cloudflare_up=cloudflare_ok,
-                cycle_error=None if cloudflare_ok else "Cloudflare listing failed",
+                cycle_error=cycle_error,
             )
         )
 
@@ -144,11 +146,14 @@ class Checker:
             checks, ignores=self.vault.ignores(), last_check_at=self.clock()
         )
 
-    def _list_actual(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], bool]:
-        """Every group by one paginated listing, each kept packed until it is evaluated."""
+    def _list_actual(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], str | None]:
+        """Every group by one paginated listing, each kept packed until it is evaluated.
+
+        The second value is why the listing failed (None when it completed).
+        """
         wanted = {a.group_id: a.audience for a in audiences if a.group_id is not None}
         if not wanted:
-            return {}, True
+            return {}, None
         found: dict[str, Callable[[], Actual]] = {}
         try:
             for group in self.cloudflare.iter_groups():
@@ -156,11 +161,11 @@ class Checker:
                     found[wanted[group.id]] = packed_actual(compact(group))
         except CloudflareError as exc:
             log.warning("cloudflare listing failed: %s", exc)
-            return {name: Actual(error=str(exc)) for name in wanted.values()}, False
+            return {name: Actual(error=str(exc)) for name in wanted.values()}, str(exc)
         for audience in audiences:  # absent from the listing: ask for it directly, once
             if audience.group_id is not None and audience.audience not in found:
                 found[audience.audience] = packed_actual(self._get_actual(audience))
-        return Unpacked(found), True
+        return Unpacked(found), None
 
     def _get_actual(self, audience: Audience) -> Actual:
         assert audience.group_id is not None

@@ -22,7 +22,6 @@ from exporter.core.model import (
     SyncResultKind,
 )
 from exporter.core.plan import RULE_LIMIT, email_rule, excluded_reason, plan_sync
-from exporter.core.snapshot import Snapshot
 from exporter.service.checker import Checker, UnknownAudience
 from exporter.vault.store import AuditEntry, VaultStore
 
@@ -74,10 +73,26 @@ class Syncer:
 
     def check_then_sync(
         self, request: SyncRequest, trigger: str
-    ) -> tuple[Snapshot, list[SyncOutcome]]:
-        """``--all`` / ``{"all": true}``: a full check first, then every audience in drift."""
+    ) -> tuple[list[SyncOutcome], str | None]:
+        """``--all`` / ``{"all": true}``: a full check first, then every audience in drift.
+
+        When the check could not complete, nobody can be known to drift: nothing is synced,
+        each audience it left in ``error`` is an ``error`` result with the check's reason, and
+        the second value says why the check failed.
+        """
         snapshot = self.checker.check_all(trigger)
-        return snapshot, self.sync(replace(request, audiences=None))
+        if snapshot.cycle_error:
+            unchecked = [
+                SyncOutcome(
+                    check.audience.audience,
+                    SyncResultKind.ERROR,
+                    reason=f"not checked: {check.error_message}",
+                )
+                for name, check in snapshot.checks.items()
+                if check.status is Status.ERROR
+            ]
+            return unchecked, snapshot.cycle_error
+        return self.sync(replace(request, audiences=None)), None
 
     def auto_sync(self, mode: AutoSync) -> list[SyncOutcome]:
         """After a full check: heal drifting audiences that nobody is ignoring. Never forced."""

@@ -103,14 +103,21 @@ def sync(body: SyncBody, svc: Svc, role: Admin, request: Request) -> dict[str, A
         trigger=trigger,
         actor=f"{trigger}:{role.value}",
     )
+    check_error: str | None = None
     try:
         if body.all:
-            _, outcomes = svc.syncer.check_then_sync(sync_request, "api")
+            outcomes, check_error = svc.syncer.check_then_sync(sync_request, "api")
         else:
             outcomes = svc.syncer.sync(sync_request)
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
-    return {"dry_run": body.dry_run, "results": [o.as_document() for o in outcomes]}
+    answer: dict[str, Any] = {
+        "dry_run": body.dry_run,
+        "results": [o.as_document() for o in outcomes],
+    }
+    if check_error:  # `all` whose check could not complete: nothing was synced
+        answer["check_error"] = check_error
+    return answer
 
 
 def _trigger(request: Request) -> str:

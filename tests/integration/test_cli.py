@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import requests
 from support import free_port
 
 from exporter.cli.main import main
@@ -57,6 +58,44 @@ def test_sync_dry_run_then_sync_then_nothing_to_do(
     capsys.readouterr()
     assert run("sync", "--audience", "lms-instructors", "--json") == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["result"] == "noop"
+
+
+def test_the_table_names_statuses_as_the_api_does(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("check") == 2
+    header, *rows = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert header.split()[2] == "STATUS"
+    statuses = {row.split()[0]: row.split()[2] for row in rows}
+    assert statuses == {
+        "lms-instructors": "drift",
+        "sales-team": "error",
+        "lms-viewer": "pending",
+        "administrators": "synced",
+        "developers": "synced",
+    }
+
+
+def test_sync_all_is_an_error_when_its_check_could_not_list_cloudflare(
+    cli_env: dict[str, str],
+    simulator: CloudflareSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "a-revoked-token")  # the listing answers 403
+    assert run("sync", "--all", "--json") == 2
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["check_error"].startswith("Cloudflare listing failed: ")
+    assert "Authentication error" in payload["check_error"]
+    by_audience = {r["audience"]: r for r in payload["results"]}
+    assert set(by_audience) == {"administrators", "developers", "lms-instructors", "sales-team"}
+    assert {r["result"] for r in by_audience.values()} == {"error"}
+    assert all("Authentication error" in r["reason"] for r in by_audience.values())
+    assert run("sync", "--all", "--dry-run") == 2
+    out = capsys.readouterr().out
+    assert "lms-instructors: error: +0 -0 (not checked: " in out
+    assert "nothing synced: the check before the sync could not complete" in out
+    assert not [m for m, _, _ in simulator.request_log if m == "PUT"]
 
 
 def test_sync_blocked_is_1_and_error_wins_with_2(
@@ -156,13 +195,16 @@ def test_a_taken_address_is_a_clear_config_error(
     assert "Traceback" not in err
 
 
-def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly() -> None:
+def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Also: it listens where VAULT_DRIFT_LISTEN says (as serve does, so that two demos can
+    share a machine), and its banner gives the simulated Cloudflare's URL, account and token."""
     exe = Path(sys.executable).parent / "vault-drift"
+    port = free_port()
+    monkeypatch.setenv("VAULT_DRIFT_LISTEN", f"127.0.0.1:{port}")
     demo = subprocess.Popen(
-        [exe, "demo", "--listen", f"127.0.0.1:{free_port()}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+        [exe, "demo"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     out = demo.stdout
     assert out is not None
@@ -180,6 +222,15 @@ def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly() -> None:
                 seen.append(lines.get(timeout=60))
             except queue.Empty:
                 raise AssertionError("no first check printed:\n" + "".join(seen)) from None
+        fields = _banner_fields(seen)
+        assert fields["operator page"] == f"http://127.0.0.1:{port}/"
+        cloudflare = fields["Cloudflare sim"]
+        groups = requests.get(
+            f"{cloudflare}/accounts/{fields['account id']}/access/groups",
+            headers={"Authorization": f"Bearer {fields['API token']}"},
+            timeout=10,
+        )
+        assert groups.status_code == 200 and groups.json()["success"] is True
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=30) == 0
     finally:
@@ -190,3 +241,13 @@ def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly() -> None:
     table = "".join(seen[seen.index("first check:\n") :])
     assert "lms-instructors: missing in Cloudflare: alice@example.com" in table
     assert "5 audiences: 2 in sync, 1 drift, 1 error, 1 pending" in table
+
+
+def _banner_fields(lines: list[str]) -> dict[str, str]:
+    """The demo banner's ``  label   value`` lines (labels and values split by 2+ spaces)."""
+    fields = {}
+    for line in lines[: lines.index("first check:\n")]:
+        parts = [p for p in line.strip().split("  ") if p]
+        if line.startswith("  ") and len(parts) >= 2:
+            fields[parts[0].strip()] = parts[1].strip()
+    return fields

@@ -10,6 +10,7 @@ alerts.yml loaded:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from promstack import (
     BUILTIN_VARIABLES,
     ROOT,
@@ -98,7 +100,7 @@ def test_dashboard_uses_the_datasource_variable_everywhere(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("vault-drift-overview.json", {"datasource", "namespace"}),
+        ("vault-drift-overview.json", {"datasource", "job", "namespace"}),
         ("vault-drift-audiences.json", {"datasource", "namespace", "audience"}),
         ("vault-drift-audience.json", {"datasource", "namespace", "audience"}),
     ],
@@ -125,6 +127,68 @@ def test_panel_query_uses_only_known_variables(query: PanelQuery) -> None:
     dashboard = next(d for d in DASHBOARDS.values() if d["uid"] == query.dashboard)
     known = dict.fromkeys(variables_of(dashboard), "x") | BUILTIN_VARIABLES
     assert "$" not in substitute(query.expr, known)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_UIDS))
+def test_importing_asks_for_the_datasource_and_declares_what_it_needs(name: str) -> None:
+    """Grafana's import form reads ``__inputs`` (it asks for a Prometheus datasource) and
+    ``__requires``; the choice becomes the datasource variable's default, and every panel
+    keeps reading ``${datasource}``, so provisioning from the file works unchanged."""
+    dashboard = DASHBOARDS[name]
+    [source] = dashboard["__inputs"]
+    assert source["name"] == "DS_PROMETHEUS"
+    assert (source["type"], source["pluginId"]) == ("datasource", "prometheus")
+    assert variables_of(dashboard)["datasource"]["current"]["value"] == "${DS_PROMETHEUS}"
+    required = {(r["type"], r["id"]) for r in dashboard["__requires"]}
+    panel_types = {("panel", p["type"]) for p in all_panels(dashboard) if p["type"] != "row"}
+    assert required == {("grafana", "grafana"), ("datasource", "prometheus")} | panel_types
+    # What the import does: every ${DS_...} placeholder is one Grafana replaces.
+    imported = json.dumps(dashboard).replace("${DS_PROMETHEUS}", "chosen-uid")
+    assert "${DS_" not in imported
+
+
+def test_the_scrape_job_is_a_variable_of_every_dashboard_that_names_it() -> None:
+    naming = {q.dashboard for q in PANEL_QUERIES if re.search(r"\bjob\b", q.expr)}
+    assert naming, "some panel shows the scrape job's health"
+    for dashboard in DASHBOARDS.values():
+        variables = variables_of(dashboard)
+        if dashboard["uid"] not in naming:
+            assert "job" not in variables, dashboard["uid"]
+            continue
+        job = variables["job"]
+        assert job["type"] == "textbox"
+        assert job["query"] == job["current"]["value"] == "vault-drift"
+    for query in PANEL_QUERIES:
+        assert "vault-drift" not in query.expr, query.id
+        for matcher in re.findall(r"\bjob\s*=~?\s*\"([^\"]*)\"", query.expr):
+            assert matcher == "$job", query.id
+
+
+def recording_rules() -> set[str]:
+    rules = yaml.safe_load((ROOT / "alerts.yml").read_text())
+    return {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+
+
+def rules_read(exprs: list[str]) -> set[str]:
+    return {name for e in exprs for name in re.findall(r"\bvault_drift:[\w:]+", e)}
+
+
+def test_each_panel_names_the_recording_rules_it_needs() -> None:
+    defined = recording_rules()
+    used: set[str] = set()
+    for dashboard in DASHBOARDS.values():
+        for panel in all_panels(dashboard):
+            needed = rules_read([t["expr"] for t in panel.get("targets", [])])
+            assert needed <= defined, panel["title"]
+            named = rules_read([panel.get("description", "")])
+            assert named == needed, f"{dashboard['uid']}/{panel['title']}"
+            if needed:
+                assert "alerts.yml" in panel["description"], panel["title"]
+            used |= needed
+    readme = (ROOT / "README.md").read_text()
+    monitoring = readme[readme.index("## Monitoring") :]
+    monitoring = monitoring[: monitoring.index("\n## ", 1)]
+    assert used and used <= rules_read([monitoring])
 
 
 def test_audiences_table_links_each_audience_to_its_detail_dashboard() -> None:
@@ -163,12 +227,15 @@ def test_alert_dashboard_urls_point_at_committed_dashboards() -> None:
 
 
 def dashboard_values(dashboard_uid: str, audience: str) -> dict[str, str]:
-    """Variable values as Grafana would send them: "All" (.*) where allowed, else ``audience``."""
+    """Variable values as Grafana would send them: "All" (.*) where allowed, else ``audience``;
+    text boxes keep their default."""
     dashboard = next(d for d in DASHBOARDS.values() if d["uid"] == dashboard_uid)
     values = dict(BUILTIN_VARIABLES)
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
             values[variable["name"]] = ".*" if variable["includeAll"] else audience
+        elif variable["type"] == "textbox":  # its default: the test Prometheus's job name
+            values[variable["name"]] = variable["query"]
     return values
 
 

@@ -12,7 +12,7 @@ from support import T0, FixedClock, make_client
 from web_helpers import ADMIN, READ, auth, services_for
 
 from exporter.demo.sample import add_member
-from exporter.demo.simulator import CloudflareSimulator
+from exporter.demo.simulator import CloudflareSimulator, Faults
 from exporter.service.checker import Checker
 from exporter.service.syncer import Syncer
 from exporter.web import create_app
@@ -131,6 +131,19 @@ def test_sync_contract(client: TestClient) -> None:
     ]
     after = client.get("/iam/drift/lms-instructors", headers=auth()).json()
     assert after["status"] == "synced" and after["syncs"][0]["trigger"] == "api"
+
+
+def test_sync_all_whose_check_failed_syncs_nothing_and_says_why(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    simulator.faults = Faults(rate_5xx=1.0)  # the listing fails: no status can be known
+    r = client.post("/iam/drift/sync", json={"all": True}, headers=auth())
+    assert r.status_code == 200
+    body = r.json()
+    assert body["check_error"].startswith("Cloudflare listing failed: ")
+    assert body["results"] and {x["result"] for x in body["results"]} == {"error"}
+    assert all(x["reason"].startswith("not checked: ") for x in body["results"])
+    assert not [m for m, _, _ in simulator.request_log if m == "PUT"]
 
 
 def test_a_blocked_sync_names_its_guard(client: TestClient, simulator: CloudflareSimulator) -> None:
