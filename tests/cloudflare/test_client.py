@@ -1,4 +1,4 @@
-"""CloudflareClient against `responses`, with recorded-shape envelopes in fixtures/cloudflare."""
+"""CloudflareClient against `responses`, with recorded-shape envelopes in fixtures/."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, retry_poli
 from exporter.cloudflare.wire import group_from_json
 from exporter.core.model import Group, Rule
 
-FIXTURES = Path(__file__).parent / "fixtures" / "cloudflare"
+FIXTURES = Path(__file__).parent / "fixtures"
 BASE = "https://api.cloudflare.test/client/v4"
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "tok-Sup3rS3cret-9f8e7d6c"
