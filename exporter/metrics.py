@@ -2,7 +2,8 @@
 
 The collector never calls Cloudflare or the database; an audience that leaves
 ``sys_infra_state`` leaves the snapshot, and so its series vanish. The exporter's own events
-(checks, syncs, mails) are ordinary counters in the same registry.
+(checks, syncs, mails) are ordinary counters in the same registry. The format is the one the
+scraper asks for (prometheus_client's negotiation): OpenMetrics 1.0.0 or the text format.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     ProcessCollector,
-    generate_latest,
+    disable_created_metrics,
 )
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -26,6 +27,7 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from exporter import __version__
@@ -36,6 +38,11 @@ from exporter.core.snapshot import Snapshot
 
 LABELS = ["audience", "namespace", "provider"]
 FROM_LAST_CHECK = " (from the last background check)"
+OPENMETRICS_EOF = b"# EOF\n"
+# Renderings of the audience part kept per snapshot: one per format a scraper asked for (the
+# version in an Accept header is free text, so the count is capped).
+MAX_CACHED_FORMATS = 4
+Encoder = Callable[[CollectorRegistry], bytes]
 
 
 class AudienceCollector(Collector):
@@ -233,11 +240,12 @@ class ExporterMetrics:
 
 
 class Exposition:
-    """What ``/metrics`` answers.
+    """What ``/metrics`` answers, in the format the scraper's Accept header asks for.
 
     The per-audience part (thousands of samples at 1,000 audiences, most of a scrape's cost in
-    text formatting) is rendered once per snapshot and reused until it can change: a new check,
-    or an alert level or an ignore reaching its time. The rest is rendered on every scrape.
+    text formatting) is rendered once per snapshot and format, and reused until it can change:
+    a new check, or an alert level or an ignore reaching its time. The rest is rendered on
+    every scrape.
     """
 
     def __init__(
@@ -247,20 +255,40 @@ class Exposition:
         self._audiences = CollectorRegistry(auto_describe=False)
         self._audiences.register(AudienceCollector(snapshot, clock))
         self._lock = threading.Lock()
-        self._cached: tuple[Snapshot, datetime, bytes] | None = None
+        self._cached: tuple[Snapshot, datetime, dict[str, bytes]] | None = None
 
-    def render(self) -> bytes:
-        return self.audience_part() + generate_latest(self.registry)
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The body and its content type: OpenMetrics (ending in its one ``# EOF``) when
+        ``accept`` asks for it, the text format 0.0.4 otherwise."""
+        encoder, content_type = negotiate(accept)
+        return self._audience_part(encoder, content_type) + encoder(self.registry), content_type
 
-    def audience_part(self) -> bytes:
+    def audience_part(self, accept: str = "") -> bytes:
+        return self._audience_part(*negotiate(accept))
+
+    def _audience_part(self, encoder: Encoder, content_type: str) -> bytes:
         snapshot, now = self._snapshot(), self._clock()
         with self._lock:
             cached = self._cached
-            if cached is not None and cached[0] is snapshot and now < cached[1]:
-                return cached[2]
-            body = generate_latest(self._audiences)
-            self._cached = (snapshot, next_change(snapshot, now), body)
+            if cached is None or cached[0] is not snapshot or now >= cached[1]:
+                cached = self._cached = (snapshot, next_change(snapshot, now), {})
+            bodies = cached[2]
+            body = bodies.get(content_type)
+            if body is None:
+                # Each OpenMetrics rendering ends with "# EOF": only the whole body's may stay.
+                body = encoder(self._audiences).removesuffix(OPENMETRICS_EOF)
+                if len(bodies) < MAX_CACHED_FORMATS:
+                    bodies[content_type] = body
             return body
+
+
+def negotiate(accept: str) -> tuple[Encoder, str]:
+    """prometheus_client's choice for an Accept header; one it cannot read (a version such as
+    ``version=x`` makes it raise) gets the text format, like no Accept header at all."""
+    try:
+        return choose_encoder(accept)
+    except (TypeError, ValueError):
+        return choose_encoder("")
 
 
 def next_change(snapshot: Snapshot, now: datetime) -> datetime:
@@ -281,6 +309,9 @@ def build_exposition(
     counters: ExporterMetrics | None = None,
 ) -> tuple[Exposition, ExporterMetrics]:
     """The exposition over a snapshot source; ``counters`` when they exist before the source."""
+    # No ``_created`` series for the counters and the histogram: nothing reads them (alerts and
+    # dashboards use rate() and increase()). The switch is process-wide in prometheus_client.
+    disable_created_metrics()
     counters = counters or ExporterMetrics()
     registry = counters.registry
     registry.register(DriftCollector(snapshot, cloudflare_stats))

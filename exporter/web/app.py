@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exporter import __version__
@@ -66,14 +65,19 @@ def _install_operational_routes(app: FastAPI, services: WebServices) -> None:
         response_class=Response,
         responses={
             200: {
-                "description": "Prometheus text exposition format",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "OpenMetrics 1.0.0 when the Accept header asks for it (as "
+                "Prometheus does), else the Prometheus text format 0.0.4",
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "application/openmetrics-text": {"schema": {"type": "string"}},
+                },
             }
         },
     )
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
         """Prometheus exposition, from the last background check (never calls Cloudflare)."""
-        return Response(services.exposition.render(), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = services.exposition.render(request.headers.get("accept", ""))
+        return Response(body, media_type=content_type, headers={"Vary": "Accept"})
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

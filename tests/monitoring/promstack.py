@@ -3,6 +3,13 @@
 Nothing is faked on the Prometheus side: the Debian ``prometheus`` binary scrapes a target
 every second and evaluates ``alerts.yml`` (so the recording rules the dashboards read exist),
 and the tests send the dashboards' queries to its HTTP API as Grafana would.
+
+A scrape protocol is chosen with ``scrape_protocols`` from Prometheus 2.49 on; the Debian
+Prometheus (2.42) has no such field (its config rejects it) and always asks for OpenMetrics
+first. So ``run_prometheus(..., protocol=...)`` puts a loopback ``ScrapeProxy`` between
+Prometheus and the target: it asks the target with the Accept header Prometheus 2.49+ sends
+for that protocol, and hands the answer back as it is, so Prometheus parses the format the
+target chose (by its Content-Type), as it would with ``scrape_protocols``.
 """
 
 from __future__ import annotations
@@ -11,10 +18,12 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +45,64 @@ BUILTIN_VARIABLES = {
     "__range_ms": "300000",
     "__interval_ms": "15000",
 }
+
+
+# The Accept header of a Prometheus (2.49+) configured with ``scrape_protocols: [<name>]``:
+# the protocol's own header at q=0.5 (four protocols known, so the first weight is 5), then
+# anything at q=0.4. Value: (that header, the media type the answer must have).
+SCRAPE_PROTOCOLS = {
+    "OpenMetricsText1.0.0": (
+        "application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.4",
+        "application/openmetrics-text",
+    ),
+    "PrometheusText0.0.4": ("text/plain;version=0.0.4;q=0.5,*/*;q=0.4", "text/plain"),
+}
+
+
+@dataclass(frozen=True)
+class Scrape:
+    content_type: str
+    body: str
+
+
+class ScrapeProxy:
+    """Loopback HTTP proxy to ``target`` that asks with one scrape protocol's Accept header,
+    relays status, Content-Type and body unchanged, and keeps the last answer."""
+
+    def __init__(self, target: str, protocol: str) -> None:
+        accept = SCRAPE_PROTOCOLS[protocol][0]
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                answer = requests.get(
+                    f"http://{target}{self.path}", headers={"Accept": accept}, timeout=5
+                )
+                content_type = answer.headers.get("Content-Type", "")
+                proxy.last = Scrape(content_type, answer.text)
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.last: Scrape | None = None
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @contextmanager
+    def running(self) -> Iterator[ScrapeProxy]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
 
 
 def wait_until(
@@ -79,6 +146,8 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 @dataclass
 class Prometheus:
     url: str
+    protocol: str | None = None  # the scrape protocol pinned by ``proxy``, if any
+    proxy: ScrapeProxy | None = None
 
     def query(self, expr: str) -> requests.Response:
         return requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
@@ -102,12 +171,29 @@ class Prometheus:
 
 
 @contextmanager
-def run_prometheus(target: str, workdir: Path, timeout: float = 30) -> Iterator[Prometheus]:
-    """Start Prometheus scraping ``target`` (host:port) every second with alerts.yml loaded.
+def run_prometheus(
+    target: str, workdir: Path, timeout: float = 30, protocol: str | None = None
+) -> Iterator[Prometheus]:
+    """Start Prometheus scraping ``target`` (host:port) every second with alerts.yml loaded,
+    with its own Accept header, or through a ``ScrapeProxy`` pinning ``protocol``.
 
     Yields once every recording rule the dashboards use has data and ``rate()`` over the
     last minute has enough samples; always stops Prometheus afterwards.
     """
+    if protocol is None:
+        with _run_prometheus(target, workdir, timeout) as prometheus:
+            yield prometheus
+        return
+    with (
+        ScrapeProxy(target, protocol).running() as proxy,
+        _run_prometheus(proxy.address, workdir, timeout) as prometheus,
+    ):
+        prometheus.protocol, prometheus.proxy = protocol, proxy
+        yield prometheus
+
+
+@contextmanager
+def _run_prometheus(target: str, workdir: Path, timeout: float) -> Iterator[Prometheus]:
     binary = require_tool("prometheus")
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ alerts.yml loaded:
 - a stand-in exporter serving fixtures/sample.prom (every metric, drift included), which
   checks the harness itself and that every panel returns data when every metric exists;
 - the real ``vault-drift demo`` (sample Vault DB + simulated Cloudflare), which checks the
-  queries against the exposition users actually get.
+  queries against the exposition users actually get, scraped once in each protocol
+  (OpenMetrics 1.0.0 and the text format 0.0.4).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import yaml
 from promstack import (
     BUILTIN_VARIABLES,
     ROOT,
+    SCRAPE_PROTOCOLS,
     PanelQuery,
     Prometheus,
     VariableQuery,
@@ -295,8 +297,8 @@ def stand_in_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
 
 
 @pytest.fixture(scope="module")
-def demo_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """Prometheus scraping a running ``vault-drift demo`` once it shows drift."""
+def demo_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running ``vault-drift demo`` (host:port) once it shows drift."""
     binary = ROOT / ".venv" / "bin" / "vault-drift"
     if not binary.exists():
         pytest.fail(f"{binary} is missing: install the project (make test does)")
@@ -322,10 +324,44 @@ def demo_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Promet
             )
 
         wait_until("vault-drift demo to expose a drifting audience", shows_drift, 30, log, proc)
-        with run_prometheus(f"127.0.0.1:{port}", workdir / "prometheus") as prom:
-            yield prom
+        yield f"127.0.0.1:{port}"
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="module", params=sorted(SCRAPE_PROTOCOLS))
+def demo_prometheus(
+    request: pytest.FixtureRequest, demo_target: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    """Prometheus scraping the demo in one scrape protocol (every demo test runs in each)."""
+    workdir = tmp_path_factory.mktemp(f"prometheus-{request.param}")
+    with run_prometheus(demo_target, workdir, protocol=request.param) as prom:
+        yield prom
+
+
+def test_demo_answers_in_the_scrape_protocol(demo_prometheus: Prometheus) -> None:
+    """The demo answers in the protocol Prometheus asks for, Prometheus reads all of it, and
+    the counters and the histogram come without ``_created`` series."""
+    assert demo_prometheus.protocol and demo_prometheus.proxy and demo_prometheus.proxy.last
+    scrape = demo_prometheus.proxy.last
+    media_type = SCRAPE_PROTOCOLS[demo_prometheus.protocol][1]
+    assert scrape.content_type.split(";")[0] == media_type, scrape.content_type
+    if media_type == "application/openmetrics-text":
+        assert scrape.body.count("# EOF") == 1 and scrape.body.endswith("\n# EOF\n")
+    else:
+        assert "# EOF" not in scrape.body
+    targets = requests.get(f"{demo_prometheus.url}/api/v1/targets", timeout=10).json()
+    [target] = targets["data"]["activeTargets"]
+    assert (target["health"], target["lastError"]) == ("up", "")
+    for family in (
+        "vault_drift_checks_total",
+        "vault_drift_check_duration_seconds_bucket",
+        "vault_drift_cloudflare_requests_total",
+        "vault_drift_build_info",
+        "vault_drift_audience_status",
+    ):
+        assert demo_prometheus.vector(family), family
+    assert not demo_prometheus.vector('{__name__=~"vault_drift_.+_created"}')
 
 
 @pytest.mark.parametrize("query", PANEL_QUERIES, ids=lambda q: q.id)
