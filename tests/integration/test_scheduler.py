@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from exporter.clock import FixedClock
 from exporter.engine import Engine
-from exporter.model import Settings
+from exporter.model import AutoSync, Settings, Status
 from exporter.scheduler import CheckScheduler, retry_delay
-from exporter.simulator import CloudflareSimulator
+from exporter.simulator import CloudflareSimulator, Faults
 from exporter.sync import Syncer
 from exporter.vault.operator import save_settings
 
@@ -56,3 +56,33 @@ def test_a_new_interval_reschedules_without_restart(
     scheduler._follow_interval()
     [job] = [j for j in scheduler._jobs.jobs if "check" in j.tags]
     assert job.interval == 60 and job.latest == 63  # with a little jitter
+
+
+def throttle_administrators(simulator: CloudflareSimulator, retry_after: int) -> None:
+    """Issue 11 item 1: one group hidden from the listing that always answers 429."""
+    admins = next(g for g in simulator.groups() if g["name"] == "administrators")
+    simulator.faults = Faults(throttled_group=admins["id"], retry_after_seconds=retry_after)
+
+
+def turn_auto_sync(engine: Engine, mode: AutoSync) -> None:
+    with engine.db.transaction() as conn:
+        save_settings(conn, Settings(auto_sync=mode))
+    engine.reload_settings()
+
+
+def puts(simulator: CloudflareSimulator) -> int:
+    return sum(method == "PUT" for method, _, _ in simulator.request_log)
+
+
+def test_auto_sync_after_a_scheduled_check_waits_out_a_short_429_pause(
+    engine: Engine, syncer: Syncer, clock: FixedClock, simulator: CloudflareSimulator
+) -> None:
+    turn_auto_sync(engine, AutoSync.FULL)
+    throttle_administrators(simulator, retry_after=1)
+
+    CheckScheduler(engine, syncer, clock).full_cycle()
+
+    checks = engine.snapshot.checks
+    assert checks["administrators"].status is Status.ERROR
+    assert checks["lms-instructors"].status is Status.SYNCED, checks["lms-instructors"]
+    assert puts(simulator) == 1

@@ -11,7 +11,7 @@ from web_helpers import ADMIN, READ, auth, services_for
 
 from exporter.clock import FixedClock
 from exporter.engine import Engine
-from exporter.simulator import CloudflareSimulator
+from exporter.simulator import CloudflareSimulator, Faults
 from exporter.sync import Syncer
 from exporter.web import create_app
 
@@ -110,6 +110,38 @@ def test_check_now(client: TestClient, simulator: CloudflareSimulator) -> None:
     assert item["status"] == "drift" and item["drift_details"]["missing_total"] == 2
     full = client.post("/iam/drift/check", json={}, headers=auth()).json()
     assert full["summary"]["drift"] == 2
+
+
+def throttle_administrators(simulator: CloudflareSimulator, retry_after: int = 1) -> None:
+    """Issue 11 item 1: one group hidden from the listing that always answers 429."""
+    admins = next(g for g in simulator.groups() if g["name"] == "administrators")
+    simulator.faults = Faults(throttled_group=admins["id"], retry_after_seconds=retry_after)
+
+
+def test_a_sync_right_after_a_check_that_met_a_429_waits_the_pause_out(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    throttle_administrators(simulator)
+    checked = client.post("/iam/drift/check", json={}, headers=auth()).json()
+    statuses = {item["audience"]: item["status"] for item in checked["items"]}
+    assert statuses["administrators"] == "error" and statuses["lms-instructors"] == "drift"
+
+    [result] = client.post(
+        "/iam/drift/sync", json={"audience": "lms-instructors"}, headers=auth()
+    ).json()["results"]
+
+    assert result["result"] == "synced", result
+    assert client.get("/iam/drift/lms-instructors", headers=auth()).json()["status"] == "synced"
+
+
+def test_sync_all_through_the_api_heals_while_one_group_answers_429(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    throttle_administrators(simulator)
+    done = client.post("/iam/drift/sync", json={"all": True}, headers=auth()).json()
+    assert [(r["audience"], r["result"]) for r in done["results"]] == [
+        ("lms-instructors", "synced")
+    ]
 
 
 def test_create_group_for_pending_and_conflict(client: TestClient) -> None:
