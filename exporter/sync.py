@@ -56,6 +56,8 @@ class SyncRequest:
 class Syncer:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Audiences whose auto-sync a long rate-limit pause cut short: run again once it ends.
+        self._auto_sync_due: set[str] = set()
 
     @property
     def _now(self) -> datetime:
@@ -67,24 +69,47 @@ class Syncer:
             outcomes = [self._sync_one(a, request) for a in audiences]
         return outcomes
 
-    def auto_sync(self, mode: AutoSync) -> list[SyncOutcome]:
-        """After a full check: heal drifting audiences that nobody is ignoring. Never forced."""
+    def auto_sync(self, mode: AutoSync, audiences: list[str] | None = None) -> list[SyncOutcome]:
+        """After a check: heal drifting audiences that nobody is ignoring. Never forced.
+
+        ``audiences`` limits it to the ones a partial check just read (None: every audience).
+        An audience whose sync fails while Cloudflare calls are paused by a 429 (a pause too
+        long to wait out) is remembered for ``resume_auto_sync``.
+        """
         if mode is AutoSync.OFF:
             return []
-        snapshot, now = self.engine.snapshot, self._now
-        names = [
-            name
-            for name, check in snapshot.checks.items()
-            if check.status is Status.DRIFT
-            and snapshot.ignore_of(name, now) is None
-            and (mode is AutoSync.FULL or check.missing)
-        ]
-        if not names:
+        with self.engine.exclusive():
+            snapshot, now = self.engine.snapshot, self._now
+            names = [
+                name
+                for name, check in snapshot.checks.items()
+                if (audiences is None or name in audiences)
+                and check.status is Status.DRIFT
+                and snapshot.ignore_of(name, now) is None
+                and (mode is AutoSync.FULL or check.missing)
+            ]
+            if not names:
+                return []
+            request = SyncRequest(
+                names, trigger="auto", actor="auto-sync", add_only=mode is AutoSync.ADD_ONLY
+            )
+            outcomes = self.sync(request)
+            paused = self.engine.cloudflare.pause_left() is not None
+            for outcome in outcomes:
+                if paused and outcome.result is SyncResultKind.ERROR:
+                    self._auto_sync_due.add(outcome.audience)
+                else:
+                    self._auto_sync_due.discard(outcome.audience)
+            return outcomes
+
+    def resume_auto_sync(self) -> list[SyncOutcome]:
+        """Once the pause is over, auto-sync the audiences it cut short (not one interval later)."""
+        if not self._auto_sync_due or self.engine.cloudflare.pause_left() is not None:
             return []
-        request = SyncRequest(
-            names, trigger="auto", actor="auto-sync", add_only=mode is AutoSync.ADD_ONLY
-        )
-        return self.sync(request)
+        with self.engine.exclusive():
+            due, self._auto_sync_due = sorted(self._auto_sync_due), set()
+            log.info("auto-sync of %d audience(s) again: the rate-limit pause is over", len(due))
+            return self.auto_sync(self.engine.snapshot.settings.auto_sync, due)
 
     def _targets(self, names: list[str] | None) -> list[Audience]:
         with self.engine.db.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -10,9 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from ..cloudflare import CloudflareError
 from ..document import audience_document, drift_document, item_document
 from ..durations import parse_duration
-from ..engine import UnknownAudience
+from ..engine import Busy, UnknownAudience
 from ..model import Ignore
 from ..settings import SettingsError, apply_settings
+from ..snapshot import Snapshot
 from ..sync import GroupExists, GroupRefused, SyncRequest, VaultIncomplete
 from ..vault.history import recent_episodes
 from ..vault.operator import audit_rows, clear_ignore, save_settings, set_ignore
@@ -20,6 +22,7 @@ from .app import ApiError, Services
 from .auth import Role, bearer
 from .schemas import CheckBody, GroupBody, IgnoreBody, SettingsBody, SyncBody
 
+log = logging.getLogger("vault_drift.api")
 router = APIRouter(prefix="/iam/drift", tags=["drift"])
 MAX_IGNORE = timedelta(days=90)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -114,15 +117,31 @@ def get_audience(
 
 @router.post("/check", responses=ERRORS)
 def check_now(body: CheckBody, svc: Svc, _: Admin) -> dict[str, Any]:
-    """Check now: every audience, or one; answers with the fresh document or item."""
+    """Check now: every audience, or one; answers with the fresh document or item.
+
+    Auto-sync (when on) follows, as after a scheduled check, for the audiences just checked;
+    the answer shows the state after it.
+    """
     if body.audience is None:
         snapshot = svc.engine.check_all("api")
-        return drift_document(snapshot, svc.clock())
+        _auto_sync(svc, snapshot, None)
+        return drift_document(svc.engine.snapshot, svc.clock())
     try:
         snapshot = svc.engine.check_audiences([body.audience], "api")
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
+    _auto_sync(svc, snapshot, [body.audience])
+    snapshot = svc.engine.snapshot
     return item_document(snapshot.checks[body.audience], snapshot, svc.clock())
+
+
+def _auto_sync(svc: Services, checked: Snapshot, audiences: list[str] | None) -> None:
+    """The check is done and answered whatever happens here; a busy engine skips auto-sync
+    (the next scheduled check runs it again)."""
+    try:
+        svc.syncer.auto_sync(checked.settings.auto_sync, audiences)
+    except Busy:
+        log.info("auto-sync after a forced check skipped: another check or sync is running")
 
 
 @router.post("/sync", responses=ERRORS)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+
+from support import wait_for
 
 from exporter.clock import FixedClock
+from exporter.cloudflare import CloudflareClient
 from exporter.engine import Engine
 from exporter.model import AutoSync, Settings, Status
 from exporter.scheduler import CheckScheduler, retry_delay
 from exporter.simulator import CloudflareSimulator, Faults
 from exporter.sync import Syncer
-from exporter.vault.operator import save_settings
+from exporter.vault import VaultDB
+from exporter.vault.operator import audit_rows, save_settings
 
 
 def test_the_retry_ladder() -> None:
@@ -86,3 +91,59 @@ def test_auto_sync_after_a_scheduled_check_waits_out_a_short_429_pause(
     assert checks["administrators"].status is Status.ERROR
     assert checks["lms-instructors"].status is Status.SYNCED, checks["lms-instructors"]
     assert puts(simulator) == 1
+
+
+class PauseClock:
+    """The client's monotonic time: moves when the test says so, or when the client sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_auto_sync_cut_short_by_a_long_pause_runs_again_as_soon_as_it_ends(
+    sample_db: Path, clock: FixedClock, simulator: CloudflareSimulator
+) -> None:
+    pause_clock = PauseClock()
+    client = CloudflareClient(
+        base_url=simulator.base_url,
+        account_id="demo-account",
+        token="demo-token",
+        timeout=5,  # waits at most 5 s: Cloudflare's 5-minute block is not waited out
+        clock=pause_clock,
+        sleep=pause_clock.sleep,
+    )
+    engine = Engine(VaultDB(sample_db).open(), client, clock=clock)
+    syncer = Syncer(engine)
+    scheduler = CheckScheduler(engine, syncer, clock, tick_seconds=0.05)
+    turn_auto_sync(engine, AutoSync.FULL)
+    throttle_administrators(simulator, retry_after=300)
+
+    scheduler.full_cycle()
+
+    lms = engine.snapshot.checks["lms-instructors"]
+    assert lms.status is Status.DRIFT and puts(simulator) == 0  # refused at once, not waited
+    scheduler.resume_auto_sync()
+    assert puts(simulator) == 0  # still paused: nothing goes out
+
+    scheduler.start()  # the scheduler's thread looks every tick whether the pause is over
+    try:
+        pause_clock.now += 300
+        wait_for(
+            lambda: engine.snapshot.checks["lms-instructors"].status is Status.SYNCED,
+            timeout=10,
+            what="the auto-sync to run again once the pause ended",
+        )
+    finally:
+        scheduler.stop()
+    assert puts(simulator) == 1
+    with engine.db.connect() as conn:
+        [audit] = audit_rows(conn, "lms-instructors", limit=5)
+    assert (audit["trigger"], audit["result"]) == ("auto", "synced")
+    scheduler.resume_auto_sync()
+    assert puts(simulator) == 1  # once: nothing is left to resume

@@ -144,6 +144,38 @@ def test_sync_all_through_the_api_heals_while_one_group_answers_429(
     ]
 
 
+def test_auto_sync_follows_a_forced_check_full_or_of_one_audience(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    assert (
+        client.put("/iam/drift/settings", json={"auto_sync": "full"}, headers=auth()).status_code
+        == 200
+    )
+    throttle_administrators(simulator)
+
+    full = client.post("/iam/drift/check", json={}, headers=auth()).json()
+
+    statuses = {item["audience"]: item["status"] for item in full["items"]}
+    assert statuses["administrators"] == "error"
+    assert statuses["lms-instructors"] == "synced"  # healed by the auto-sync after the check
+    after = client.get("/iam/drift/lms-instructors", headers=auth()).json()
+    assert after["syncs"][0]["trigger"] == "auto"
+
+    developers = next(g for g in simulator.groups() if g["name"] == "developers")
+    simulator.set_include(developers["id"], developers["include"][:-1])  # the page's Retry
+    item = client.post("/iam/drift/check", json={"audience": "developers"}, headers=auth()).json()
+    assert item["status"] == "synced"
+    synced = client.get("/iam/drift/developers", headers=auth()).json()["syncs"][0]
+    assert (synced["trigger"], synced["added"]) == ("auto", ["dev5@example.com"])
+
+
+def test_without_auto_sync_a_forced_check_writes_nothing(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    client.post("/iam/drift/check", json={}, headers=auth())
+    assert not any(method == "PUT" for method, _, _ in simulator.request_log)
+
+
 def test_create_group_for_pending_and_conflict(client: TestClient) -> None:
     created = client.post("/iam/drift/groups", json={"audience": "lms-viewer"}, headers=auth())
     assert created.status_code == 201 and created.json()["status"] == "synced"
