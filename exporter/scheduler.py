@@ -52,6 +52,7 @@ class CheckScheduler:
         self._schedule_checks()
         self._jobs.every(30).seconds.do(self._guard, self.retry_errors)
         self._jobs.every(5).seconds.do(self._guard, self._follow_interval)
+        self._jobs.every(1).seconds.do(self._guard, self.resume_auto_sync)
         for seconds, job in self._periodic:
             self._jobs.every(seconds).seconds.do(self._guard, job)
         self._thread.start()
@@ -90,6 +91,10 @@ class CheckScheduler:
     def full_cycle(self) -> None:
         snapshot = self.checker.check_all("schedule", timeout=300)
         self.syncer.auto_sync(snapshot.settings.auto_sync)
+
+    def resume_auto_sync(self) -> None:
+        """Every tick: an auto-sync a long 429 pause cut short runs again as the pause ends."""
+        self.syncer.resume_auto_sync()
 
     def retry_errors(self) -> None:
         now = self.clock()

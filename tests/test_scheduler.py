@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
-from support import FixedClock
+from support import FixedClock, wait_for
 
-from exporter.demo.simulator import CloudflareSimulator
+from exporter.cloudflare.client import CloudflareClient
+from exporter.core.model import AutoSync, Status
+from exporter.demo.simulator import CloudflareSimulator, Faults
 from exporter.scheduler import CheckScheduler, retry_delay
-from exporter.service import Services
+from exporter.service import Services, assemble
 from exporter.service.checker import Checker
+from exporter.service.operator import Operator
 from exporter.service.syncer import Syncer
+from exporter.vault import SqliteStore
+from exporter.vault.operator import audit_rows
 
 
 def test_the_retry_ladder() -> None:
@@ -54,3 +60,87 @@ def test_a_new_interval_reschedules_without_restart(
     scheduler._follow_interval()
     [job] = [j for j in scheduler._jobs.jobs if "check" in j.tags]
     assert job.interval == 60 and job.latest == 63  # with a little jitter
+
+
+def throttle_administrators(simulator: CloudflareSimulator, retry_after: int) -> None:
+    """Issue 11 item 1: one group hidden from the listing that always answers 429."""
+    admins = next(g for g in simulator.groups() if g["name"] == "administrators")
+    simulator.faults = Faults(throttled_group=admins["id"], retry_after_seconds=retry_after)
+
+
+def turn_auto_sync(checker: Checker, mode: AutoSync) -> None:
+    Operator(checker.vault, checker.snapshots).update_settings({"auto_sync": str(mode)})
+
+
+def puts(simulator: CloudflareSimulator) -> int:
+    return sum(method == "PUT" for method, _, _ in simulator.request_log)
+
+
+def test_auto_sync_after_a_scheduled_check_waits_out_a_short_429_pause(
+    checker: Checker, syncer: Syncer, clock: FixedClock, simulator: CloudflareSimulator
+) -> None:
+    turn_auto_sync(checker, AutoSync.FULL)
+    throttle_administrators(simulator, retry_after=1)
+
+    CheckScheduler(checker, syncer, clock).full_cycle()
+
+    checks = checker.snapshots.current.checks
+    assert checks["administrators"].status is Status.ERROR
+    assert checks["lms-instructors"].status is Status.SYNCED, checks["lms-instructors"]
+    assert puts(simulator) == 1
+
+
+class PauseClock:
+    """The client's monotonic time: moves when the test says so, or when the client sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_auto_sync_cut_short_by_a_long_pause_runs_again_as_soon_as_it_ends(
+    sample_db: Path, clock: FixedClock, simulator: CloudflareSimulator
+) -> None:
+    pause_clock = PauseClock()
+    client = CloudflareClient(
+        base_url=simulator.base_url,
+        account_id="demo-account",
+        token="demo-token",
+        timeout=5,  # waits at most 5 s: Cloudflare's 5-minute block is not waited out
+        clock=pause_clock,
+        sleep=pause_clock.sleep,
+    )
+    services = assemble(SqliteStore(sample_db).open(), client, clock=clock)
+    checker, syncer = services.checker, services.syncer
+    scheduler = CheckScheduler(checker, syncer, clock, tick_seconds=0.05)
+    turn_auto_sync(checker, AutoSync.FULL)
+    throttle_administrators(simulator, retry_after=300)
+
+    scheduler.full_cycle()
+
+    lms = checker.snapshots.current.checks["lms-instructors"]
+    assert lms.status is Status.DRIFT and puts(simulator) == 0  # refused at once, not waited
+    scheduler.resume_auto_sync()
+    assert puts(simulator) == 0  # still paused: nothing goes out
+
+    scheduler.start()  # the scheduler's thread looks every tick whether the pause is over
+    try:
+        pause_clock.now += 300
+        wait_for(
+            lambda: checker.snapshots.current.checks["lms-instructors"].status is Status.SYNCED,
+            timeout=10,
+            what="the auto-sync to run again once the pause ended",
+        )
+    finally:
+        scheduler.stop()
+    assert puts(simulator) == 1
+    with checker.vault.db.connect() as conn:
+        [audit] = audit_rows(conn, "lms-instructors", limit=5)
+    assert (audit["trigger"], audit["result"]) == ("auto", "synced")
+    scheduler.resume_auto_sync()
+    assert puts(simulator) == 1  # once: nothing is left to resume

@@ -2,14 +2,18 @@
 
 Every failure becomes a ``CloudflareError`` that keeps the HTTP status and Cloudflare's first
 error code and message, never the token. A 429 pauses the whole client (see
-``cloudflare_ratelimit``); transient failures of idempotent calls are retried by urllib3.
+``cloudflare_ratelimit``): a call that meets the pause waits it out when it ends within the
+client's timeout, and is refused at once (saying when calls resume) when it ends later.
+Transient failures of idempotent calls are retried by urllib3.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -28,6 +32,7 @@ from exporter.cloudflare.wire import (
     group_from_json,
 )
 from exporter.core.model import Group, Rule
+from exporter.core.times import format_time
 
 __all__ = [
     "ClientStats",
@@ -59,6 +64,7 @@ class CloudflareClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         max_pause_seconds: float = 900.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._account_url = f"{self._base_url}/accounts/{quote(account_id, safe='')}"
@@ -70,13 +76,23 @@ class CloudflareClient:
         self._timeout = timeout
         self._per_page = per_page
         self._clock = clock
+        self._wall_clock = wall_clock
         self.stats = ClientStats()
         self._gate = RateLimitGate(
-            self.stats, clock=clock, wall_clock=wall_clock, max_pause_seconds=max_pause_seconds
+            self.stats,
+            clock=clock,
+            wall_clock=wall_clock,
+            max_pause_seconds=max_pause_seconds,
+            sleep=sleep,
         )
 
     def __repr__(self) -> str:
         return f"CloudflareClient(base_url={self._base_url!r}, token=<redacted>)"
+
+    def pause_left(self) -> float | None:
+        """Seconds until calls go out again after a 429; None when they go out now."""
+        retry_at = self._gate.paused_until()
+        return None if retry_at is None else max(retry_at - self._clock(), 0.0)
 
     def list_groups(self) -> list[Group]:
         """Every group with its full rules, by pagination; raises rather than return a part."""
@@ -192,7 +208,7 @@ class CloudflareClient:
     ) -> tuple[int, dict[str, Any]]:
         """One API call: ``(status, envelope)`` of a successful answer, else raises."""
         request = f"{method} {path}" + (f"?{urlencode(params)}" if params else "")
-        self._refuse_while_paused(request)
+        self._wait_for_turn(request)
         started = self._clock()
         response = self._send(method, path, params, body, request)
         log.debug(
@@ -205,17 +221,21 @@ class CloudflareClient:
         self.stats.record_ratelimit_header(response.headers.get("Ratelimit"))
         return response.status_code, self._envelope(response, request)
 
-    def _refuse_while_paused(self, request: str) -> None:
-        retry_at = self._gate.paused_until()
-        if retry_at is not None:
-            wait = max(retry_at - self._clock(), 0.0)
-            log.debug("%s refused: rate limited for another %.0fs", request, wait)
-            raise RateLimited(
-                f"rate limited: calls paused for another {wait:.0f}s",
-                retry_at=retry_at,
-                retry_after_seconds=wait,
-                request=request,
-            )
+    def _wait_for_turn(self, request: str) -> None:
+        """Wait out a pause that ends within the timeout; refuse the call if it ends later."""
+        retry_at = self._gate.wait_turn(self._timeout)
+        if retry_at is None:
+            return
+        wait = max(retry_at - self._clock(), 0.0)
+        resume = datetime.fromtimestamp(math.ceil(self._wall_clock() + wait), UTC)
+        log.debug("%s refused: rate limited for another %.0fs", request, wait)
+        raise RateLimited(
+            f"rate limited: calls paused for another {math.ceil(wait)}s,"
+            f" until {format_time(resume)}",
+            retry_at=retry_at,
+            retry_after_seconds=wait,
+            request=request,
+        )
 
     def _send(
         self,

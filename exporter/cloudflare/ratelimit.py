@@ -2,12 +2,15 @@
 
 Cloudflare counts 1,200 requests per 5 minutes per token, shared with the dashboard and every
 other automation, and past that answers 429 to *every* call for up to 5 minutes. Hammering
-during the block only prolongs it, so one 429 pauses the whole client: every call made while
-paused is refused locally, without touching the network.
+during the block only prolongs it, so one 429 pauses the whole client: nothing goes out while
+paused. A call that meets a short pause (ending within its wait budget, the client's timeout)
+waits it out and then goes out; a call that meets a longer one is refused locally, without
+touching the network.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -18,6 +21,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Self
 
 from urllib3.util.retry import Retry
+
+log = logging.getLogger("vault_drift.cloudflare")
 
 DEFAULT_RETRY_AFTER_SECONDS = 300.0
 # A retry-after of 0 would let a blocked client hammer the API; wait at least this long.
@@ -133,7 +138,8 @@ class RateLimitGate:
 
     The pause after the n-th consecutive 429 is ``retry_after * 2**(n-1)``, capped. A 429
     that arrives while a pause is already running (a sibling thread's request, in flight when
-    the block started) extends nothing and does not lengthen the streak.
+    the block started) extends nothing and does not lengthen the streak. ``wait_turn`` lets a
+    call sleep through a pause that ends soon enough (``sleep`` is injectable for tests).
     """
 
     def __init__(
@@ -143,9 +149,11 @@ class RateLimitGate:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         max_pause_seconds: float = 900.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._stats = stats
         self._clock = clock
+        self._sleep = sleep
         self._wall_clock = wall_clock
         self._max_pause = max_pause_seconds
         self._lock = threading.Lock()
@@ -160,6 +168,25 @@ class RateLimitGate:
                 self._paused_until = None
                 self._publish(None)
             return self._paused_until
+
+    def wait_turn(self, max_wait: float) -> float | None:
+        """Wait until calls may go out, if that is at most ``max_wait`` seconds from now.
+
+        Returns None once a call may go out (at once, or after sleeping through the pause).
+        A pause that ends later is not waited for at all: its end (monotonic) is returned.
+        Waiting never exceeds ``max_wait`` in total, even if another 429 starts a new pause
+        while this call sleeps.
+        """
+        deadline = self._clock() + max_wait
+        while True:
+            retry_at = self.paused_until()
+            if retry_at is None:
+                return None
+            if retry_at > deadline:
+                return retry_at
+            wait = max(retry_at - self._clock(), 0.0)
+            log.debug("waiting %.1fs for the rate-limit pause to end", wait)
+            self._sleep(wait)
 
     def on_429(self, retry_after_header: str | None) -> tuple[float, float]:
         """Start (or keep) the pause; returns ``(retry_at, pause_seconds)``."""

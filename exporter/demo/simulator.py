@@ -19,7 +19,8 @@ What it models (from Cloudflare's public spec and docs, see SPEC §4):
   ``Ratelimit-Policy`` headers;
 - faults drawn per request from a seeded generator (``Faults``): spurious 429, a 502/503 HTML
   page, a hung answer, a 200 with its JSON cut in half, a listing repeating a page or
-  over-reporting ``total_count``.
+  over-reporting ``total_count``; a throttled group, hidden from the listing, that answers
+  429 to every request.
 
 What it does not model: zone-scoped groups, search/name filters, group-type rule validation
 (an ``{"group": {"id": ...}}`` may point anywhere), the 300-groups-per-account limit, other
@@ -42,7 +43,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, fields
 from itertools import islice
 from types import TracebackType
@@ -85,7 +86,10 @@ class Faults:
     short_total: bool = False  # listing: total_count reports one more group than exist
     seed: int = 0
     timeout_seconds: float = 35.0
-    retry_after_seconds: int = 300  # retry-after of a spurious 429
+    retry_after_seconds: int = 300  # retry-after of a spurious or throttled 429
+    # A group left out of every listing (and of total_count), whose every request (a direct
+    # GET, a PUT) answers 429 with retry_after_seconds. Not drawn: always, while set.
+    throttled_group: str | None = None
 
 
 class CloudflareSimulator:
@@ -243,11 +247,12 @@ class CloudflareSimulator:
             reply = failure(429, 971, "Please wait and consider throttling your request speed")
             reply.headers.update(limit_headers)
             return reply
+        faults = self._faults
+        if faults.throttled_group is not None and self._names_group(path, faults.throttled_group):
+            return _throttled(faults)
         faults, fault = self._draw_fault()
         if fault == "429":
-            reply = failure(429, 971, "Please wait and consider throttling your request speed")
-            reply.headers["retry-after"] = str(faults.retry_after_seconds)
-            return reply
+            return _throttled(faults)
         if fault == "5xx":
             status = 502 if self._coin() else 503
             page = _HTML_ERROR.format(status=status).encode()
@@ -274,6 +279,11 @@ class CloudflareSimulator:
                 return faults, fault
             draw -= rate
         return faults, None
+
+    @staticmethod
+    def _names_group(path: str, group_id: str) -> bool:
+        match = _API_PATH.fullmatch(path)
+        return match is not None and match[2] == group_id
 
     def _coin(self) -> bool:
         with self._lock:
@@ -308,10 +318,14 @@ class CloudflareSimulator:
         per_page = min(per_page, self.per_page_cap)
         faults = self._faults
         shown_page = 1 if faults.repeat_page and page == 2 else page
+        hidden = faults.throttled_group
         with self._lock:
-            total = len(self._groups)
+            listed: Collection[bytes] = self._groups.values()
+            if hidden is not None and hidden in self._groups:
+                listed = [group for key, group in self._groups.items() if key != hidden]
+            total = len(listed)
             start = (shown_page - 1) * per_page
-            groups = list(islice(self._groups.values(), start, start + per_page))
+            groups = list(islice(listed, start, start + per_page))
         total_count = total + 1 if faults.short_total else total
         result_info = {
             "page": page,
@@ -376,3 +390,9 @@ class CloudflareSimulator:
         if method == "GET" and path.rstrip("/") == "/_sim/stats":
             return json_reply(200, {"request_count": self.request_count})
         return json_reply(404, {"error": f"no control route {method} {path}"})
+
+
+def _throttled(faults: Faults) -> Reply:
+    reply = failure(429, 971, "Please wait and consider throttling your request speed")
+    reply.headers["retry-after"] = str(faults.retry_after_seconds)
+    return reply

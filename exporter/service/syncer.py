@@ -22,7 +22,9 @@ from exporter.core.model import (
     SyncResultKind,
 )
 from exporter.core.plan import RULE_LIMIT, email_rule, excluded_reason, plan_sync
+from exporter.core.snapshot import Snapshot
 from exporter.service.checker import Checker, UnknownAudience
+from exporter.service.work_lock import Busy
 from exporter.vault.store import AuditEntry, VaultStore
 
 log = logging.getLogger("vault_drift.sync")
@@ -60,6 +62,8 @@ class Syncer:
         checker: Checker,
     ) -> None:
         self.vault, self.cloudflare, self.checker = vault, cloudflare, checker
+        # Audiences whose auto-sync a long rate-limit pause cut short: run again once it ends.
+        self._auto_sync_due: set[str] = set()
 
     @property
     def _now(self) -> datetime:
@@ -88,30 +92,68 @@ class Syncer:
                     SyncResultKind.ERROR,
                     reason=f"not checked: {check.error_message}",
                 )
-                for name, check in snapshot.checks.items()
+                for check in snapshot.checks.values()
                 if check.status is Status.ERROR
             ]
             return unchecked, snapshot.cycle_error
         return self.sync(replace(request, audiences=None)), None
 
-    def auto_sync(self, mode: AutoSync) -> list[SyncOutcome]:
-        """After a full check: heal drifting audiences that nobody is ignoring. Never forced."""
+    def check_now(self, trigger: str, audiences: list[str] | None = None) -> Snapshot:
+        """A forced check (all, or these audiences), then auto-sync of what it read when it is
+        on; the answer is the state after both. A busy lock skips the auto-sync (the next
+        scheduled check runs it), never the check's answer."""
+        checker = self.checker
+        if audiences is None:
+            snapshot = checker.check_all(trigger)
+        else:
+            snapshot = checker.check_audiences(audiences, trigger)
+        try:
+            self.auto_sync(snapshot.settings.auto_sync, audiences)
+        except Busy:
+            log.info("auto-sync after a forced check skipped: another check or sync is running")
+        return checker.snapshots.current
+
+    def auto_sync(self, mode: AutoSync, audiences: list[str] | None = None) -> list[SyncOutcome]:
+        """After a check: heal drifting audiences that nobody is ignoring. Never forced.
+
+        ``audiences`` limits it to the ones a partial check just read (None: every audience).
+        An audience whose sync fails while Cloudflare calls are paused by a 429 (a pause too
+        long to wait out) is remembered for ``resume_auto_sync``.
+        """
         if mode is AutoSync.OFF:
             return []
-        snapshot, now = self.checker.snapshots.current, self._now
-        names = [
-            name
-            for name, check in snapshot.checks.items()
-            if check.status is Status.DRIFT
-            and snapshot.ignore_of(name, now) is None
-            and _fixable(check, mode)
-        ]
-        if not names:
+        with self.checker.lock.hold():
+            snapshot, now = self.checker.snapshots.current, self._now
+            names = [
+                name
+                for name, check in snapshot.checks.items()
+                if (audiences is None or name in audiences)
+                and check.status is Status.DRIFT
+                and snapshot.ignore_of(name, now) is None
+                and _fixable(check, mode)
+            ]
+            if not names:
+                return []
+            request = SyncRequest(
+                names, trigger="auto", actor="auto-sync", add_only=mode is AutoSync.ADD_ONLY
+            )
+            outcomes = self.sync(request)
+            paused = self.cloudflare.pause_left() is not None
+            for outcome in outcomes:
+                if paused and outcome.result is SyncResultKind.ERROR:
+                    self._auto_sync_due.add(outcome.audience)
+                else:
+                    self._auto_sync_due.discard(outcome.audience)
+            return outcomes
+
+    def resume_auto_sync(self) -> list[SyncOutcome]:
+        """Once the pause is over, auto-sync the audiences it cut short (not one interval later)."""
+        if not self._auto_sync_due or self.cloudflare.pause_left() is not None:
             return []
-        request = SyncRequest(
-            names, trigger="auto", actor="auto-sync", add_only=mode is AutoSync.ADD_ONLY
-        )
-        return self.sync(request)
+        with self.checker.lock.hold():
+            due, self._auto_sync_due = sorted(self._auto_sync_due), set()
+            log.info("auto-sync of %d audience(s) again: the rate-limit pause is over", len(due))
+            return self.auto_sync(self.checker.snapshots.current.settings.auto_sync, due)
 
     def _targets(self, names: list[str] | None) -> list[Audience]:
         audiences = self.vault.audiences()

@@ -78,12 +78,15 @@ def get_audience(
 
 @router.post("/check", responses=ERRORS)
 def check_now(body: CheckBody, svc: Svc, _: Admin) -> dict[str, Any]:
-    """Check now: every audience, or one; answers with the fresh document or item."""
+    """Check now: every audience, or one; answers with the fresh document or item.
+
+    Auto-sync (when on) follows, as after a scheduled check, for the audiences just checked;
+    the answer shows the state after it.
+    """
     if body.audience is None:
-        snapshot = svc.checker.check_all("api")
-        return drift_document(snapshot, svc.clock())
+        return drift_document(svc.syncer.check_now("api"), svc.clock())
     try:
-        snapshot = svc.checker.check_audiences([body.audience], "api")
+        snapshot = svc.syncer.check_now("api", [body.audience])
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
     return item_document(snapshot.checks[body.audience], snapshot, svc.clock())

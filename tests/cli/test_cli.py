@@ -15,7 +15,7 @@ import requests
 from support import free_port
 
 from exporter.cli.main import main
-from exporter.demo.simulator import CloudflareSimulator
+from exporter.demo.simulator import CloudflareSimulator, Faults
 
 
 def run(*args: str) -> int:
@@ -108,6 +108,26 @@ def test_sync_blocked_is_1_and_error_wins_with_2(
     assert run("sync", "--audience", "administrators") == 1
     assert "blocked" in capsys.readouterr().out
     assert run("sync", "--audience", "administrators", "--audience", "sales-team") == 2
+
+
+def test_sync_all_heals_every_audience_while_one_hidden_group_answers_429(
+    cli_env: dict[str, str], simulator: CloudflareSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 item 1: the check's 429 pauses calls for 1 s; the sync waits it out."""
+    groups = {g["name"]: g for g in simulator.groups()}
+    developers = groups["developers"]
+    simulator.set_include(developers["id"], developers["include"][:-1])  # dev5 goes missing
+    simulator.faults = Faults(throttled_group=groups["administrators"]["id"], retry_after_seconds=1)
+
+    code = run("sync", "--all", "--json")
+    results = {r["audience"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+
+    assert {name: r["result"] for name, r in results.items()} == {
+        "developers": "synced",
+        "lms-instructors": "synced",
+    }, results
+    assert code == 0
+    assert run("check", "--audience", "developers", "--audience", "lms-instructors") == 0
 
 
 def test_usage_and_config_errors_exit_2_with_one_line(

@@ -35,22 +35,32 @@ def fixture(name: str) -> Any:
 
 
 class FakeClock:
-    """Monotonic time that only moves when a test says so."""
+    """Monotonic time that only moves when a test says so, or when the client sleeps."""
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+WALL = 1_700_000_000.0  # 2023-11-14T22:13:20Z at FakeClock's 1000.0
+
 
 def make_client(clock: FakeClock | None = None, **options: Any) -> CloudflareClient:
+    clock = clock or FakeClock()
     return CloudflareClient(
         base_url=BASE,
         account_id=ACCOUNT,
         token=TOKEN,
-        clock=clock or FakeClock(),
-        wall_clock=lambda: 1_700_000_000.0,
+        clock=clock,
+        wall_clock=lambda: WALL + clock.now - 1000.0,
+        sleep=clock.sleep,
         **options,
     )
 
@@ -461,16 +471,16 @@ def add_429(retry_after: str | None = "10") -> None:
 
 
 @responses.activate
-def test_a_429_pauses_every_call_without_touching_the_network() -> None:
+def test_a_long_pause_refuses_every_call_at_once_and_says_when_calls_resume() -> None:
     clock = FakeClock()
-    client = make_client(clock)
-    add_429("10")
+    client = make_client(clock)  # timeout 30 s: a pause ending later is not waited for
+    add_429("120")
 
     with pytest.raises(RateLimited) as first:
         client.list_groups()
     assert (first.value.status, first.value.code) == (429, 971)
-    assert first.value.retry_at == clock.now + 10
-    assert first.value.retry_after_seconds == 10
+    assert first.value.retry_at == clock.now + 120
+    assert first.value.retry_after_seconds == 120
 
     clock.now += 9
     for call in (
@@ -481,17 +491,80 @@ def test_a_429_pauses_every_call_without_touching_the_network() -> None:
         with pytest.raises(RateLimited) as refused:
             call()
         assert refused.value.retry_at == first.value.retry_at
-        assert refused.value.retry_after_seconds == pytest.approx(1)
+        assert refused.value.retry_after_seconds == pytest.approx(111)
+        assert refused.value.message == (
+            "rate limited: calls paused for another 111s, until 2023-11-14T22:15:20Z"
+        )
+    assert clock.slept == []
     assert len(responses.calls) == 1
     assert client.stats.snapshot()["rate_limited_total"] == 1
     assert client.stats.snapshot()["paused_until"] == first.value.retry_at
-    assert client.stats.snapshot()["paused_until_wall"] == 1_700_000_000.0 + 10
+    assert client.stats.snapshot()["paused_until_wall"] == WALL + 120
+    assert client.pause_left() == pytest.approx(111)
 
-    clock.now += 1
+    clock.now += 111
+    assert client.pause_left() is None
     responses.replace(responses.GET, GROUPS_URL, json=page(1, []))
     assert client.list_groups() == []
     assert len(responses.calls) == 2
     assert client.stats.snapshot()["paused_until"] is None
+
+
+@responses.activate
+def test_a_call_meeting_a_short_pause_waits_it_out_then_goes_out() -> None:
+    clock = FakeClock()
+    client = make_client(clock)
+    add_429("10")
+    with pytest.raises(RateLimited):
+        client.list_groups()
+    clock.now += 3
+    responses.replace(responses.GET, GROUPS_URL, json=page(1, []))
+
+    assert client.list_groups() == []  # the 7 s left are slept, then the call goes out
+
+    assert clock.slept == [7]
+    assert len(responses.calls) == 2
+    assert client.stats.snapshot()["paused_until"] is None
+
+
+@responses.activate
+def test_the_wait_is_bounded_by_the_timeout() -> None:
+    clock = FakeClock()
+    client = make_client(clock, timeout=5)
+    add_429("10")
+    with pytest.raises(RateLimited):
+        client.list_groups()
+
+    with pytest.raises(RateLimited) as refused:  # 10 s left > 5 s timeout: not waited for
+        client.get_group("g")
+    assert clock.slept == [] and "another 10s" in refused.value.message
+
+    clock.now += 5  # 5 s left: waited for
+    responses.get(f"{GROUPS_URL}/g", json=fixture("error_not_found.json"), status=404)
+    with pytest.raises(CloudflareError) as answered:
+        client.get_group("g")
+    assert answered.value.status == 404
+    assert clock.slept == [5]
+
+
+@responses.activate
+def test_waiting_calls_that_meet_429_again_keep_the_exponential_backoff() -> None:
+    clock = FakeClock()
+    client = make_client(clock)  # waits up to 30 s
+    add_429("10")
+    pauses = []
+    for _ in range(3):
+        with pytest.raises(RateLimited) as caught:
+            client.list_groups()  # waits out the previous pause, then meets a new 429
+        pauses.append(caught.value.retry_after_seconds)
+    assert pauses == [10, 20, 40]
+    assert clock.slept == [10, 20]
+
+    with pytest.raises(RateLimited) as refused:  # 40 s > 30 s: refused without a request
+        client.list_groups()
+    assert refused.value.status is None
+    assert len(responses.calls) == 3
+    assert client.stats.snapshot()["rate_limited_total"] == 3
 
 
 @responses.activate
@@ -551,6 +624,33 @@ def test_a_429_of_a_sibling_request_in_flight_does_not_lengthen_the_pause() -> N
     clock.now = 1010
     assert gate.paused_until() is None
     assert gate.on_429("10") == (1030, 20)  # the next block is a repeat: doubled
+
+
+def test_the_gate_waits_a_short_pause_out_and_never_longer_than_asked() -> None:
+    clock = FakeClock()
+    gate = RateLimitGate(ClientStats(), clock=clock, sleep=clock.sleep)
+    assert gate.wait_turn(30) is None and clock.slept == []  # no pause: no wait
+
+    gate.on_429("10")
+    assert gate.wait_turn(30) is None  # ends within 30 s: slept through
+    assert clock.slept == [10] and gate.paused_until() is None
+
+    gate.on_429("10")  # a repeat: 20 s
+    assert gate.wait_turn(19) == 1030  # ends later than 19 s from now: not waited for
+    assert clock.slept == [10]
+
+
+def test_a_new_pause_starting_while_the_gate_waits_does_not_stretch_the_wait() -> None:
+    clock = FakeClock()
+
+    def sleep_then_sibling_429(seconds: float) -> None:
+        clock.sleep(seconds)
+        gate.on_429("10")  # another thread's call went out at the end of the pause: 429 again
+
+    gate = RateLimitGate(ClientStats(), clock=clock, sleep=sleep_then_sibling_429)
+    gate.on_429("10")
+    assert gate.wait_turn(15) == 1030  # the new 20 s pause ends past the 15 s budget
+    assert clock.slept == [10]
 
 
 @responses.activate

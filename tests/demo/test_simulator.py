@@ -260,6 +260,24 @@ def test_spurious_429_fault_pauses_the_client(sim: CloudflareSimulator) -> None:
     assert sim.request_count == 1
 
 
+def test_a_throttled_group_is_hidden_from_the_listing_and_always_answers_429(
+    sim: CloudflareSimulator,
+) -> None:
+    shown = sim.add_group("shown", [email("a@x.io")])
+    hidden = sim.add_group("hidden", [email("b@x.io")])
+    control(sim, "POST", "/_sim/faults", json={"throttled_group": hidden, "retry_after_seconds": 1})
+
+    listing = api(sim, "GET", "/access/groups").json()
+    assert [g["id"] for g in listing["result"]] == [shown]
+    assert listing["result_info"]["total_count"] == 1
+    for method, body in (("GET", None), ("PUT", {"name": "hidden", "include": []})):
+        answer = api(sim, method, f"/access/groups/{hidden}", json=body)
+        assert (answer.status_code, answer.headers["retry-after"]) == (429, "1")
+        assert answer.json()["errors"][0]["code"] == 971
+    assert api(sim, "GET", f"/access/groups/{shown}").status_code == 200
+    assert sim.group(hidden)["include"] == [email("b@x.io")]  # the PUT was not applied
+
+
 def test_faults_are_drawn_from_the_seed(sim: CloudflareSimulator) -> None:
     def statuses() -> list[int]:
         return [api(sim, "GET", "/access/groups").status_code for _ in range(30)]

@@ -171,6 +171,70 @@ def test_check_now(client: TestClient, simulator: CloudflareSimulator) -> None:
     assert full["summary"]["drift"] == 2
 
 
+def throttle_administrators(simulator: CloudflareSimulator, retry_after: int = 1) -> None:
+    """Issue 11 item 1: one group hidden from the listing that always answers 429."""
+    admins = next(g for g in simulator.groups() if g["name"] == "administrators")
+    simulator.faults = Faults(throttled_group=admins["id"], retry_after_seconds=retry_after)
+
+
+def test_a_sync_right_after_a_check_that_met_a_429_waits_the_pause_out(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    throttle_administrators(simulator)
+    checked = client.post("/iam/drift/check", json={}, headers=auth()).json()
+    statuses = {item["audience"]: item["status"] for item in checked["items"]}
+    assert statuses["administrators"] == "error" and statuses["lms-instructors"] == "drift"
+
+    [result] = client.post(
+        "/iam/drift/sync", json={"audience": "lms-instructors"}, headers=auth()
+    ).json()["results"]
+
+    assert result["result"] == "synced", result
+    assert client.get("/iam/drift/lms-instructors", headers=auth()).json()["status"] == "synced"
+
+
+def test_sync_all_through_the_api_heals_while_one_group_answers_429(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    throttle_administrators(simulator)
+    done = client.post("/iam/drift/sync", json={"all": True}, headers=auth()).json()
+    assert [(r["audience"], r["result"]) for r in done["results"]] == [
+        ("lms-instructors", "synced")
+    ]
+
+
+def test_auto_sync_follows_a_forced_check_full_or_of_one_audience(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    assert (
+        client.put("/iam/drift/settings", json={"auto_sync": "full"}, headers=auth()).status_code
+        == 200
+    )
+    throttle_administrators(simulator)
+
+    full = client.post("/iam/drift/check", json={}, headers=auth()).json()
+
+    statuses = {item["audience"]: item["status"] for item in full["items"]}
+    assert statuses["administrators"] == "error"
+    assert statuses["lms-instructors"] == "synced"  # healed by the auto-sync after the check
+    after = client.get("/iam/drift/lms-instructors", headers=auth()).json()
+    assert after["syncs"][0]["trigger"] == "auto"
+
+    developers = next(g for g in simulator.groups() if g["name"] == "developers")
+    simulator.set_include(developers["id"], developers["include"][:-1])  # the page's Retry
+    item = client.post("/iam/drift/check", json={"audience": "developers"}, headers=auth()).json()
+    assert item["status"] == "synced"
+    synced = client.get("/iam/drift/developers", headers=auth()).json()["syncs"][0]
+    assert (synced["trigger"], synced["added"]) == ("auto", ["dev5@example.com"])
+
+
+def test_without_auto_sync_a_forced_check_writes_nothing(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    client.post("/iam/drift/check", json={}, headers=auth())
+    assert not any(method == "PUT" for method, _, _ in simulator.request_log)
+
+
 def test_create_group_for_pending_and_conflict(client: TestClient) -> None:
     created = client.post("/iam/drift/groups", json={"audience": "lms-viewer"}, headers=auth())
     assert created.status_code == 201 and created.json()["status"] == "synced"
