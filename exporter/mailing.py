@@ -45,18 +45,14 @@ def install_mail(
     smtp = smtp_settings(runtime.config)
     assert smtp is not None, "install_mail is called only when mail is on"
     public_url = runtime.config.effective_public_url()
-    database = str(runtime.config.database)
-    notifier = CriticalNotifier(
-        database, smtp, public_url, runtime.services.checker.clock, counters.mailed
-    )
+    vault, clock = runtime.services.vault, runtime.services.checker.clock
+    notifier = CriticalNotifier(vault, smtp, public_url, clock, counters.mailed)
 
-    def after_check(_: Snapshot) -> None:
-        notifier.run_once()
+    def after_check(snapshot: Snapshot) -> None:
+        notifier.run_once(snapshot)
 
     def digest() -> None:
-        send_scheduled_digest(
-            database, smtp, public_url, runtime.services.checker.clock(), counters.mailed
-        )
+        send_scheduled_digest(vault, smtp, public_url, clock(), counters.mailed)
 
     runtime.services.checker.after_full_check.append(after_check)
     return [(DIGEST_POLL_SECONDS, digest)]

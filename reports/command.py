@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import base64
 import logging
-import sqlite3
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from exporter.vault.store import VaultError, VaultStore
 from reports.chart import drift_chart
 from reports.digest import Digest, build_digest
-from reports.history import (
-    History,
-    Period,
-    UnknownPeriod,
-    load_history,
-    open_db,
-    period_ending,
-    read_settings,
-)
+from reports.history import History, Period, UnknownPeriod, load_history, period_ending
 from reports.mail import MailError, SmtpSettings, build_message, send
 from reports.mail_log import (
     MailAttempt,
@@ -38,7 +30,7 @@ class ReportError(Exception):
 
 
 def run_report(
-    db_path: str,
+    store: VaultStore,
     period: str,
     out: str | None,
     send: bool,
@@ -58,19 +50,18 @@ def run_report(
                 "--send needs mail configured: set VAULT_DRIFT_SMTP_HOST, VAULT_DRIFT_MAIL_FROM"
                 " and VAULT_DRIFT_MAIL_TO"
             )
-        conn = _open(db_path, write=send)
-        try:
-            history = _load(conn, db_path, report_period)
-            digest, chart = build_digest(history, now), drift_chart(history.cycles, report_period)
-            if out is not None or not send:
-                _write(render_digest(digest, public_url, chart_data_uri(chart)).html, out)
-            if send and smtp is not None:
-                attempt = deliver_digest(conn, digest, chart, smtp, public_url, now, "manual")
-                on_mail("digest", attempt.result)
-                if attempt.result != "sent":
-                    raise ReportError(f"digest not sent: {attempt.detail}")
-        finally:
-            conn.close()
+        history = _load(store, report_period)
+        digest, chart = build_digest(history, now), drift_chart(history.cycles, report_period)
+        if out is not None or not send:
+            _write(render_digest(digest, public_url, chart_data_uri(chart)).html, out)
+        if send and smtp is not None:
+            try:
+                attempt = deliver_digest(store, digest, chart, smtp, public_url, now, "manual")
+            except VaultError as exc:
+                raise ReportError(f"cannot record the digest mail: {exc}") from None
+            on_mail("digest", attempt.result)
+            if attempt.result != "sent":
+                raise ReportError(f"digest not sent: {attempt.detail}")
     except (ReportError, UnknownPeriod) as exc:
         print(f"vault-drift report: {exc}", file=sys.stderr)
         return 2
@@ -78,7 +69,7 @@ def run_report(
 
 
 def send_scheduled_digest(
-    db_path: str | Path,
+    store: VaultStore,
     smtp: SmtpSettings | None,
     public_url: str,
     now: datetime,
@@ -94,30 +85,23 @@ def send_scheduled_digest(
     if smtp is None:
         return None
     try:
-        conn = _open(db_path, write=True)
-    except ReportError as exc:
-        log.error("scheduled digest: %s", exc)
-        return None
-    try:
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        due = midnight + timedelta(hours=read_settings(conn).digest_hour_utc % 24)
-        if now < due or scheduled_digest_sent_since(conn, midnight):
+        due = midnight + timedelta(hours=store.settings().digest_hour_utc % 24)
+        if now < due or scheduled_digest_sent_since(store.mail_log("digest"), midnight):
             return None
         period = period_ending("1d", now)
-        history = load_history(conn, period)
+        history = load_history(store, period)
         digest, chart = build_digest(history, now), drift_chart(history.cycles, period)
-        attempt = deliver_digest(conn, digest, chart, smtp, public_url, now, "scheduled")
+        attempt = deliver_digest(store, digest, chart, smtp, public_url, now, "scheduled")
         on_mail("digest", attempt.result)
         return attempt
-    except sqlite3.Error as exc:
+    except VaultError as exc:
         log.error("scheduled digest: Vault database error: %s", exc)
         return None
-    finally:
-        conn.close()
 
 
 def deliver_digest(
-    conn: sqlite3.Connection,
+    store: VaultStore,
     digest: Digest,
     chart: bytes,
     smtp: SmtpSettings,
@@ -139,18 +123,14 @@ def deliver_digest(
     else:
         log.info("digest (%s) sent to %d recipient(s)", label, len(smtp.mail_to))
         attempt = MailAttempt("digest", "sent", detail=label)
-    record_attempt(conn, now, attempt, len(smtp.mail_to))
+    record_attempt(store, now, attempt, len(smtp.mail_to))
     return attempt
 
 
-def render_digest_file(db_path: str | Path, period: str, public_url: str, now: datetime) -> str:
+def render_digest_file(store: VaultStore, period: str, public_url: str, now: datetime) -> str:
     """The HTML of a digest as a standalone file: the chart inline as a ``data:`` URI."""
     report_period = period_ending(period, now)
-    conn = _open(db_path, write=False)
-    try:
-        history = _load(conn, str(db_path), report_period)
-    finally:
-        conn.close()
+    history = load_history(store, report_period)
     chart = drift_chart(history.cycles, report_period)
     return render_digest(build_digest(history, now), public_url, chart_data_uri(chart)).html
 
@@ -159,19 +139,12 @@ def chart_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _open(db_path: str | Path, *, write: bool) -> sqlite3.Connection:
+def _load(store: VaultStore, period: Period) -> History:
     try:
-        return open_db(db_path, write=write)
-    except (OSError, sqlite3.Error) as exc:
-        raise ReportError(f"cannot open the Vault database {db_path}: {exc}") from None
-
-
-def _load(conn: sqlite3.Connection, db_path: str, period: Period) -> History:
-    try:
-        return load_history(conn, period)
-    except sqlite3.Error as exc:
+        return load_history(store, period)
+    except VaultError as exc:
         raise ReportError(
-            f"cannot read the drift history in {db_path} ({exc}): has vault-drift run on it?"
+            f"cannot read the drift history ({exc}): has vault-drift run on it?"
         ) from None
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from exporter.core.drift import alert_level
+from exporter.core.model import AlertLevel, Status
 from reports.duration import human_duration
 from reports.history import History
 from reports.measures import (
@@ -66,7 +68,7 @@ class CurrentDrift:
     namespace: str
     since: datetime | None
     age: str
-    level: str  # info | warning | critical
+    level: AlertLevel  # info | warning | critical (a drift of unknown onset counts as new)
     missing: MemberList
     extra: MemberList
     episode_id: int | None
@@ -133,12 +135,6 @@ class Digest:
         )
 
 
-def alert_level(age_seconds: float, warning: int, critical: int) -> str:
-    if age_seconds >= critical:
-        return "critical"
-    return "warning" if age_seconds >= warning else "info"
-
-
 def build_digest(history: History, now: datetime) -> Digest:
     period, episodes = history.period, history.episodes
     since = history.last_digest_at or period.start
@@ -182,7 +178,7 @@ def status_summary(state: pd.DataFrame) -> StatusSummary:
 
 
 def current_drifts(history: History, now: datetime) -> list[CurrentDrift]:
-    settings, members = history.settings, history.members
+    thresholds, members = history.settings.thresholds, history.members
     drifting = history.state[history.state["sync_status"] == "drift"]
     result = []
     for row in drifting.to_dict("records"):
@@ -197,9 +193,7 @@ def current_drifts(history: History, now: datetime) -> list[CurrentDrift]:
                 namespace=row["namespace"],
                 since=since,
                 age=human_duration(age) if since else "unknown",
-                level=alert_level(
-                    age, settings.warning_threshold_seconds, settings.critical_threshold_seconds
-                ),
+                level=alert_level(Status.DRIFT, since or now, now, thresholds),
                 missing=member_list(list(mine[mine["kind"] == "missing"]["email"]), notes=notes),
                 extra=member_list(list(mine[mine["kind"] == "extra"]["email"]), notes=notes),
                 episode_id=None if pd.isna(row["episode_id"]) else int(row["episode_id"]),

@@ -29,14 +29,3 @@ def utc_text(moment: datetime | None) -> str:
     if moment is None:
         return "\u2014"
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def parse_utc(value: str) -> datetime:
-    """A stored time (``...Z``, ``+00:00`` or naive, meaning UTC) as an aware datetime."""
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def iso_utc(moment: datetime) -> str:
-    """An instant as the history tables store it: ``2026-11-25T08:00:00Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
-from reports.duration import iso_utc
+from exporter.core.times import format_time, parse_time
+from exporter.vault.seed import write_vault
 
 EXAMPLE_NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-SQL = files("exporter").joinpath("sql")
 
 # audience, namespace, sync_status, error_message
 AUDIENCES = [
@@ -112,6 +111,22 @@ LMS_ADMIN_MEMBERS = [
     ("extra", "eve@contractor.example", "2026-11-24T20:00:00Z"),
 ]
 
+CURRENT_MEMBERS = {
+    "lms-admin": LMS_ADMIN_MEMBERS,
+    "crm-sales": [
+        ("missing", f"sales{n:02d}@example.com", "2026-11-25T07:30:00Z") for n in range(25)
+    ],
+}
+
+# audience, drift since, open episode, missing count, extra count
+DRIFT_STATES = [
+    ("lms-admin", "2026-11-23T06:00:00Z", 7, 2, 2),
+    ("crm-sales", "2026-11-25T07:30:00Z", 9, 25, 0),
+]
+
+LAST_DIGEST = {"at": "2026-11-24T08:00:00Z", "kind": "digest", "recipients": 2, "result": "sent",
+               "detail": "scheduled 1d"}  # fmt: skip
+
 # hr-portal is in error 11-21 12:00-13:00 and since 11-25 06:00.
 ERRORS = [
     ("2026-11-21T12:00:00Z", "hr-portal", "Cloudflare API answered 500 (code 10001)"),
@@ -194,93 +209,92 @@ AUDIT = [
 
 def build_example_vault(path: Path, now: datetime = EXAMPLE_NOW) -> Path:
     """A Vault DB at ``path`` with the schema, the companion tables and a week of history."""
-    with sqlite3.connect(path) as conn:
-        conn.executescript(SQL.joinpath("vault-schema.sql").read_text())
-        conn.executescript(SQL.joinpath("companion.sql").read_text())
-        _fill(conn, now)
-    conn.close()
-    return path
+    return write_vault(path, example_tables(now))
 
 
-def _fill(conn: sqlite3.Connection, now: datetime) -> None:
-    for audience, namespace, status, error in AUDIENCES:
-        conn.execute(
-            "INSERT INTO sys_infra_state (audience, namespace, provider, provider_resource_id,"
-            " sync_status, error_message, created_at, updated_at)"
-            " VALUES (?, ?, 'cloudflare_access', ?, ?, ?, '2026-11-01T00:00:00Z', ?)",
-            (
-                audience,
-                namespace,
-                None if status == "pending" else f"grp-{audience}",
-                status,
-                error,
-                iso_utc(now),
-            ),
-        )
-    conn.executemany(
-        "INSERT INTO sys_infra_drift_episode (id, audience, namespace, opened_at,"
-        " closed_at, peak_missing, peak_extra, close_reason, closed_by)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        EPISODES,
-    )
-    crm_missing = [
-        ("missing", f"sales{n:02d}@example.com", "2026-11-25T07:30:00Z") for n in range(25)
-    ]
-    for audience, members in (("lms-admin", LMS_ADMIN_MEMBERS), ("crm-sales", crm_missing)):
-        conn.executemany(
-            "INSERT INTO sys_infra_drift_member (audience, kind, email, first_seen_at)"
-            " VALUES (?, ?, ?, ?)",
-            [(audience, kind, email, seen) for kind, email, seen in members],
-        )
-    for audience, since, episode, missing, extra in (
-        ("lms-admin", "2026-11-23T06:00:00Z", 7, 2, 2),
-        ("crm-sales", "2026-11-25T07:30:00Z", 9, 25, 0),
-    ):
-        conn.execute(
-            "INSERT INTO sys_infra_drift_state (audience, drift_since, episode_id, last_check_at,"
-            " missing_count, extra_count) VALUES (?, ?, ?, ?, ?, ?)",
-            (audience, since, episode, iso_utc(now), missing, extra),
-        )
-    conn.executemany(
-        "INSERT INTO sys_infra_drift_error (at, audience, message) VALUES (?, ?, ?)", ERRORS
-    )
-    for started, audience, action, trigger, actor, added, removed, result, reason in AUDIT:
-        conn.execute(
-            "INSERT INTO sys_infra_drift_audit (started_at, finished_at, audience, action, trigger,"
-            " actor, mode, added, removed, added_count, removed_count, result, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'full', ?, ?, ?, ?, ?, ?)",
-            (
-                started,
-                started,
-                audience,
-                action,
-                trigger,
-                actor,
-                json.dumps(added),
-                json.dumps(removed),
-                len(added),
-                len(removed),
-                result,
-                reason,
-            ),
-        )
-    conn.executemany(
-        "INSERT INTO sys_infra_drift_cycle (started_at, finished_at, trigger, scope,"
-        " vault_ok, cloudflare_ok, total, pending, synced, drift, error,"
-        " duration_seconds) VALUES (?, ?, ?, ?, 1, 1, 6, 1, ?, ?, ?, 0.8)",
-        list(_cycles(now)),
-    )
-    conn.execute(
-        "INSERT INTO sys_infra_drift_mail (at, kind, recipients, result, detail)"
-        " VALUES ('2026-11-24T08:00:00Z', 'digest', 2, 'sent', 'scheduled 1d')"
-    )
+def example_tables(now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The example week as the rows of each table, in the order they are written."""
+    episode_columns = ("id", "audience", "namespace", "opened_at", "closed_at", "peak_missing",
+                       "peak_extra", "close_reason", "closed_by")  # fmt: skip
+    drift_state_columns = ("audience", "drift_since", "episode_id", "missing_count", "extra_count")
+    cycle_columns = ("started_at", "finished_at", "trigger", "scope", "synced", "drift", "error")
+    cycle_constants = {"vault_ok": 1, "cloudflare_ok": 1, "total": 6, "pending": 1,
+                       "duration_seconds": 0.8}  # fmt: skip
+    return {
+        "sys_infra_state": [_state_row(*audience, now) for audience in AUDIENCES],
+        "sys_infra_drift_episode": [dict(zip(episode_columns, e, strict=True)) for e in EPISODES],
+        "sys_infra_drift_member": [
+            {"audience": audience, "kind": kind, "email": email, "first_seen_at": seen}
+            for audience, members in CURRENT_MEMBERS.items()
+            for kind, email, seen in members
+        ],
+        "sys_infra_drift_state": [
+            {
+                **dict(zip(drift_state_columns, state, strict=True)),
+                "last_check_at": format_time(now),
+            }
+            for state in DRIFT_STATES
+        ],
+        "sys_infra_drift_error": [
+            {"at": at, "audience": audience, "message": message} for at, audience, message in ERRORS
+        ],
+        "sys_infra_drift_audit": [_audit_row(*entry) for entry in AUDIT],
+        "sys_infra_drift_cycle": [
+            {**dict(zip(cycle_columns, cycle, strict=True)), **cycle_constants}
+            for cycle in _cycles(now)
+        ],
+        "sys_infra_drift_mail": [LAST_DIGEST],
+    }
 
 
-def _cycles(now: datetime) -> list[tuple[str, str, str, str, int, int, int]]:
+def _state_row(
+    audience: str, namespace: str, status: str, error: str | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "audience": audience,
+        "namespace": namespace,
+        "provider": "cloudflare_access",
+        "provider_resource_id": None if status == "pending" else f"grp-{audience}",
+        "sync_status": status,
+        "error_message": error,
+        "created_at": "2026-11-01T00:00:00Z",
+        "updated_at": format_time(now),
+    }
+
+
+def _audit_row(
+    started: str,
+    audience: str,
+    action: str,
+    trigger: str,
+    actor: str,
+    added: list[str],
+    removed: list[str],
+    result: str,
+    reason: str | None,
+) -> dict[str, Any]:
+    return {
+        "started_at": started,
+        "finished_at": started,
+        "audience": audience,
+        "action": action,
+        "trigger": trigger,
+        "actor": actor,
+        "mode": "full",
+        "added": json.dumps(added),
+        "removed": json.dumps(removed),
+        "added_count": len(added),
+        "removed_count": len(removed),
+        "result": result,
+        "reason": reason,
+    }
+
+
+def _cycles(now: datetime) -> list[tuple[str | None, str | None, str, str, int, int, int]]:
     """A full cycle every 15 minutes over the week, counts derived from the episodes."""
 
     def parse(value: str | None) -> datetime:
-        return datetime.fromisoformat(value) if value else now + timedelta(seconds=1)
+        return parse_time(value) or now + timedelta(seconds=1)
 
     spans = [(parse(e[3]), parse(e[4])) for e in EPISODES if e[1] != "legacy-app"]
     errors = [(parse(start), parse(end)) for start, end in ERROR_SPANS]
@@ -289,7 +303,7 @@ def _cycles(now: datetime) -> list[tuple[str, str, str, str, int, int, int]]:
     while moment <= now:
         drift = sum(start <= moment < end for start, end in spans)
         error = sum(start <= moment < end for start, end in errors)
-        stamp = iso_utc(moment)
+        stamp = format_time(moment)
         rows.append((stamp, stamp, "schedule", "full", 5 - drift - error, drift, error))
         moment += timedelta(minutes=15)
     return rows
@@ -299,12 +313,13 @@ def write_docs_example(folder: Path, public_url: str = "https://vault-drift.exam
     """Render the example digest (file version) into ``folder/digest-example.html``."""
     import tempfile
 
+    from exporter.vault import SqliteStore
     from reports.command import render_digest_file
 
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        db = build_example_vault(Path(tmp) / "vault.db")
-        html = render_digest_file(db, "7d", public_url, EXAMPLE_NOW)
+        store = SqliteStore(build_example_vault(Path(tmp) / "vault.db")).open()
+        html = render_digest_file(store, "7d", public_url, EXAMPLE_NOW)
     target = folder / "digest-example.html"
     target.write_text(html, encoding="utf-8")
     return target

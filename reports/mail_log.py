@@ -1,13 +1,13 @@
-"""``sys_infra_drift_mail``: one row per mail attempt, so nothing is sent twice."""
+"""The mail log (``sys_infra_drift_mail`` through the store): one record per attempt, so
+nothing is sent twice; what it says about the digests (pure)."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from reports.duration import iso_utc
+from exporter.vault.store import MailRecord, VaultStore
 
 OnMail = Callable[[str, str], None]
 """Told of every mail attempt: (kind, result); the exporter passes its sent / failed counter."""
@@ -26,29 +26,24 @@ class MailAttempt:
     detail: str | None = None
 
 
-def record_attempt(
-    conn: sqlite3.Connection, at: datetime, attempt: MailAttempt, recipients: int
-) -> None:
-    with conn:
-        conn.execute(
-            "INSERT INTO sys_infra_drift_mail (at, kind, episode_id, recipients, result, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                iso_utc(at),
-                attempt.kind,
-                attempt.episode_id,
-                recipients,
-                attempt.result,
-                attempt.detail,
-            ),
-        )
+def record_attempt(store: VaultStore, at: datetime, attempt: MailAttempt, recipients: int) -> None:
+    store.record_mail(
+        MailRecord(at, attempt.kind, attempt.result, recipients, attempt.episode_id, attempt.detail)
+    )
 
 
-def scheduled_digest_sent_since(conn: sqlite3.Connection, since: datetime) -> bool:
+def last_digest_sent_at(log: Iterable[MailRecord]) -> datetime | None:
+    """When the last digest mail went out, if one did."""
+    sent = [record.at for record in log if record.kind == "digest" and record.result == "sent"]
+    return max(sent, default=None)
+
+
+def scheduled_digest_sent_since(log: Iterable[MailRecord], since: datetime) -> bool:
     """Whether a scheduled digest went out at or after ``since``."""
-    row = conn.execute(
-        "SELECT 1 FROM sys_infra_drift_mail WHERE kind = 'digest' AND result = 'sent'"
-        " AND detail LIKE 'scheduled%' AND at >= ? LIMIT 1",
-        (iso_utc(since),),
-    ).fetchone()
-    return row is not None
+    return any(
+        record.kind == "digest"
+        and record.result == "sent"
+        and (record.detail or "").startswith("scheduled")
+        and record.at >= since
+        for record in log
+    )

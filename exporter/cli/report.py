@@ -11,9 +11,9 @@ from reports.command import run_report
 
 def report_command(config: Config, period: str, out: str | None, send: bool) -> int:
     """``vault-drift report``: needs only the Vault DB (and SMTP for --send)."""
-    SqliteStore(config.database).open()  # VaultError (exit 2) for a missing or foreign file
+    store = SqliteStore(config.database).open()  # VaultError (exit 2): missing or foreign file
     return run_report(
-        str(config.database),
+        store,
         period,
         out,
         send,

@@ -11,9 +11,17 @@ from typing import Any, TypeVar
 
 from exporter.core.model import Audience, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
-from exporter.vault import history, membership, operator, state
+from exporter.vault import history, membership, operator, reporting, state
 from exporter.vault.db import CACHE_KIB, VaultDB
-from exporter.vault.store import AudienceHistory, AuditEntry, CheckRecord, VaultError
+from exporter.vault.store import (
+    AudienceHistory,
+    AuditEntry,
+    CheckRecord,
+    EpisodeRecord,
+    MailRecord,
+    PeriodHistory,
+    VaultError,
+)
 
 T = TypeVar("T")
 
@@ -74,6 +82,18 @@ class SqliteStore:
     def changes(self) -> SqliteChangeFeed:
         return SqliteChangeFeed(self.db.path)
 
+    def period_history(self, start: datetime, end: datetime) -> PeriodHistory:
+        return self._read(lambda conn: reporting.period_history(conn, start, end))
+
+    def mail_log(self, kind: str | None = None) -> list[MailRecord]:
+        return self._read(lambda conn: reporting.mail_log(conn, kind))
+
+    def episodes_awaiting_critical_mail(self) -> list[EpisodeRecord]:
+        return self._read(reporting.episodes_awaiting_critical_mail)
+
+    def episodes_awaiting_resolution_note(self) -> list[EpisodeRecord]:
+        return self._read(reporting.episodes_awaiting_resolution_note)
+
     # -- writes -------------------------------------------------------------------------
 
     def record_checks(self, record: CheckRecord) -> None:
@@ -115,6 +135,14 @@ class SqliteStore:
         with self._transaction() as conn:
             state.set_group_id(conn, audience, group_id, now)
             operator.finish_audit(conn, audit_id, "synced", None, now, group_id=group_id)
+
+    def record_mail(self, record: MailRecord) -> None:
+        with self._transaction() as conn:
+            reporting.record_mail(conn, record)
+
+    def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None:
+        with self._transaction() as conn:
+            reporting.mark_episode_mailed(conn, episode_id, kind, at)
 
     # -- plumbing -----------------------------------------------------------------------
 

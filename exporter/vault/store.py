@@ -70,6 +70,53 @@ class AudienceHistory:
     syncs: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Rows:
+    """A table as read: column names, one tuple per row; the ``times`` columns hold aware
+    datetimes (or None), every other value is as stored."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    times: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PeriodHistory:
+    """What a report of a period reads: the state now and the history within the period."""
+
+    state: Rows  # one row per audience of sys_infra_state, with its drift state
+    members: Rows  # audience, kind, email, first_seen_at, note: the current drift
+    episodes: Rows  # episodes overlapping the period
+    cycles: Rows  # check cycles started in the period
+    errors: Rows  # errors recorded in the period
+    syncs: Rows  # audit rows started in the period
+
+
+@dataclass(frozen=True)
+class MailRecord:
+    """One mail attempt, kept so that nothing is sent twice across restarts."""
+
+    at: datetime
+    kind: str  # digest | critical | resolved
+    result: str  # sent | failed
+    recipients: int
+    episode_id: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """A drift episode as the mails about it need it."""
+
+    id: int
+    audience: str
+    namespace: str
+    opened_at: datetime
+    closed_at: datetime | None = None
+    close_reason: str | None = None  # sync | external | removed
+    closed_by: str | None = None
+
+
 class ChangeFeed(Protocol):
     """Tells whether the Vault may have changed since the last call (the watcher polls it)."""
 
@@ -91,6 +138,14 @@ class VaultStore(Protocol):
     def history(self, audience: str) -> AudienceHistory: ...
     def changes(self) -> ChangeFeed: ...
 
+    # -- reads for reports and mail -----------------------------------------------------
+    def period_history(self, start: datetime, end: datetime) -> PeriodHistory: ...
+    def mail_log(self, kind: str | None = None) -> list[MailRecord]: ...  # oldest first
+    # open, critical mail not sent (whether one is due is the snapshot's to say), oldest first
+    def episodes_awaiting_critical_mail(self) -> list[EpisodeRecord]: ...
+    # closed after their critical mail went out, no resolution note yet, by closing time
+    def episodes_awaiting_resolution_note(self) -> list[EpisodeRecord]: ...
+
     # -- writes: each call is one atomic unit -------------------------------------------
     def record_checks(self, record: CheckRecord) -> None: ...
     def save_settings(self, settings: Settings) -> None: ...
@@ -101,3 +156,6 @@ class VaultStore(Protocol):
         self, audit_id: int, result: str, reason: str | None, now: datetime
     ) -> None: ...
     def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None: ...
+    def record_mail(self, record: MailRecord) -> None: ...
+    # kind: critical | resolved; an episode keeps its first mark
+    def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None: ...

@@ -21,6 +21,7 @@ if "reports" in sys.modules and getattr(sys.modules["reports"], "__file__", None
 import pytest  # noqa: E402
 from reports_support import Inbox, SmtpServer, authenticate, free_port  # noqa: E402
 
+from exporter.vault import SqliteStore  # noqa: E402
 from reports.example import build_example_vault  # noqa: E402
 
 
@@ -28,6 +29,12 @@ from reports.example import build_example_vault  # noqa: E402
 def history_db(tmp_path: Path) -> Path:
     """The example week (reports/example.py), now = 2026-11-25T08:00:00Z."""
     return build_example_vault(tmp_path / "vault.db")
+
+
+@pytest.fixture
+def history_store(history_db: Path) -> SqliteStore:
+    """The Vault store on the example week."""
+    return SqliteStore(history_db).open()
 
 
 @pytest.fixture

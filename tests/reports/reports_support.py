@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from exporter.core.model import AudienceCheck, DriftMember, DriftMemory, Status
+from exporter.core.snapshot import Snapshot
+from exporter.vault.store import VaultStore
 from reports.example import EXAMPLE_NOW
 from reports.mail import SmtpSettings
 
@@ -30,6 +35,14 @@ def assert_golden(name: str, actual: str) -> None:
         path.write_bytes(actual.encode("utf-8"))
     assert path.exists(), f"{path} missing: run with UPDATE_GOLDEN=1 to create it"
     assert actual.encode("utf-8") == path.read_bytes(), f"{name} differs from its golden file"
+
+
+def bare_vault(path: Path) -> Path:
+    """A Vault DB with vault-api's tables and none of vault-drift's (it never ran on it)."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(files("exporter").joinpath("sql/vault-schema.sql").read_text())
+    conn.close()
+    return path
 
 
 def free_port() -> int:
@@ -90,3 +103,29 @@ class SmtpServer:
         }
         values.update(changes)
         return SmtpSettings(**values)
+
+
+def remembered_snapshot(store: VaultStore) -> Snapshot:
+    """The snapshot a full check would publish, as far as the store remembers it.
+
+    An audience with a drift onset drifts, with its remembered members; every other audience
+    is in sync. Ignores and settings are the stored ones.
+    """
+    memories = store.memories()
+    checks = {}
+    for audience in store.audiences():
+        memory = memories.get(audience.audience, DriftMemory())
+        members = [
+            DriftMember(email, kind, seen) for (kind, email), seen in memory.first_seen.items()
+        ]
+        checks[audience.audience] = AudienceCheck(
+            audience=audience,
+            status=Status.SYNCED if memory.drift_since is None else Status.DRIFT,
+            checked_at=NOW,
+            expected_count=0,
+            actual_count=0,
+            missing=tuple(m for m in members if m.kind == "missing"),
+            extra=tuple(m for m in members if m.kind == "extra"),
+            memory=memory,
+        )
+    return Snapshot(checks=checks, ignores=store.ignores(), settings=store.settings())

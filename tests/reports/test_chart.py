@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 from reports_support import NOW
 
+from exporter.vault import SqliteStore
 from reports.chart import drift_chart
-from reports.history import load_history, open_db, period_ending
+from reports.history import load_history, period_ending
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -17,11 +18,9 @@ def png_size(png: bytes) -> tuple[int, int]:
     return width, height
 
 
-def test_drift_chart_is_a_png_of_sane_size(history_db: Path) -> None:
+def test_drift_chart_is_a_png_of_sane_size(history_store: SqliteStore) -> None:
     period = period_ending("7d", NOW)
-    with open_db(history_db) as conn:
-        history = load_history(conn, period)
-    conn.close()
+    history = load_history(history_store, period)
     png = drift_chart(history.cycles, period)
     assert png_size(png) == (800, 260)
     assert 5_000 < len(png) < 300_000

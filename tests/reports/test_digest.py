@@ -10,25 +10,27 @@ sorted 0.5, 2, 3, 6, 24, 36: median (3 + 6) / 2 = 4.5 h; p90 (linear, rank 0.9 x
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from reports_support import NOW
 
-from reports.digest import alert_level, build_digest, member_list
+from exporter.vault import SqliteStore
+from reports.digest import build_digest, member_list
 from reports.duration import human_duration
-from reports.history import UnknownPeriod, load_history, open_db, period_ending
+from reports.history import History, UnknownPeriod, load_history, period_ending
 from reports.measures import resolve_seconds
 
 HOUR = 3600
 
 
+def history_at(db: Path, now: datetime, period: str = "7d") -> History:
+    return load_history(SqliteStore(db).open(), period_ending(period, now))
+
+
 def digest_for(db: Path, period: str = "7d"):  # type: ignore[no-untyped-def]
-    conn = open_db(db)
-    try:
-        history = load_history(conn, period_ending(period, NOW))
-    finally:
-        conn.close()
+    history = history_at(db, NOW, period)
     return history, build_digest(history, NOW)
 
 
@@ -141,8 +143,11 @@ def test_thresholds_come_from_the_settings_table(history_db: Path) -> None:
 @pytest.mark.parametrize(
     ("age", "level"), [(3599, "info"), (3600, "warning"), (86399, "warning"), (86400, "critical")]
 )
-def test_alert_level_boundaries(age: int, level: str) -> None:
-    assert alert_level(age, 3600, 86400) == level
+def test_current_drift_levels_at_the_thresholds(history_db: Path, age: int, level: str) -> None:
+    crm_since = datetime.fromisoformat("2026-11-25T07:30:00+00:00")  # crm-sales' drift onset
+    now = crm_since + timedelta(seconds=age)
+    current = build_digest(history_at(history_db, now, "1d"), now).current
+    assert {c.audience: c.level for c in current}["crm-sales"] == level
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import ssl
 from pathlib import Path
 
 import pytest
 from reports_support import NOW, PUBLIC_URL, SMTP_PASSWORD, SMTP_USER, SmtpServer
 
+from exporter.vault import SqliteStore
 from reports.command import run_report
-from reports.history import open_db
 from reports.mail import MailError, SmtpSettings, build_message, send
 
 
@@ -18,7 +19,7 @@ def test_digest_arrives_as_text_plus_html_with_the_chart_inline(
 ) -> None:
     settings = smtp_server.settings()
     mails: list[tuple[str, str]] = []
-    status = run_report(str(history_db), "1d", None, True, settings, PUBLIC_URL, NOW,
+    status = run_report(SqliteStore(history_db), "1d", None, True, settings, PUBLIC_URL, NOW,
                         lambda kind, result: mails.append((kind, result)))  # fmt: skip
     assert status == 0 and mails == [("digest", "sent")]
 
@@ -38,7 +39,7 @@ def test_digest_arrives_as_text_plus_html_with_the_chart_inline(
     assert image.get_content()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 'src="cid:drift-chart"' in html.get_content()
 
-    conn = open_db(history_db)
+    conn = sqlite3.connect(history_db)
     rows = conn.execute("SELECT kind, recipients, result, detail FROM sys_infra_drift_mail"
                         " ORDER BY id DESC LIMIT 1").fetchall()  # fmt: skip
     conn.close()

@@ -5,12 +5,17 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from reports_support import NOW, PUBLIC_URL, SmtpServer
+from reports_support import NOW, PUBLIC_URL, SmtpServer, bare_vault, remembered_snapshot
 
+from exporter.core.model import Ignore, Status
+from exporter.core.snapshot import Snapshot
+from exporter.vault import EpisodeRecord, SqliteStore
+from reports.mail_log import MailAttempt
 from reports.notify import CriticalNotifier
 
 OPENED = datetime.fromisoformat("2026-11-23T06:00:00+00:00")  # lms-admin's open episode (7)
@@ -37,9 +42,23 @@ def episode(db: Path, episode_id: int) -> tuple[str | None, str | None]:
     return row
 
 
-def notifier(db: Path, server: SmtpServer | None, at: datetime, calls: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+class Notified:
+    """A notifier on the store of ``db``, run with the snapshot the store remembers."""
+
+    def __init__(self, store: SqliteStore, notifier: CriticalNotifier) -> None:
+        self.store, self.notifier = store, notifier
+
+    def run_once(self, snapshot: Snapshot | None = None) -> list[MailAttempt]:
+        return self.notifier.run_once(snapshot or remembered_snapshot(self.store))
+
+
+def notifier(
+    db: Path, server: SmtpServer | None, at: datetime, calls: list[tuple[str, str]]
+) -> Notified:
     smtp = server.settings() if server else None
-    return CriticalNotifier(db, smtp, PUBLIC_URL, lambda: at, lambda k, r: calls.append((k, r)))
+    store = SqliteStore(db).open()
+    on_mail = lambda k, r: calls.append((k, r))  # noqa: E731
+    return Notified(store, CriticalNotifier(store, smtp, PUBLIC_URL, lambda: at, on_mail))
 
 
 def test_critical_mail_once_per_episode_even_after_a_restart(
@@ -133,5 +152,50 @@ def test_mail_off_does_nothing(history_db: Path) -> None:
     assert calls == [] and mail_rows(history_db) == []
 
 
-def test_unreadable_database_never_raises(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    assert notifier(tmp_path / "absent.db", smtp_server, NOW, []).run_once() == []
+def test_vault_database_error_never_raises(
+    tmp_path: Path, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    bare = bare_vault(tmp_path / "bare.db")  # never opened as a store: every read of ours fails
+    smtp = smtp_server.settings()
+    notify = CriticalNotifier(SqliteStore(bare), smtp, PUBLIC_URL, lambda: NOW)
+    with caplog.at_level(logging.ERROR, logger="vault_drift.mail"):
+        assert notify.run_once(Snapshot()) == []
+    assert "Vault database error" in caplog.text
+
+
+def test_critical_and_ignored_are_the_snapshots_to_say(
+    history_db: Path, smtp_server: SmtpServer
+) -> None:
+    """The store only says which episodes had their mail: the check's snapshot decides."""
+    notify = notifier(history_db, smtp_server, NOW, [])
+    remembered = remembered_snapshot(notify.store)
+    admin = remembered.checks["lms-admin"]
+    ignored = replace(remembered, ignores={"lms-admin": Ignore(NOW + timedelta(hours=1), "x")})
+    in_error = replace(remembered, checks={"lms-admin": replace(admin, status=Status.ERROR)})
+    patient = replace(remembered, settings=replace(remembered.settings,
+                                                   critical_threshold_seconds=7 * 86400))  # fmt: skip
+    for snapshot in (ignored, in_error, patient, Snapshot()):
+        assert notify.run_once(snapshot) == []
+    assert smtp_server.inbox.messages == [] and mail_rows(history_db) == []
+    assert [a.episode_id for a in notify.run_once(remembered)] == [7]
+
+
+class CountingStore(SqliteStore):
+    """The real store, counting how often the notifier asks for unmailed episodes."""
+
+    asked = 0
+
+    def episodes_awaiting_critical_mail(self) -> list[EpisodeRecord]:
+        self.asked += 1
+        return super().episodes_awaiting_critical_mail()
+
+
+def test_no_critical_drift_in_the_snapshot_no_episode_read(
+    history_db: Path, smtp_server: SmtpServer
+) -> None:
+    store = CountingStore(history_db).open()
+    notify = CriticalNotifier(store, smtp_server.settings(), PUBLIC_URL, lambda: NOW)
+    assert notify.run_once(Snapshot()) == []
+    assert store.asked == 0
+    assert len(notify.run_once(remembered_snapshot(store))) == 1
+    assert store.asked == 1

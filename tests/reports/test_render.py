@@ -7,10 +7,11 @@ import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
 
-from reports_support import NOW, PUBLIC_URL, assert_golden
+from reports_support import NOW, PUBLIC_URL, assert_golden, remembered_snapshot
 
+from exporter.vault import SqliteStore
 from reports.digest import build_digest
-from reports.history import load_history, open_db, period_ending
+from reports.history import load_history, period_ending
 from reports.notify import critical_alerts, resolution_notes
 from reports.render import fix_link, render_critical, render_digest, render_resolved
 
@@ -19,20 +20,15 @@ EVIL_EMAIL = '"><img src=x onerror=alert(2)>@evil.example'
 
 
 def digest_mail(db: Path, period: str = "7d"):  # type: ignore[no-untyped-def]
-    conn = open_db(db)
-    try:
-        digest = build_digest(load_history(conn, period_ending(period, NOW)), NOW)
-    finally:
-        conn.close()
+    store = SqliteStore(db).open()
+    digest = build_digest(load_history(store, period_ending(period, NOW)), NOW)
     return render_digest(digest, PUBLIC_URL)
 
 
 def critical_mail(db: Path):  # type: ignore[no-untyped-def]
-    conn = open_db(db)
-    try:
-        (alert,) = critical_alerts(conn, NOW)
-    finally:
-        conn.close()
+    store = SqliteStore(db).open()
+    unmailed = store.episodes_awaiting_critical_mail()
+    (alert,) = critical_alerts(remembered_snapshot(store), unmailed, NOW)
     return render_critical(alert, PUBLIC_URL)
 
 
@@ -82,8 +78,8 @@ def test_resolution_mail_golden(history_db: Path) -> None:
             "UPDATE sys_infra_drift_episode SET critical_notified_at = '2026-11-19T20:00:00Z'"
             " WHERE id = 2"
         )
-        (note,) = resolution_notes(conn)
     conn.close()
+    (note,) = resolution_notes(SqliteStore(history_db).open().episodes_awaiting_resolution_note())
     mail = render_resolved(note, PUBLIC_URL)
     assert mail.subject == '[TPB Vault] Drift resolved in "crm-sales"'
     assert "fixed by a sync from vault-drift (bob@tpb.ai)" in mail.text

@@ -1,0 +1,181 @@
+"""What reports read and write: a period's history, the mail log, the episodes to mail about.
+
+Times are stored as ISO-8601 text and come back as aware datetimes. Rows of a period are
+pre-selected in SQL on the stored text with a margin, then kept exactly on parsed times: a
+writer using ``+00:00`` or fractional seconds still sorts right.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from exporter.core.times import format_time, parse_time
+from exporter.vault.store import EpisodeRecord, MailRecord, PeriodHistory, Rows
+
+_SQL_MARGIN = timedelta(days=1)
+_TIME_COLUMNS = frozenset(
+    {
+        "opened_at",
+        "closed_at",
+        "critical_notified_at",
+        "resolution_notified_at",
+        "started_at",
+        "finished_at",
+        "at",
+        "first_seen_at",
+        "drift_since",
+        "last_sync_at",
+    }
+)
+_STATE = (
+    "SELECT s.audience, s.namespace, s.provider, s.sync_status, s.error_message,"
+    " s.last_sync_at, d.drift_since, d.episode_id, d.missing_count, d.extra_count"
+    " FROM sys_infra_state s LEFT JOIN sys_infra_drift_state d USING (audience)"
+    " ORDER BY s.audience"
+)
+_MEMBERS = (
+    "SELECT audience, kind, email, first_seen_at, note FROM sys_infra_drift_member"
+    " ORDER BY audience, kind, email"
+)
+_EPISODES = (
+    "SELECT id, audience, namespace, opened_at, closed_at, peak_missing, peak_extra,"
+    " close_reason, closed_by, critical_notified_at, resolution_notified_at"
+    " FROM sys_infra_drift_episode"
+    " WHERE opened_at <= :end AND (closed_at IS NULL OR closed_at >= :start)"
+    " ORDER BY opened_at, id"
+)
+_CYCLES = (
+    "SELECT id, started_at, finished_at, trigger, scope, vault_ok, cloudflare_ok,"
+    " total, pending, synced, drift, error, duration_seconds FROM sys_infra_drift_cycle"
+    " WHERE started_at BETWEEN :start AND :end ORDER BY started_at, id"
+)
+_ERRORS = (
+    "SELECT id, at, audience, message FROM sys_infra_drift_error"
+    " WHERE at BETWEEN :start AND :end ORDER BY at, id"
+)
+_SYNCS = (
+    "SELECT id, started_at, finished_at, audience, action, trigger, actor, mode, forced,"
+    " added, removed, added_count, removed_count, result, reason FROM sys_infra_drift_audit"
+    " WHERE started_at BETWEEN :start AND :end ORDER BY started_at, id"
+)
+
+
+def period_history(conn: sqlite3.Connection, start: datetime, end: datetime) -> PeriodHistory:
+    margin = {"start": format_time(start - _SQL_MARGIN), "end": format_time(end + _SQL_MARGIN)}
+
+    def started_inside(column: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda row: start <= row[column] <= end
+
+    def overlapping(row: dict[str, Any]) -> bool:
+        closed = row["closed_at"]
+        return bool(row["opened_at"] < end and (closed is None or closed >= start))
+
+    return PeriodHistory(
+        state=_rows(conn, _STATE),
+        members=_rows(conn, _MEMBERS),
+        episodes=_rows(conn, _EPISODES, margin, overlapping),
+        cycles=_rows(conn, _CYCLES, margin, started_inside("started_at")),
+        errors=_rows(conn, _ERRORS, margin, started_inside("at")),
+        syncs=_rows(conn, _SYNCS, margin, started_inside("started_at")),
+    )
+
+
+def mail_log(conn: sqlite3.Connection, kind: str | None = None) -> list[MailRecord]:
+    """Every mail attempt kept (of one kind), oldest first."""
+    rows = conn.execute(
+        "SELECT at, kind, result, recipients, episode_id, detail FROM sys_infra_drift_mail"
+        " WHERE :kind IS NULL OR kind = :kind ORDER BY at, id",
+        {"kind": kind},
+    ).fetchall()
+    return [
+        MailRecord(_time(at), kind, result, recipients, episode, detail)
+        for at, kind, result, recipients, episode, detail in rows
+    ]
+
+
+def record_mail(conn: sqlite3.Connection, record: MailRecord) -> None:
+    conn.execute(
+        "INSERT INTO sys_infra_drift_mail (at, kind, episode_id, recipients, result, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            format_time(record.at),
+            record.kind,
+            record.episode_id,
+            record.recipients,
+            record.result,
+            record.detail,
+        ),
+    )
+
+
+def episodes_awaiting_critical_mail(conn: sqlite3.Connection) -> list[EpisodeRecord]:
+    """Open episodes whose critical mail has not gone out, oldest first."""
+    return _episodes(
+        conn,
+        "closed_at IS NULL AND critical_notified_at IS NULL ORDER BY opened_at, id",
+    )
+
+
+def episodes_awaiting_resolution_note(conn: sqlite3.Connection) -> list[EpisodeRecord]:
+    """Closed episodes whose critical mail went out and whose resolution note has not."""
+    return _episodes(
+        conn,
+        "closed_at IS NOT NULL AND critical_notified_at IS NOT NULL"
+        " AND resolution_notified_at IS NULL ORDER BY closed_at, id",
+    )
+
+
+_MAILED_COLUMNS = {"critical": "critical_notified_at", "resolved": "resolution_notified_at"}
+
+
+def mark_episode_mailed(conn: sqlite3.Connection, episode_id: int, kind: str, at: datetime) -> None:
+    """The episode's ``kind`` mail (critical | resolved) went out at ``at``; a first mark stays."""
+    if kind not in _MAILED_COLUMNS:
+        raise ValueError(f"no mail mark for kind {kind!r}")
+    column = _MAILED_COLUMNS[kind]
+    conn.execute(
+        f"UPDATE sys_infra_drift_episode SET {column} = ? WHERE id = ? AND {column} IS NULL",
+        (format_time(at), episode_id),
+    )
+
+
+def _episodes(conn: sqlite3.Connection, where: str) -> list[EpisodeRecord]:
+    rows = conn.execute(
+        "SELECT id, audience, namespace, opened_at, closed_at, close_reason, closed_by"
+        f" FROM sys_infra_drift_episode WHERE {where}"
+    ).fetchall()
+    return [
+        EpisodeRecord(id_, audience, namespace, _time(opened), parse_time(closed), reason, by)
+        for id_, audience, namespace, opened, closed, reason, by in rows
+    ]
+
+
+def _rows(
+    conn: sqlite3.Connection,
+    sql: str,
+    params: dict[str, Any] | None = None,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+) -> Rows:
+    cursor = conn.execute(sql, params or {})
+    columns = tuple(column[0] for column in cursor.description)
+    times = _TIME_COLUMNS.intersection(columns)
+    at = [i for i, name in enumerate(columns) if name in times]
+    rows = []
+    for raw in cursor:
+        row = list(raw)
+        for i in at:
+            row[i] = parse_time(row[i])
+        if keep is None or keep(dict(zip(columns, row, strict=True))):
+            rows.append(tuple(row))
+    return Rows(columns, rows, frozenset(times))
+
+
+def _time(text: str) -> datetime:
+    """A NOT NULL time column."""
+    moment = parse_time(text)
+    if moment is None:
+        raise ValueError(f"not a time: {text!r}")
+    return moment
