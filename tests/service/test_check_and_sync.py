@@ -160,7 +160,7 @@ def test_a_sync_keeps_is_default_and_every_rule_it_did_not_have_to_change(
         {"email": {"email": "Dev1@Example.com"}},
         {"email_domain": {"domain": "contractors.example.com"}},
         {"email": {"email": "dev2@example.com"}},
-        {"email": {"email": " DEV5@example.com"}},
+        {"email": {"email": "DEV5@Example.com"}},
         {"ip": {"ip": "10.0.0.0/8"}},
         {"email": {"email": "dev3@EXAMPLE.com"}},
         {"email": {"email": "dev4@example.com"}},
@@ -178,7 +178,7 @@ def test_a_sync_keeps_is_default_and_every_rule_it_did_not_have_to_change(
     after = simulator.group(gid)
     assert after["is_default"] is True
     assert after["include"] == [
-        *(rule for rule in include if rule != {"email": {"email": " DEV5@example.com"}}),
+        *(rule for rule in include if rule != {"email": {"email": "DEV5@Example.com"}}),
         {"email": {"email": "dev6@example.com"}},
     ]
     assert statuses(checker)["developers"] == "synced"
