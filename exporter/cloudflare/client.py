@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 
 from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, retry_policy
+from exporter.cloudflare.stream import CHUNK_BYTES, EnvelopeStream, NotAnObject, NotJson
 from exporter.cloudflare.wire import (
     NOT_JSON,
     CloudflareError,
@@ -47,6 +50,11 @@ log = logging.getLogger("vault_drift.cloudflare")
 GROUPS_PATH = "/access/groups"
 # A server that keeps answering full pages of new ids would otherwise be followed forever.
 MAX_PAGES = 10_000
+# Cloudflare documents no maximum per_page for Access groups; its other listings cap it at 50.
+# A 400 naming per_page makes the listing ask for these instead, and keep the one accepted.
+FALLBACK_PAGE_SIZES = (50, 25)
+PAGE_SIZE_SETTING = "VAULT_DRIFT_CLOUDFLARE_PAGE_SIZE"  # named in errors an operator can fix
+_NAMES_PER_PAGE = re.compile(r"per[_ -]?page", re.IGNORECASE)
 
 
 class CloudflareClient:
@@ -99,31 +107,16 @@ class CloudflareClient:
         return list(self.iter_groups())
 
     def iter_groups(self) -> Iterator[Group]:
-        """``list_groups`` one page at a time, so a caller can digest each page and drop it.
+        """``list_groups`` one group at a time, each handed out as soon as it is parsed.
 
         The listing is only complete once the iterator is exhausted without raising: on any
         error, everything already yielded must be discarded.
         """
-        seen: set[str] = set()
+        seen: dict[str, int] = {}  # group id -> the page it was listed on
         total_count: int | None = None
         for page in range(1, MAX_PAGES + 1):
-            params = {"page": page, "per_page": self._per_page}
-            request = f"GET {GROUPS_PATH}?{urlencode(params)}"
-            status, envelope = self._call("GET", GROUPS_PATH, params=params)
-            items = envelope.get("result")
-            if not isinstance(items, list):
-                raise CloudflareError(
-                    "listing result is not a list", status=status, request=request
-                )
-            info = PageInfo.parse(envelope.get("result_info"), page, request)
-            groups, count = self._new_groups(items, seen, status, request), len(items)
-            # Hand the groups out one by one and hold nothing else of the page: each group is
-            # freed once the caller is done with it, and no page is alive beside the next
-            # (a page of 100 groups x 1,000 rules is ~50 MB of Python objects).
-            del envelope, items
-            groups.reverse()
-            while groups:
-                yield groups.pop()
+            response, request = self._open_page(page)
+            info, count = yield from self._page_groups(response, request, page, seen)
             total_count = info.total_count if info.total_count is not None else total_count
             if self._is_last_page(count, page, info):
                 break
@@ -167,20 +160,105 @@ class CloudflareClient:
             body["is_default"] = group.is_default
         return self._group_result("PUT", f"{GROUPS_PATH}/{quote(group.id, safe='')}", body=body)
 
-    def _new_groups(
-        self, items: list[Any], seen: set[str], status: int, request: str
-    ) -> list[Group]:
-        """One page as groups, checked whole before any is handed out."""
-        groups = []
-        for item in items:
-            group = group_from_json(item)
-            if group is None:
-                raise CloudflareError("malformed group in listing", status=status, request=request)
-            if group.id in seen:
-                raise IncompleteListing(f"page repeats group id {group.id}", request=request)
-            seen.add(group.id)
-            groups.append(group)
-        return groups
+    def _open_page(self, page: int) -> tuple[requests.Response, str]:
+        """The answer to one page, its body still unread; a smaller ``per_page`` when
+        Cloudflare refuses the one asked for."""
+        params = {"page": page, "per_page": self._per_page}
+        try:
+            response, request = self._respond("GET", GROUPS_PATH, params=params)
+            if response.status_code >= 300:
+                self._envelope(response, request)  # raises, with Cloudflare's code and message
+        except CloudflareError as exc:
+            smaller = self._smaller_page_size(exc, page)
+            if smaller is None:
+                raise
+            log.warning(
+                "Cloudflare refused per_page=%d (%s): listing groups %d a page for the rest of"
+                " the process (%s=%d skips the refused request)",
+                self._per_page,
+                exc.message,
+                smaller,
+                PAGE_SIZE_SETTING,
+                smaller,
+            )
+            self._per_page = smaller  # kept for the rest of the process
+            return self._open_page(page)
+        return response, request
+
+    def _smaller_page_size(self, exc: CloudflareError, page: int) -> int | None:
+        # Only before any group was handed out: a new size would shift the pages under it.
+        if page != 1 or exc.status != 400 or not _NAMES_PER_PAGE.search(exc.message):
+            return None
+        return next((size for size in FALLBACK_PAGE_SIZES if size < self._per_page), None)
+
+    def _page_groups(
+        self, response: requests.Response, request: str, page: int, seen: dict[str, int]
+    ) -> Generator[Group, None, tuple[PageInfo, int]]:
+        """Hand out each group of a page as soon as its end is parsed, and hold nothing else:
+        whatever the page size, one group and a read buffer are alive at a time. The
+        envelope is judged once the page is complete (``result_info`` may come last)."""
+        status = response.status_code
+        page_stream = EnvelopeStream(self._body_chunks(response, request))
+        try:
+            for item in page_stream:
+                group = group_from_json(item)
+                del item
+                if group is None:
+                    raise CloudflareError(
+                        "malformed group in listing", status=status, request=request
+                    )
+                if group.id in seen:
+                    raise self._repeated(group.id, page, seen[group.id], request)
+                seen[group.id] = page
+                yield group
+                del group
+        except NotJson:
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            reason = f"invalid JSON in response ({kind})"
+            raise CloudflareError(reason, status=status, request=request) from None
+        except NotAnObject:
+            raise CloudflareError(
+                "response is not a Cloudflare envelope", status=status, request=request
+            ) from None
+        finally:
+            response.close()
+        self._check_listing_envelope(page_stream, status, request)
+        info = PageInfo.parse(page_stream.fields.get("result_info"), page, request)
+        return info, page_stream.item_count
+
+    def _body_chunks(self, response: requests.Response, request: str) -> Iterator[bytes]:
+        try:
+            yield from response.iter_content(CHUNK_BYTES)
+        except requests.RequestException as exc:
+            if exc.args and isinstance(exc.args[0], ReadTimeoutError):
+                reason = f"timeout after {self._timeout:g}s while reading the answer"
+            else:
+                reason = f"connection error while reading the answer ({type(exc).__name__})"
+            raise CloudflareError(reason, status=response.status_code, request=request) from exc
+
+    def _check_listing_envelope(self, page: EnvelopeStream, status: int, request: str) -> None:
+        success = page.fields.get("success")
+        if not isinstance(success, bool):
+            raise CloudflareError(
+                "response is not a Cloudflare envelope", status=status, request=request
+            )
+        if not success:
+            code, message = first_error(page.fields)
+            reason = self._scrub(message) or "request failed"
+            raise CloudflareError(reason, status=status, code=code, request=request)
+        if not page.has_list:
+            raise CloudflareError("listing result is not a list", status=status, request=request)
+
+    def _repeated(self, group_id: str, page: int, listed_on: int, request: str) -> Exception:
+        if listed_on == page:
+            return IncompleteListing(f"page repeats group id {group_id}", request=request)
+        return IncompleteListing(
+            f"page {page} repeats group {group_id} of page {listed_on}: Cloudflare seems to"
+            " ignore `page`, so the groups past the first page cannot be listed; set"
+            f" {PAGE_SIZE_SETTING} (now {self._per_page}) to at least the number of groups"
+            " so that one page holds them all",
+            request=request,
+        )
 
     def _is_last_page(self, count: int, page: int, info: PageInfo) -> bool:
         # The server may cap per_page below what was asked: its own figure decides shortness.
@@ -207,6 +285,18 @@ class CloudflareClient:
         body: dict[str, Any] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """One API call: ``(status, envelope)`` of a successful answer, else raises."""
+        response, request = self._respond(method, path, params=params, body=body)
+        return response.status_code, self._envelope(response, request)
+
+    def _respond(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[requests.Response, str]:
+        """One API call: the answer unless it is a 429 (raises), its body not yet read."""
         request = f"{method} {path}" + (f"?{urlencode(params)}" if params else "")
         self._wait_for_turn(request)
         started = self._clock()
@@ -219,7 +309,7 @@ class CloudflareClient:
         # Any other answer means Cloudflare is serving this token again.
         self._gate.on_success(started)
         self.stats.record_ratelimit_header(response.headers.get("Ratelimit"))
-        return response.status_code, self._envelope(response, request)
+        return response, request
 
     def _wait_for_turn(self, request: str) -> None:
         """Wait out a pause that ends within the timeout; refuse the call if it ends later."""
@@ -253,6 +343,7 @@ class CloudflareClient:
                 json=body,
                 headers={"Authorization": f"Bearer {self._token}"},
                 timeout=(self._timeout, self._timeout),
+                stream=True,  # a listing page is parsed as it arrives; others read it whole
             )
         except requests.Timeout as exc:
             raise self._transport_error(

@@ -132,10 +132,20 @@ def group_from_json(item: Any) -> Group | None:
 
 
 def first_error(document: Any) -> tuple[int | None, str | None]:
+    """The first error's code and message; the messages of its ``error_chain`` (where
+    Cloudflare says which parameter was wrong) follow the message after a colon."""
     errors = document.get("errors") if isinstance(document, dict) else None
     if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
         return None, None
     code, message = errors[0].get("code"), errors[0].get("message")
+    chain = errors[0].get("error_chain")
+    causes = [
+        cause["message"]
+        for cause in (chain if isinstance(chain, list) else [])
+        if isinstance(cause, dict) and isinstance(cause.get("message"), str)
+    ]
+    if isinstance(message, str) and causes:
+        message = f"{message}: {'; '.join(causes)}"
     return (
         code if isinstance(code, int) and not isinstance(code, bool) else None,
         message if isinstance(message, str) else None,

@@ -6,10 +6,20 @@ What it models (from Cloudflare's public spec and docs, see SPEC §4):
   "result_info"}`` envelope; a listing carries every group's full rules;
 - pagination with ``page``/``per_page``, ``per_page`` silently capped (Cloudflare's maximum is
   undocumented), ``result_info`` with ``page``, ``per_page`` (the capped value), ``count``,
-  ``total_count``, ``total_pages``; groups listed in insertion order;
-- bearer-token auth (403, code 10000 "Authentication error"), an unknown account (404, 7003);
+  ``total_count``, ``total_pages``; groups listed in insertion order. With ``per_page_limit``
+  a larger ``per_page`` is refused instead, the way endpoints with a documented maximum do
+  (400, code 6008 with an ``error_chain`` naming ``per_page``);
+- the error answers of ``shared/cloudflare/errors.md``: bearer-token auth (403, code 10000
+  "Authentication error"), an unknown route or a method the path has no route for, PATCH
+  included (404, 7000 "No route for that URI"), an unknown account (404, 7003 then 7000), a
+  group that does not exist (404, 12135 "access.api.error.not_found"), a body Access refuses
+  (400, 12130 "access.api.error.invalid_request", with ``source.pointer``). Always JSON, even
+  for what the HTTP server itself refuses;
 - PUT as a full replace: ``name`` and ``include`` required, ``exclude``/``require`` default to
-  ``[]``, rules of any type stored and returned verbatim, at most 1,000 rules per group;
+  ``[]``, at most 1,000 rules per group. Each rule is checked as Cloudflare does
+  (``simulator_rules.py``): one key, a rule type Cloudflare has (or one a test declared in
+  ``future_rule_types``), an object as value, an address in an ``email`` rule; accepted
+  rules are stored and returned verbatim;
   ``is_default`` kept and returned as a boolean (the spec makes it an optional boolean of the
   request; its answer type there is wrong). A PUT without it clears it, as a full replace
   would: whether Cloudflare does is undocumented, and this is the case a client must survive;
@@ -22,10 +32,11 @@ What it models (from Cloudflare's public spec and docs, see SPEC §4):
   over-reporting ``total_count``; a throttled group, hidden from the listing, that answers
   429 to every request.
 
-What it does not model: zone-scoped groups, search/name filters, group-type rule validation
-(an ``{"group": {"id": ...}}`` may point anywhere), the 300-groups-per-account limit, other
-Access objects, API keys (only bearer tokens), HTTP/2 or TLS. Error codes other than 10000 and
-7003 are not Cloudflare's. A 5xx fault is answered before the request is applied.
+What it does not model: zone-scoped groups, search/name filters, the fields of rules other
+than ``email`` (an ``{"group": {"id": ...}}`` may point anywhere), the 300-groups-per-account
+limit, other Access objects, API keys (only bearer tokens), gzip, HTTP/2 or TLS. A 5xx fault
+is answered before the request is applied. ``add_group`` and the manual edit refuse the rules
+the API refuses (``ValueError``), so no test starts from a state Cloudflare could not hold.
 
 Control routes, no token, not counted in the budget: ``POST /_sim/faults`` (JSON object of
 ``Faults`` fields), ``POST /_sim/groups/{id}/include`` (JSON list: a manual dashboard edit),
@@ -51,16 +62,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.core.model import Rule
+from exporter.demo.simulator_rules import first_refused
 from exporter.demo.simulator_wire import (
     Budget,
     LoopbackServer,
     Reply,
+    authentication_error,
     encode,
-    failure,
+    group_not_found,
+    invalid_parameter,
     json_reply,
+    no_route,
     now_iso,
     positive_int,
+    rate_limited,
     success,
+    unknown_account,
     validated_group,
 )
 
@@ -101,6 +118,8 @@ class CloudflareSimulator:
         account_id: str = "demo-account",
         token: str = "demo-token",
         per_page_cap: int = 100,
+        per_page_limit: int | None = None,
+        future_rule_types: Collection[str] = (),
         request_budget: int = 1200,
         budget_window_seconds: float = 300.0,
         block_seconds: float = 300.0,
@@ -113,6 +132,9 @@ class CloudflareSimulator:
         self.account_id = account_id
         self._token = token
         self.per_page_cap = per_page_cap
+        self.per_page_limit = per_page_limit
+        # Rule types Cloudflare does not have yet, declared by a test of pass-through.
+        self.future_rule_types: set[str] = set(future_rule_types)
         self.latency_seconds = latency_seconds
         self._address = (host, port)
         self._budget = Budget(request_budget, budget_window_seconds, block_seconds, clock)
@@ -193,6 +215,7 @@ class CloudflareSimulator:
         now = now_iso()
         group = {"id": group_id, "name": name, "created_at": now, "updated_at": now}
         lists = {"include": include, "exclude": exclude or [], "require": require or []}
+        self._check_rules(lists)
         with self._lock:
             if group_id in self._groups:
                 raise ValueError(f"group {group_id} already exists")
@@ -212,6 +235,7 @@ class CloudflareSimulator:
 
     def set_include(self, group_id: str, include: list[Rule]) -> None:
         """A manual edit in the dashboard: not an API request, not in the budget."""
+        self._check_rules({"include": include})
         with self._lock:
             current = json.loads(self._groups[group_id])
             edited = {**current, "include": include, "updated_at": now_iso()}
@@ -223,6 +247,12 @@ class CloudflareSimulator:
 
     def reset_budget(self) -> None:
         self._budget.reset()
+
+    def _check_rules(self, lists: dict[str, list[Rule]]) -> None:
+        """The dashboard refuses what the API refuses: no state Cloudflare could not hold."""
+        refused = first_refused(lists, self.future_rule_types)
+        if refused is not None:
+            raise ValueError(f"Cloudflare would refuse the rule at {refused[0]}: {refused[1]}")
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -244,7 +274,7 @@ class CloudflareSimulator:
             self._stopping.wait(self.latency_seconds)
         admitted, limit_headers = self._budget.admit()
         if not admitted:
-            reply = failure(429, 971, "Please wait and consider throttling your request speed")
+            reply = rate_limited()
             reply.headers.update(limit_headers)
             return reply
         faults = self._faults
@@ -294,12 +324,12 @@ class CloudflareSimulator:
     ) -> Reply:
         expected = f"Bearer {self._token}"
         if not hmac.compare_digest(headers.get("Authorization", ""), expected):
-            return failure(403, 10000, "Authentication error")
+            return authentication_error()
         match = _API_PATH.fullmatch(path)
-        if match is None or match[1] != self.account_id:
-            return failure(
-                404, 7003, f"Could not route to {path}, perhaps your object identifier is invalid?"
-            )
+        if match is None:
+            return no_route()
+        if match[1] != self.account_id:
+            return unknown_account(path.removeprefix("/client/v4"))
         group_id = match[2]
         if group_id is None:
             if method == "GET":
@@ -308,13 +338,16 @@ class CloudflareSimulator:
                 return self._create(body)
         elif method in ("GET", "PUT", "DELETE"):
             return self._one_group(method, group_id, body)
-        return failure(405, 10405, f"method {method} not allowed on {path}")
+        return no_route()  # Cloudflare routes by method and path: PATCH has no route here
 
     def _list(self, query: dict[str, list[str]]) -> Reply:
         page = positive_int(query, "page", 1)
         per_page = positive_int(query, "per_page", DEFAULT_PER_PAGE)
-        if page is None or per_page is None:
-            return failure(400, 10400, "page and per_page must be positive integers")
+        if page is None:
+            return invalid_parameter("page", 2**31 - 1)
+        limit = self.per_page_limit
+        if per_page is None or (limit is not None and per_page > limit):
+            return invalid_parameter("per_page", limit or 2**31 - 1)
         per_page = min(per_page, self.per_page_cap)
         faults = self._faults
         shown_page = 1 if faults.repeat_page and page == 2 else page
@@ -337,7 +370,7 @@ class CloudflareSimulator:
         return success(200, b"[" + b",".join(groups) + b"]", result_info)
 
     def _create(self, body: bytes) -> Reply:
-        fields_or_error = validated_group(body)
+        fields_or_error = validated_group(body, self.future_rule_types)
         if isinstance(fields_or_error, Reply):
             return fields_or_error
         group_id = self.add_group(**fields_or_error)
@@ -349,14 +382,14 @@ class CloudflareSimulator:
         with self._lock:
             current = self._groups.get(group_id)
         if current is None:
-            return failure(404, 10404, f"access group {group_id} not found")
+            return group_not_found()
         if method == "GET":
             return success(200, current)
         if method == "DELETE":
             with self._lock:
                 self._groups.pop(group_id, None)
             return success(202, encode({"id": group_id}))
-        fields_or_error = validated_group(body)
+        fields_or_error = validated_group(body, self.future_rule_types)
         if isinstance(fields_or_error, Reply):
             return fields_or_error
         replaced = encode({**json.loads(current), **fields_or_error, "updated_at": now_iso()})
@@ -393,6 +426,6 @@ class CloudflareSimulator:
 
 
 def _throttled(faults: Faults) -> Reply:
-    reply = failure(429, 971, "Please wait and consider throttling your request speed")
+    reply = rate_limited()
     reply.headers["retry-after"] = str(faults.retry_after_seconds)
     return reply

@@ -11,11 +11,13 @@ import math
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
+
+from exporter.demo.simulator_rules import first_refused
 
 MAX_RULES_PER_GROUP = 1000
 
@@ -46,9 +48,51 @@ def success(status: int, result: bytes, result_info: dict[str, int] | None = Non
     return Reply(status, body, {"Content-Type": "application/json"})
 
 
-def failure(status: int, code: int, message: str) -> Reply:
-    document = {"success": False, "errors": [{"code": code, "message": message}], "messages": []}
-    return json_reply(status, {**document, "result": None})
+def failure(
+    status: int, code: int, message: str, *, more: tuple[dict[str, Any], ...] = (), **detail: Any
+) -> Reply:
+    """Cloudflare's error envelope; ``detail`` adds fields to the first error (``source``,
+    ``error_chain``), ``more`` adds errors after it."""
+    errors = [{"code": code, "message": message, **detail}, *more]
+    return json_reply(status, {"success": False, "errors": errors, "messages": [], "result": None})
+
+
+# The answers of ../shared/cloudflare/errors.md, with Cloudflare's codes and messages.
+def authentication_error() -> Reply:
+    return failure(403, 10000, "Authentication error")
+
+
+def rate_limited() -> Reply:
+    return failure(429, 971, "Please wait and consider throttling your request speed")
+
+
+def no_route() -> Reply:
+    return failure(404, 7000, "No route for that URI")
+
+
+def unknown_account(api_path: str) -> Reply:
+    message = f"Could not route to {api_path}, perhaps your object identifier is invalid?"
+    return failure(404, 7003, message, more=({"code": 7000, "message": "No route for that URI"},))
+
+
+def group_not_found() -> Reply:
+    return failure(404, 12135, "access.api.error.not_found")
+
+
+def invalid_request(pointer: str | None = None) -> Reply:
+    """A body Access refuses; ``source.pointer`` (newer answers carry it) names the culprit."""
+    message = "access.api.error.invalid_request"
+    if pointer is None:
+        return failure(400, 12130, message)
+    return failure(400, 12130, message, source={"pointer": pointer})
+
+
+def invalid_parameter(name: str, maximum: int) -> Reply:
+    """A query parameter out of range: the shape Cloudflare answers ``per_page=1001`` with on
+    an endpoint that caps it (quoted in cloudflare-go pull request 129)."""
+    message = f"{name} variable must be a number between 1 and {maximum}"
+    chain = [{"code": 11000, "message": message}]
+    return failure(400, 6008, "Invalid request parameters", error_chain=chain)
 
 
 def now_iso() -> str:
@@ -90,34 +134,32 @@ class Budget:
             self._blocked_until = None
 
 
-def validated_group(body: bytes) -> dict[str, Any] | Reply:
+def validated_group(body: bytes, future_rule_types: Collection[str] = ()) -> dict[str, Any] | Reply:
     """The fields of a POST/PUT body, or the 400 Cloudflare would answer."""
     try:
         document = json.loads(body or b"null")
     except ValueError:
-        return failure(400, 10400, "request body is not valid JSON")
+        return invalid_request()
     if not isinstance(document, dict):
-        return failure(400, 10400, "request body must be a JSON object")
+        return invalid_request()
     name = document.get("name")
     if not isinstance(name, str) or not name.strip():
-        return failure(400, 10400, "name is required")
+        return invalid_request("/name")
     if not isinstance(document.get("include"), list):
-        return failure(400, 10400, "include is required: a list of rules")
+        return invalid_request("/include")
     lists = {key: document.get(key) or [] for key in ("include", "exclude", "require")}
     for key, rules in lists.items():
-        if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
-            return failure(400, 10400, f"{key} must be a list of rule objects")
+        if not isinstance(rules, list):
+            return invalid_request(f"/{key}")
+    refused = first_refused(lists, future_rule_types)
+    if refused is not None:
+        return invalid_request(refused[0])
     total = sum(len(rules) for rules in lists.values())
     if total > MAX_RULES_PER_GROUP:
-        return failure(
-            400,
-            10400,
-            f"too many rules: {total} in include, exclude and require together "
-            f"(an Access group holds at most {MAX_RULES_PER_GROUP})",
-        )
+        return invalid_request()
     is_default = document.get("is_default", False)
     if not isinstance(is_default, bool):
-        return failure(400, 10400, "is_default must be a boolean")
+        return invalid_request("/is_default")
     return {"name": name, **lists, "is_default": is_default}
 
 
@@ -166,6 +208,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._serve("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What the standard library would answer with an HTML page (a method it has no
+        ``do_`` for, a malformed request line) goes out in Cloudflare's JSON envelope."""
+        reply = failure(code, 7000, "No route for that URI")
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(reply.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         """No access log on stderr: the demo and the tests share the terminal."""

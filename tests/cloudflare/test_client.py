@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import weakref
@@ -165,11 +166,24 @@ def test_the_client_keeps_no_group_the_caller_has_dropped() -> None:
 
 @responses.activate
 def test_a_page_repeating_ids_is_an_incomplete_listing() -> None:
-    add_page(1, page(1, ["a", "b"], per_page=2, total_count=4))
-    add_page(2, page(2, ["a", "b"], per_page=2, total_count=4))
+    add_page(1, page(1, ["a", "b", "a"], per_page=3, total_count=4))
 
     with pytest.raises(IncompleteListing, match="repeats group id a"):
+        make_client(per_page=3).list_groups()
+
+
+@responses.activate
+def test_a_server_ignoring_page_is_detected_and_names_the_page_size_setting() -> None:
+    # Page 2 repeats page 1: no group past the first page can ever be listed.
+    add_page(1, page(1, ["a", "b"], per_page=2, total_count=4))
+    add_page(2, page(1, ["a", "b"], per_page=2, total_count=4))
+
+    with pytest.raises(IncompleteListing) as caught:
         make_client(per_page=2).list_groups()
+
+    assert "page 2 repeats group a of page 1" in caught.value.message
+    assert "ignore `page`" in caught.value.message
+    assert "VAULT_DRIFT_CLOUDFLARE_PAGE_SIZE (now 2)" in caught.value.message
 
 
 @responses.activate
@@ -207,6 +221,225 @@ def test_a_listing_result_that_is_not_groups_is_an_error() -> None:
     add_page(1, {"success": True, "errors": [], "messages": [], "result": [{"name": "no id"}]})
 
     with pytest.raises(CloudflareError, match="malformed group") as caught:
+        make_client().list_groups()
+    assert caught.value.status == 200
+
+
+# -- per_page refused: fall back to 50, then 25 ----------------------------------------------
+
+
+def add_sized_page(per_page: int, body: dict[str, Any], status: int = 200) -> None:
+    """An answer to page 1 asked with this per_page (Cloudflare's shape of a refused one:
+    code 6008 with an error_chain, as its billing listing answers per_page=1001)."""
+    matcher = responses.matchers.query_param_matcher(
+        {"page": "1", "per_page": str(per_page)}, strict_match=False
+    )
+    responses.get(GROUPS_URL, json=body, status=status, match=[matcher])
+
+
+def asked_sizes() -> list[str]:
+    return [call.request.params["per_page"] for call in responses.calls]  # type: ignore[attr-defined]
+
+
+@responses.activate
+def test_a_400_naming_per_page_falls_back_to_50_and_keeps_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="vault_drift.cloudflare")
+    add_sized_page(1000, fixture("error_per_page.json"), status=400)
+    add_sized_page(50, page(1, ["a", "b"], per_page=50))
+    client = make_client()
+
+    assert [g.id for g in client.list_groups()] == ["a", "b"]
+    assert [g.id for g in client.list_groups()] == ["a", "b"]
+
+    assert asked_sizes() == ["1000", "50", "50"]
+    [warning] = caplog.records
+    assert "per_page=1000" in warning.getMessage()
+    assert "50 a page for the rest of the process" in warning.getMessage()
+    assert "per_page variable must be a number between 1 and 50" in warning.getMessage()
+    assert "VAULT_DRIFT_CLOUDFLARE_PAGE_SIZE=50" in warning.getMessage()
+
+
+@responses.activate
+def test_then_25_and_an_error_once_25_is_refused_too() -> None:
+    for size in (1000, 50, 25):
+        add_sized_page(size, fixture("error_per_page.json"), status=400)
+    client = make_client()
+
+    with pytest.raises(CloudflareError) as caught:
+        client.list_groups()
+
+    assert asked_sizes() == ["1000", "50", "25"]
+    assert (caught.value.status, caught.value.code) == (400, 6008)
+    assert caught.value.message == (
+        "Invalid request parameters: per_page variable must be a number between 1 and 50"
+    )
+    responses.replace(responses.GET, GROUPS_URL, json=page(1, ["a"], per_page=25))
+    assert [g.id for g in client.list_groups()] == ["a"]
+    assert asked_sizes()[-1] == "25"
+
+
+@responses.activate
+def test_a_configured_size_below_50_only_falls_back_to_25() -> None:
+    add_sized_page(30, fixture("error_per_page.json"), status=400)
+    add_sized_page(25, page(1, ["a"], per_page=25))
+
+    assert [g.id for g in make_client(per_page=30).list_groups()] == ["a"]
+    assert asked_sizes() == ["30", "25"]
+
+
+@pytest.mark.parametrize(
+    ("status", "document"),
+    [
+        (400, fixture("error_not_found.json")),  # a 400 that does not name per_page
+        (403, fixture("error_per_page.json")),  # names it, but not a 400
+    ],
+)
+@responses.activate
+def test_other_refusals_do_not_change_the_page_size(status: int, document: Any) -> None:
+    responses.get(GROUPS_URL, json=document, status=status)
+
+    with pytest.raises(CloudflareError):
+        make_client().list_groups()
+    assert asked_sizes() == ["1000"]
+
+
+@responses.activate
+def test_per_page_refused_past_page_1_is_an_error_not_a_new_size() -> None:
+    # A new size would shift the pages under the groups already handed out.
+    add_page(1, page(1, ["a", "b"], per_page=2, total_count=3))
+    add_page(2, fixture("error_per_page.json"), status=400)
+    client = make_client(per_page=1000)
+
+    with pytest.raises(CloudflareError, match="per_page"):
+        client.list_groups()
+    assert asked_sizes() == ["1000", "1000"]
+
+
+# -- the listing is parsed as it arrives -------------------------------------------------------
+
+
+class CountingBody(io.RawIOBase):
+    """A response body that counts the bytes the client has read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self.read_bytes = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self._data[self.read_bytes : self.read_bytes + len(buffer)]
+        buffer[: len(piece)] = piece
+        self.read_bytes += len(piece)
+        return len(piece)
+
+
+def big_page(groups: int, rules: int) -> dict[str, Any]:
+    ids = [f"g{i}" for i in range(groups)]
+    body = page(1, ids, per_page=groups, total_count=groups, total_pages=1)
+    for i, group in enumerate(body["result"]):
+        group["include"] = [{"email": {"email": f"u{j}.{i}@example.com"}} for j in range(rules)]
+    return body
+
+
+@responses.activate
+def test_a_group_is_handed_out_before_its_page_is_read_whole() -> None:
+    # Memory must not grow with the page size Cloudflare serves: a page is not parsed whole.
+    data = json.dumps(big_page(40, 1000)).encode()
+    body = CountingBody(data)
+    responses.get(GROUPS_URL, body=io.BufferedReader(body), content_type="application/json")
+    read_at_each_group = []
+
+    for group in make_client().iter_groups():
+        read_at_each_group.append(body.read_bytes)
+        assert len(group.include) == 1000
+
+    assert len(read_at_each_group) == 40
+    assert read_at_each_group[0] < len(data) / 4
+    assert read_at_each_group[-1] == len(data)
+
+
+class BrokenBody(CountingBody):
+    """A body whose connection fails once ``at`` bytes were read."""
+
+    def __init__(self, data: bytes, at: int, error: Exception) -> None:
+        super().__init__(data)
+        self._at, self._error = at, error
+
+    def readinto(self, buffer: Any) -> int:
+        if self.read_bytes >= self._at:
+            raise self._error
+        return super().readinto(memoryview(buffer)[: self._at - self.read_bytes])
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ConnectionResetError(), r"connection error while reading the answer \(ChunkedEncoding"),
+        (TimeoutError(), r"timeout after 7s while reading the answer"),
+    ],
+)
+@responses.activate
+def test_a_connection_lost_while_a_page_arrives_is_an_error(error: Exception, reason: str) -> None:
+    data = json.dumps(big_page(3, 100)).encode()
+    body = BrokenBody(data, len(data) // 2, error)
+    responses.get(GROUPS_URL, body=io.BufferedReader(body), content_type="application/json")
+
+    with pytest.raises(CloudflareError, match=reason) as caught:
+        list(make_client(timeout=7).iter_groups())
+    assert caught.value.status == 200
+
+
+@responses.activate
+def test_result_info_after_the_result_as_cloudflare_orders_it() -> None:
+    first = page(1, ["a", "b"], per_page=2, total_count=3)
+    second = page(2, ["c"], per_page=2, total_count=3)
+    for number, document in ((1, first), (2, second)):
+        reordered = {key: document[key] for key in ("result", "result_info", "success", "errors")}
+        add_page(number, reordered)
+
+    assert [g.id for g in make_client().list_groups()] == ["a", "b", "c"]
+    assert requested_pages() == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("tail", "error"),
+    [
+        ({"success": False, "errors": [{"code": 7003, "message": "No route"}]}, "No route"),
+        ({"errors": []}, "not a Cloudflare envelope"),
+        ({"success": True, "result_info": {"page": 2}}, "result_info says page 2"),
+    ],
+)
+@responses.activate
+def test_an_envelope_that_turns_bad_after_the_groups_fails_the_listing(
+    tail: dict[str, Any], error: str
+) -> None:
+    # The groups already handed out must be discarded: the listing raises.
+    responses.get(GROUPS_URL, json={"result": page(1, ["a", "b"])["result"], **tail})
+    handed_out = []
+
+    with pytest.raises(CloudflareError, match=error):
+        for group in make_client().iter_groups():
+            handed_out.append(group.id)
+    assert handed_out == ["a", "b"]
+
+
+@responses.activate
+def test_a_listing_cut_inside_a_group_is_invalid_json() -> None:
+    data = json.dumps(big_page(3, 100)).encode()
+    responses.get(GROUPS_URL, body=data[: len(data) * 2 // 3], content_type="application/json")
+
+    with pytest.raises(CloudflareError, match=r"invalid JSON in response \(application/json\)"):
+        list(make_client().iter_groups())
+
+
+@responses.activate
+def test_a_listing_that_is_not_an_object_is_not_an_envelope() -> None:
+    responses.get(GROUPS_URL, json=[1, 2])
+
+    with pytest.raises(CloudflareError, match="not a Cloudflare envelope") as caught:
         make_client().list_groups()
     assert caught.value.status == 200
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +38,12 @@ class FakeClock:
 
 @pytest.fixture
 def sim() -> Iterator[CloudflareSimulator]:
-    with CloudflareSimulator(account_id=ACCOUNT, token=TOKEN, per_page_cap=7) as simulator:
+    with CloudflareSimulator(
+        account_id=ACCOUNT,
+        token=TOKEN,
+        per_page_cap=7,
+        future_rule_types=["cloudflare_rule_of_2031"],  # to check that unknown rules pass
+    ) as simulator:
         yield simulator
 
 
@@ -127,16 +135,18 @@ def test_put_is_a_full_replace_that_keeps_is_default_as_sent_and_validates(
     assert api(sim, "GET", "/access/groups/missing").status_code == 404
 
 
-def test_more_than_1000_rules_is_a_400_with_a_clear_message(sim: CloudflareSimulator) -> None:
+def test_more_than_1000_rules_is_a_400_invalid_request(sim: CloudflareSimulator) -> None:
     group_id = sim.add_group("big", [email("a@x.com")])
-    too_many = Group(group_id, "big", [email(f"u{i}@x.com") for i in range(1000)], [{"ip": {}}])
+    ip = {"ip": {"ip": "10.0.0.0/8"}}
+    too_many = Group(group_id, "big", [email(f"u{i}@x.com") for i in range(1000)], [ip])
 
-    with pytest.raises(CloudflareError, match="1001") as caught:
+    with pytest.raises(CloudflareError) as caught:
         client_for(sim).replace_group(too_many)
 
-    assert caught.value.status == 400
-    assert "at most 1000" in caught.value.message
+    assert (caught.value.status, caught.value.code) == (400, 12130)
+    assert caught.value.message == "access.api.error.invalid_request"
     assert sim.group(group_id)["include"] == [email("a@x.com")]
+    client_for(sim).replace_group(replace(too_many, exclude=[]))  # 1,000 rules are allowed
 
 
 def test_a_wrong_token_is_403_code_10000_and_a_wrong_account_404(
@@ -326,3 +336,155 @@ def test_stop_returns_promptly_while_a_request_hangs() -> None:
     with pytest.raises(CloudflareError):
         client_for(sim, timeout=0.2).list_groups()
     sim.stop()  # must not wait out the 30 s hang (pytest-timeout would fail this test)
+
+
+# -- as strict as Cloudflare -----------------------------------------------------------------
+
+RULE_TYPES = json.loads((Path(__file__).parent / "fixtures" / "rule_types.json").read_text())
+
+
+def test_every_rule_type_cloudflare_has_is_accepted_and_kept_verbatim(
+    sim: CloudflareSimulator,
+) -> None:
+    spec_rules = RULE_TYPES["spec_2024_examples"]
+    spec_types = {next(iter(rule)) for rule in spec_rules}
+    newer = [{kind: {}} for kind in RULE_TYPES["newer_api_rule_types"] if kind not in spec_types]
+    assert len(spec_rules) == 19 and len(newer) == 7
+    assert spec_types <= set(RULE_TYPES["newer_api_rule_types"])
+    assert "login_method" in RULE_TYPES["newer_api_rule_types"]
+    client = client_for(sim)
+
+    created = client.create_group("all", spec_rules, exclude=newer)
+
+    assert sim.group(created.id)["include"] == spec_rules
+    assert sim.group(created.id)["exclude"] == newer
+
+
+def refused(answer: requests.Response) -> tuple[int, Any]:
+    return answer.status_code, answer.json()
+
+
+@pytest.mark.parametrize(
+    ("rule", "pointer"),
+    [
+        (email("not-an-address"), "/include/1"),
+        (email("two@at@x.com"), "/include/1"),
+        (email("a @x.com"), "/include/1"),
+        (email(" a@x.com"), "/include/1"),
+        (email(""), "/include/1"),
+        ({"email": {"mail": "a@x.com"}}, "/include/1"),
+        ({"email": {"email": "a@x.com"}, "everyone": {}}, "/include/1"),
+        ({}, "/include/1"),
+        ({"rule_type_cloudflare_does_not_have": {}}, "/include/1"),
+        ({"everyone": True}, "/include/1"),
+        ("a@x.com", "/include/1"),
+    ],
+)
+def test_a_rule_cloudflare_refuses_is_a_400_invalid_request(
+    sim: CloudflareSimulator, rule: Any, pointer: str
+) -> None:
+    group_id = sim.add_group("app", [email("a@x.com")])
+    body = {"name": "app", "include": [email("b@x.com"), rule]}
+
+    for method, path in (("PUT", f"/access/groups/{group_id}"), ("POST", "/access/groups")):
+        status, document = refused(api(sim, method, path, json=body))
+        assert status == 400
+        assert document == {
+            "success": False,
+            "errors": [
+                {
+                    "code": 12130,
+                    "message": "access.api.error.invalid_request",
+                    "source": {"pointer": pointer},
+                }
+            ],
+            "messages": [],
+            "result": None,
+        }
+    assert sim.group(group_id)["include"] == [email("a@x.com")]
+    assert len(sim.groups()) == 1
+    with pytest.raises(ValueError, match="refuse"):
+        sim.add_group("setup", [rule])
+    with pytest.raises(ValueError, match="refuse"):
+        sim.set_include(group_id, [rule])
+
+
+def test_a_future_rule_type_passes_once_a_test_declares_it(sim: CloudflareSimulator) -> None:
+    future = {"rule_of_2031": {"anything": ["kept", 1]}}
+    with pytest.raises(CloudflareError) as caught:
+        client_for(sim).create_group("app", [future])
+    assert (caught.value.status, caught.value.code) == (400, 12130)
+
+    sim.future_rule_types.add("rule_of_2031")
+    created = client_for(sim).create_group("app", [future])
+    assert sim.group(created.id)["include"] == [future]
+
+
+def test_error_answers_carry_cloudflare_codes_and_envelopes(sim: CloudflareSimulator) -> None:
+    def errors(answer: requests.Response) -> tuple[int, list[tuple[int, str]]]:
+        document = answer.json()
+        assert document["success"] is False and document["result"] is None
+        assert document["messages"] == []
+        return answer.status_code, [(e["code"], e["message"]) for e in document["errors"]]
+
+    not_found = api(sim, "GET", "/access/groups/missing")
+    assert errors(not_found) == (404, [(12135, "access.api.error.not_found")])
+    assert errors(api(sim, "PUT", "/access/groups/missing", json={})) == errors(not_found)
+    assert errors(api(sim, "GET", "/access/policies")) == (404, [(7000, "No route for that URI")])
+    assert errors(api(sim, "GET", "/access/groups", headers={"Authorization": "Bearer no"})) == (
+        403,
+        [(10000, "Authentication error")],
+    )
+    wrong_account = requests.get(
+        f"{sim.base_url}/accounts/other/access/groups",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=2,
+    )
+    assert errors(wrong_account) == (
+        404,
+        [
+            (
+                7003,
+                "Could not route to /accounts/other/access/groups,"
+                " perhaps your object identifier is invalid?",
+            ),
+            (7000, "No route for that URI"),
+        ],
+    )
+    assert errors(api(sim, "POST", "/access/groups", data=b"{not json")) == (
+        400,
+        [(12130, "access.api.error.invalid_request")],
+    )
+
+
+@pytest.mark.parametrize("method", ["PATCH", "OPTIONS", "TRACE"])
+def test_any_method_is_answered_in_json_never_an_html_page(
+    sim: CloudflareSimulator, method: str
+) -> None:
+    group_id = sim.add_group("app", [email("a@x.com")])
+
+    answer = api(sim, method, f"/access/groups/{group_id}", json={"name": "x", "include": []})
+
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json()["success"] is False
+    assert answer.json()["errors"][0]["code"] == 7000
+    assert sim.group(group_id)["name"] == "app"
+
+
+def test_a_per_page_limit_refuses_larger_pages_naming_per_page() -> None:
+    with CloudflareSimulator(account_id=ACCOUNT, token=TOKEN, per_page_limit=50) as sim:
+        refused_page = api(sim, "GET", "/access/groups", params={"per_page": 51})
+        assert refused_page.status_code == 400
+        assert refused_page.json()["errors"] == [
+            {
+                "code": 6008,
+                "message": "Invalid request parameters",
+                "error_chain": [
+                    {
+                        "code": 11000,
+                        "message": "per_page variable must be a number between 1 and 50",
+                    }
+                ],
+            }
+        ]
+        assert api(sim, "GET", "/access/groups", params={"per_page": 50}).status_code == 200

@@ -88,6 +88,47 @@ def test_cloudflare_failure_is_error_never_a_guess(
     assert statuses(checker)["lms-instructors"] == "drift"
 
 
+def test_a_cloudflare_ignoring_page_makes_the_first_check_an_error_naming_the_page_size(
+    sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    # 3 groups, 2 a page: page 2 comes back as page 1 again. Never "synced" from page 1 alone.
+    simulator.faults = Faults(repeat_page=True)
+    services = assemble(
+        SqliteStore(sample_db).open(), make_client(simulator, per_page=2), clock=clock
+    )
+
+    services.checker.check_all()
+
+    checks = services.snapshots.current.checks
+    listed = [c for c in checks.values() if c.audience.group_id is not None]
+    assert len(listed) == 4
+    assert {str(c.status) for c in listed} == {"error"}
+    for check in listed:
+        assert check.error_message is not None
+        assert "VAULT_DRIFT_CLOUDFLARE_PAGE_SIZE (now 2)" in check.error_message
+        assert "page 2 repeats group" in check.error_message
+    assert services.snapshots.current.cloudflare_up is False
+
+
+def test_a_cloudflare_refusing_the_page_size_is_listed_50_a_page_from_the_first_check(
+    checker: Checker, simulator: CloudflareSimulator
+) -> None:
+    simulator.per_page_limit = 50  # the client asks for 1,000: 400 naming per_page
+
+    checker.check_all()
+    checker.check_all()
+
+    assert statuses(checker) == {
+        "administrators": "synced",
+        "developers": "synced",
+        "lms-instructors": "drift",
+        "lms-viewer": "pending",
+        "sales-team": "error",
+    }
+    listings = [s for m, p, s in simulator.request_log if p.endswith("/access/groups")]
+    assert listings == [400, 200, 200]  # the refused size is asked once in the process
+
+
 def test_an_audience_removed_from_sys_infra_state_disappears(
     checker: Checker, sample_db: Path
 ) -> None:
@@ -160,7 +201,7 @@ def test_a_sync_keeps_is_default_and_every_rule_it_did_not_have_to_change(
         {"email": {"email": "Dev1@Example.com"}},
         {"email_domain": {"domain": "contractors.example.com"}},
         {"email": {"email": "dev2@example.com"}},
-        {"email": {"email": " DEV5@example.com"}},
+        {"email": {"email": "DEV5@Example.com"}},
         {"ip": {"ip": "10.0.0.0/8"}},
         {"email": {"email": "dev3@EXAMPLE.com"}},
         {"email": {"email": "dev4@example.com"}},
@@ -178,7 +219,7 @@ def test_a_sync_keeps_is_default_and_every_rule_it_did_not_have_to_change(
     after = simulator.group(gid)
     assert after["is_default"] is True
     assert after["include"] == [
-        *(rule for rule in include if rule != {"email": {"email": " DEV5@example.com"}}),
+        *(rule for rule in include if rule != {"email": {"email": "DEV5@Example.com"}}),
         {"email": {"email": "dev6@example.com"}},
     ]
     assert statuses(checker)["developers"] == "synced"

@@ -37,6 +37,7 @@ OTHER_RULES: tuple[dict[str, Any], ...] = (
     {"ip": {"ip": "10.0.0.0/8"}},
     {"brand_new_rule_type": {"whatever": [1, 2, 3]}},
 )
+FUTURE_RULE_TYPE = "brand_new_rule_type"  # declared on the simulator: must pass through verbatim
 
 
 def email_rule(email: str) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class World:
 
 def write_world(path: Path, sim: CloudflareSimulator, specs: list[AudienceSpec]) -> World:
     """A Vault DB (one organisation, group and application per audience) and its groups."""
+    sim.future_rule_types.add(FUTURE_RULE_TYPE)
     create_schema(path)
     with sqlite3.connect(path) as conn:
         for index, spec in enumerate(specs):

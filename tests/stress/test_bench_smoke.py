@@ -58,3 +58,11 @@ def test_budget_small() -> None:
     checker, naive = result["rows"][0], result["rows"][-1]
     assert naive["requests_per_check"] == result["groups"]
     assert checker["budget_share_percent"] < naive["budget_share_percent"]
+
+
+def test_listing_memory_small() -> None:
+    result = run_bench("bench.listing_memory")
+    for world in ("one_page", "three_pages", "large"):
+        this = result[world]["this"]
+        assert 0 < this["peak_rss_mb_median"] <= this["peak_rss_mb_max"] < 1000
+        assert sum(this["counts"].values()) == result[world]["groups"]
