@@ -25,13 +25,19 @@ const fail = (status, code, message, headers = {}) => {
   return response;
 };
 
-function shaped(result, raw) {
+// The binding answers rows as objects; /raw answers columns and arrays. An empty answer
+// still names its columns on D1: ask the binding for them (a read, so asking again is safe).
+async function shaped(env, statement, result, raw) {
   const rows = result.results || [];
   const meta = result.meta || {};
   stats.rows_read += meta.rows_read || 0;
   stats.rows_written += meta.rows_written || 0;
   if (!raw) return { results: rows, success: true, meta };
-  const columns = rows.length ? Object.keys(rows[0]) : [];
+  let columns = rows.length ? Object.keys(rows[0]) : [];
+  if (!rows.length && /^\s*(select|with|pragma)\b/i.test(statement.sql || "")) {
+    const [names] = await env.DB.prepare(statement.sql).bind(...(statement.params || [])).raw({ columnNames: true });
+    columns = names || [];
+  }
   return { results: { columns, rows: rows.map((r) => columns.map((c) => r[c])) }, success: true, meta };
 }
 
@@ -86,11 +92,11 @@ export default {
             : env.DB.prepare(s.sql).bind(...(s.params || [])),
         );
         const results = await env.DB.batch(statements);
-        return envelope(200, results.map((r) => shaped(r, raw)));
+        return envelope(200, await Promise.all(results.map((r, i) => shaped(env, body.batch[i], r, raw))));
       }
       if (typeof body.sql !== "string") return fail(400, 7400, "The request is malformed: expected sql or batch");
       const result = await env.DB.prepare(body.sql).bind(...(body.params || [])).all();
-      return envelope(200, [shaped(result, raw)]);
+      return envelope(200, [await shaped(env, body, result, raw)]);
     } catch (error) {
       return fail(400, 7500, String(error && error.message ? error.message : error));
     }
