@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from . import budget, check_cost, serve_latency
+from . import budget, check_cost, d1_cost, serve_latency
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "check_cost": check_cost.main(flags),
         "serve_latency": serve_latency.main(flags),
         "budget": budget.main(flags),
+        "d1_cost": d1_cost.main(flags),
     }
     print(json.dumps(results, indent=2))
     return results

@@ -48,11 +48,11 @@ from exporter.vault.store import (
 
 log = logging.getLogger("vault_drift.d1")
 
-PAGE_BYTES = 4_000_000  # members' JSON per answer (D1: 2 MB per value, 30 s per request)
+PAGE_BYTES = 8_000_000  # members' JSON per answer (D1: 2 MB per value, 30 s per request)
 BATCH_STATEMENTS = 2_000  # per write request, whole units only
 BATCH_BYTES = 2_000_000  # of SQL and parameters per write request
 GUESS_MEMBERS = 1_000  # an audience never read yet: Cloudflare's rule limit per group
-GUESS_BYTES_PER_MEMBER = 64
+GUESS_BYTES_PER_MEMBER = 48
 LEASE_NAME = "writer"
 
 # The page's audiences come as one JSON array parameter; the answer is cut where the running
@@ -90,6 +90,16 @@ class D1Reader:
     def execute(self, sql: str, parameters: Any = (), /) -> RowsCursor:
         result = self._client.query(sql, list(parameters))
         return RowsCursor(result.columns, [tuple(row) for row in result.rows])
+
+
+class PrefetchedReader:
+    """Answers from one batch fetched beforehand (several reads, one request)."""
+
+    def __init__(self, answers: dict[str, RowsCursor]) -> None:
+        self._answers = answers
+
+    def execute(self, sql: str, parameters: Any = (), /) -> RowsCursor:
+        return self._answers[sql]
 
 
 class NoChangeFeed:
@@ -195,17 +205,17 @@ class D1Store:
         names = sorted(dict.fromkeys(audiences))
         if not names:
             return {}
-        try:
-            broken = [tuple(r) for r in self._reader.execute(membership.BROKEN_APPLICATIONS)]
-        except CloudflareError as exc:
-            raise VaultError(f"Vault unreadable: {exc}") from exc
         packed: dict[str, tuple[str, str] | str] = {}
+        broken: list[tuple[str, str]] | None = None
         queue = list(names)
         while queue:
             page = self._next_page(queue)
             try:
-                got, complete = self._read_page(page)
+                got, complete, found = self._read_page(page, with_broken=broken is None)
+                broken = broken if found is None else found
             except CloudflareError as exc:
+                if broken is None:  # not even the first answer: Vault is unreadable
+                    raise VaultError(f"Vault unreadable: {exc}") from exc
                 message = f"Vault unreadable: D1 page of members did not arrive: {exc}"
                 log.warning("%s (%d audiences left unread)", message, len(queue))
                 packed.update({name: message for name in queue})
@@ -215,7 +225,7 @@ class D1Store:
                 packed[name] = got.get(name, ("[]", "[]"))
             queue = queue[len(covered) :]
         self._learn(packed)
-        return membership.unpacked_expected({n: packed[n] for n in names}, broken)
+        return membership.unpacked_expected({n: packed[n] for n in names}, broken or [])
 
     def _next_page(self, queue: list[str]) -> list[str]:
         """The longest run of audiences whose estimated answer fits the budget (at least one)."""
@@ -231,17 +241,24 @@ class D1Store:
             total += size
         return page
 
-    def _read_page(self, page: list[str]) -> tuple[dict[str, tuple[str, str]], bool]:
+    def _read_page(
+        self, page: list[str], with_broken: bool
+    ) -> tuple[dict[str, tuple[str, str]], bool, list[tuple[str, str]] | None]:
+        """One page of members (the first one with the malformed applications, in one batch):
+        the members found, whether every audience of the page is in, the applications."""
         expected = membership.expected_query("SELECT value FROM json_each(?)")
-        result = self.client.query(
-            _PAGE.format(expected=expected), [json.dumps(page), self.page_bytes]
-        )
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (_PAGE.format(expected=expected), [json.dumps(page), self.page_bytes])
+        ]
+        if with_broken:
+            statements.append((membership.BROKEN_APPLICATIONS, []))
+        results = self.client.batch(statements)
         self.pages_read += 1
-        got = {row[0]: (row[1], row[2]) for row in result.rows}
-        complete = not result.rows or result.rows[-1][3] == result.rows[-1][4]
-        if not got:
-            return {}, True
-        return got, complete
+        rows = results[0].rows
+        broken = [(row[0], row[1]) for row in results[1].rows] if with_broken else None
+        got = {row[0]: (row[1], row[2]) for row in rows}
+        complete = not rows or rows[-1][3] == rows[-1][4]
+        return got, complete, broken
 
     def _learn(self, packed: Mapping[str, tuple[str, str] | str]) -> None:
         sizes = {
@@ -260,7 +277,17 @@ class D1Store:
                 self._bytes_per_member = max(16.0, sum(sizes.values()) / members)
 
     def memories(self) -> dict[str, DriftMemory]:
-        return self._read(state.load_memories)
+        """Both tables in one request."""
+        sqls = [state.MEMORY_MEMBERS, state.MEMORY_STATES]
+        try:
+            results = self.client.batch([(sql, ()) for sql in sqls])
+        except CloudflareError as exc:
+            raise VaultError(f"Vault unreadable: {exc}") from exc
+        answers = {
+            sql: RowsCursor(r.columns, [tuple(row) for row in r.rows])
+            for sql, r in zip(sqls, results, strict=True)
+        }
+        return state.load_memories(PrefetchedReader(answers))
 
     def settings(self) -> Settings:
         return self._read(operator.load_settings)

@@ -18,12 +18,16 @@ from exporter.vault.store import CycleSummary
 _OPEN_EPISODE = "(SELECT episode_id FROM sys_infra_drift_state WHERE audience = ?)"
 
 
+MEMORY_MEMBERS = "SELECT audience, kind, email, first_seen_at, note FROM sys_infra_drift_member"
+MEMORY_STATES = (
+    "SELECT audience, drift_since, consecutive_errors, error_since FROM sys_infra_drift_state"
+)
+
+
 def load_memories(conn: Reader) -> dict[str, DriftMemory]:
     seen: dict[str, dict[tuple[str, str], datetime]] = {}
     notes: dict[str, dict[tuple[str, str], str]] = {}
-    for audience, kind, email, first, note in conn.execute(
-        "SELECT audience, kind, email, first_seen_at, note FROM sys_infra_drift_member"
-    ):
+    for audience, kind, email, first, note in conn.execute(MEMORY_MEMBERS):
         seen.setdefault(audience, {})[(kind, email)] = parse_time(first) or datetime.min
         if note is not None:
             notes.setdefault(audience, {})[(kind, email)] = note
@@ -35,10 +39,7 @@ def load_memories(conn: Reader) -> dict[str, DriftMemory]:
             error_since=parse_time(error_since),
             notes=notes.get(audience, {}) if since else {},
         )
-        for audience, since, errors, error_since in conn.execute(
-            "SELECT audience, drift_since, consecutive_errors, error_since"
-            " FROM sys_infra_drift_state"
-        )
+        for audience, since, errors, error_since in conn.execute(MEMORY_STATES)
     }
 
 

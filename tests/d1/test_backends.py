@@ -6,12 +6,17 @@ persists and shows must not depend on where the Vault lives.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
 from conftest import World
 
+from exporter.cloudflare.d1 import D1Error
 from exporter.core.model import Status
 from exporter.service.syncer import SyncRequest
 from exporter.vault import VaultError
+from exporter.vault.d1 import D1Store
 
 SAMPLE_COUNTS = {"pending": 1, "synced": 2, "drift": 1, "error": 1}
 
@@ -156,3 +161,58 @@ def test_a_sql_error_is_not_retried_and_leaves_the_audiences_in_error(d1_backend
     # The first read of the cycle failed: Vault is down for this cycle, nothing is guessed.
     assert snapshot.vault_up is False
     assert {c.status for c in snapshot.checks.values()} == {Status.ERROR}
+
+
+def test_members_come_in_pages_under_the_byte_budget(d1_backend: World) -> None:
+    services = d1_backend.services(page_bytes=300)
+    store = services.vault
+    assert isinstance(store, D1Store)
+    sizes: list[tuple[int, int]] = []  # (audiences with members, bytes) per answer
+    real = store._read_page
+
+    def measured(page: list[str], with_broken: bool) -> Any:
+        got, complete, broken = real(page, with_broken)
+        sizes.append((len(got), sum(len(e) + len(a) for e, a in got.values())))
+        return got, complete, broken
+
+    store._read_page = measured  # type: ignore[method-assign]
+    first = services.checker.check_all("cli")
+    second = services.checker.check_all("cli")
+    assert first.counts() == second.counts() == SAMPLE_COUNTS
+    total = sum(store._sizes.values())
+    # Over the budget only when one audience alone is bigger than it.
+    assert all(size <= 300 or count == 1 for count, size in sizes)
+    assert any(count > 1 for count, _ in sizes)
+    pages_of_second = len(sizes) // 2
+    assert pages_of_second <= math.ceil(total / 300) + 1
+
+
+def test_an_audience_whose_page_did_not_arrive_is_an_error(d1_backend: World) -> None:
+    services = d1_backend.services(page_bytes=300)
+    store = services.vault
+    assert isinstance(store, D1Store)
+    pages: list[list[str]] = []
+    real = store._read_page
+
+    def flaky(page: list[str], with_broken: bool) -> Any:
+        pages.append(page)
+        if len(pages) == 2:
+            raise D1Error("D1_ERROR: storage operation exceeded timeout", transient=True)
+        return real(page, with_broken)
+
+    store._read_page = flaky  # type: ignore[method-assign]
+    snapshot = services.checker.check_all("cli")
+    arrived = set(pages[0])
+    assert arrived and len(arrived) < len(snapshot.checks)
+    for name, check in snapshot.checks.items():
+        if name in arrived:
+            assert "did not arrive" not in (check.error_message or "")
+        else:
+            assert check.status is Status.ERROR, name
+            assert "did not arrive" in (check.error_message or "")
+    assert snapshot.checks["lms-instructors"].status in (Status.DRIFT, Status.ERROR)
+    assert not any(
+        c.status in (Status.SYNCED, Status.DRIFT)
+        for n, c in snapshot.checks.items()
+        if n not in arrived
+    )

@@ -58,3 +58,12 @@ def test_budget_small() -> None:
     checker, naive = result["rows"][0], result["rows"][-1]
     assert naive["requests_per_check"] == result["groups"]
     assert checker["budget_share_percent"] < naive["budget_share_percent"]
+
+
+def test_d1_cost_small() -> None:
+    result = run_bench("bench.d1_cost")
+    full = result["full_check"]
+    assert full["counts_file"] == full["counts_d1"]
+    assert full["member_pages"] <= full["member_pages_bound"]
+    assert 0 < result["notification"]["max_s"] < 30
+    assert 0 < result["budget"]["budget_share_percent"] < 100
