@@ -6,7 +6,10 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit system-tools bench clean
+GATEWAY := tests/d1/gateway
+GATEWAY_STAMP := $(GATEWAY)/node_modules/.installed
+
+.PHONY: demo test lint types unit system-tools node-tools bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,6 +29,16 @@ demo: $(RUNTIME_STAMP)
 system-tools:
 	./scripts/install-system-tools
 
+# workerd's own D1 (miniflare from npm, pinned by the lockfile) for the D1 integration tests.
+# Without npm (a developer machine, not root) nothing is installed: those tests skip there
+# and fail under CI=true.
+node-tools: system-tools $(GATEWAY_STAMP)
+
+$(GATEWAY_STAMP): $(GATEWAY)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(GATEWAY) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the workerd D1 tests cannot run (scripts/install-system-tools)"; fi
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -38,7 +51,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest
 
 # Everything CI runs: lint, types, unit, integration, promtool, Prometheus and browser tests.
-test: $(STAMP) system-tools lint types unit
+test: $(STAMP) system-tools node-tools lint types unit
 
 # Long runs: chaos soak and 50 crash rounds (see docs/reliability.md).
 test-long: $(STAMP) system-tools
@@ -48,4 +61,4 @@ bench: $(STAMP)
 	$(PY) -m bench.all
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(GATEWAY)/node_modules

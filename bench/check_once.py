@@ -1,6 +1,7 @@
 """One full check in a fresh process, printing wall time, requests and peak RSS as JSON.
 
     python -m bench.check_once --db vault.db --base-url URL [--naive]
+    python -m bench.check_once --d1 DATABASE_ID --base-url URL [--checks 2]   # Vault in D1
 
 Run as a child of the benchmark so the simulator's memory is not counted.
 """
@@ -52,12 +53,60 @@ def _now():  # type: ignore[no-untyped-def]
     return utc_now()
 
 
+def d1_checks(database_id: str, base_url: str, checks: int) -> dict[str, object]:
+    """Full checks on a Vault in D1: time, requests, pages and rows of each, peak RSS."""
+    from exporter.cloudflare.d1 import D1Client
+    from exporter.vault.d1 import D1Store
+
+    cf = client(base_url)
+    d1 = D1Client(
+        base_url=base_url,
+        account_id="demo-account",
+        database_id=database_id,
+        token="demo-token",
+        gate=cf.rate_gate,
+        stats=cf.stats,
+        timeout=120,
+    )
+    store = D1Store(d1).open()
+    checker = assemble(store, cf).checker
+    runs = []
+    for _ in range(checks):
+        before, pages = cf.stats.snapshot(), store.pages_read
+        started = time.perf_counter()
+        counts = checker.check_all("bench", timeout=600).counts()
+        seconds = time.perf_counter() - started
+        after = cf.stats.snapshot()
+        runs.append(
+            {
+                "seconds": seconds,
+                "counts": counts,
+                "d1_requests": sum(after["d1"]["requests"].values())
+                - sum(before["d1"]["requests"].values()),
+                "access_requests": sum(after["requests"].values())
+                - sum(before["requests"].values()),
+                "member_pages": store.pages_read - pages,
+                "member_bytes": sum(store._sizes.values()),
+                "rows_read": after["d1"]["rows_read"] - before["d1"]["rows_read"],
+                "rows_written": after["d1"]["rows_written"] - before["d1"]["rows_written"],
+                "d1_seconds": after["d1"]["seconds"] - before["d1"]["seconds"],
+            }
+        )
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"runs": runs, "peak_rss_mb": peak_kib / 1024, "page_bytes": store.page_bytes}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--db", required=True)
+    parser.add_argument("--db")
+    parser.add_argument("--d1", metavar="DATABASE_ID")
+    parser.add_argument("--checks", type=int, default=2)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--naive", action="store_true")
     args = parser.parse_args()
+    if args.d1:
+        print(json.dumps(d1_checks(args.d1, args.base_url, args.checks)))
+        return
     db = SqliteStore(args.db).open()
     started = time.perf_counter()
     counts = (naive_check if args.naive else engine_check)(db, args.base_url)

@@ -27,6 +27,11 @@ DEFAULT_PORT = 9847
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_CLOUDFLARE_URL = "https://api.cloudflare.com/client/v4"
 MIN_TOKEN_LENGTH = 16
+# D1 database ids are UUIDs (the dashboard and the API show them with dashes).
+_D1_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+D1_SCHEME = "d1://"
 _LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
 
 
@@ -45,9 +50,12 @@ def _env(name: str, key: str) -> Any:
 class Config(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", case_sensitive=False)
 
-    database: Path = Field(
-        Path("vault.db"), validation_alias=AliasChoices("VAULT_DRIFT_DATABASE", "database")
+    # A SQLite file path, or d1://<database_id> for Cloudflare D1 over its REST API.
+    database: str = Field(
+        "vault.db", validation_alias=AliasChoices("VAULT_DRIFT_DATABASE", "database")
     )
+    d1_api_token: SecretStr | None = _env("VAULT_DRIFT_D1_API_TOKEN", "d1_api_token")
+    d1_lease: int = Field(60, validation_alias=AliasChoices("VAULT_DRIFT_D1_LEASE", "d1_lease"))
     cloudflare_api_token: SecretStr | None = _env("CLOUDFLARE_API_TOKEN", "cloudflare_api_token")
     cloudflare_account_id: str | None = _env("CLOUDFLARE_ACCOUNT_ID", "cloudflare_account_id")
     cloudflare_base_url: str = Field(
@@ -87,6 +95,7 @@ class Config(BaseSettings):
     @field_validator(
         "cloudflare_api_token",
         "cloudflare_account_id",
+        "d1_api_token",
         "admin_token",
         "read_token",
         "public_url",
@@ -99,6 +108,27 @@ class Config(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: Any) -> Any:
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            raise ValueError("must be a SQLite file path or d1://<database_id>")
+        if text.lower().startswith(D1_SCHEME):
+            database_id = text[len(D1_SCHEME) :].strip("/")
+            if not _D1_ID.match(database_id):
+                raise ValueError(
+                    "d1:// must be followed by a D1 database id (a UUID such as"
+                    " d1://xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+                )
+            return D1_SCHEME + database_id.lower()
+        return text
+
+    @field_validator("d1_lease", mode="before")
+    @classmethod
+    def _lease(cls, value: Any) -> Any:
+        return _duration_between(value, 3, 600, "3s and 10m")
 
     @field_validator("listen")
     @classmethod
@@ -161,6 +191,18 @@ class Config(BaseSettings):
         return value.lower()
 
     @property
+    def d1_database_id(self) -> str | None:
+        """The D1 database of ``VAULT_DRIFT_DATABASE=d1://<id>``; None for a SQLite file."""
+        if self.database.startswith(D1_SCHEME):
+            return self.database[len(D1_SCHEME) :]
+        return None
+
+    @property
+    def d1_token(self) -> SecretStr | None:
+        """``VAULT_DRIFT_D1_API_TOKEN``, else the Access token."""
+        return self.d1_api_token or self.cloudflare_api_token
+
+    @property
     def listen_address(self) -> tuple[str, int]:
         return parse_listen(self.listen)
 
@@ -185,6 +227,23 @@ class Config(BaseSettings):
             )
             if value is None
         ]
+        if problems:
+            raise ConfigError(problems)
+
+    def check_d1(self) -> None:
+        """A Vault in D1 needs the account and a token (``VAULT_DRIFT_D1_API_TOKEN`` or the
+        Access token), whatever the command."""
+        problems = []
+        if self.cloudflare_account_id is None:
+            problems.append(
+                "CLOUDFLARE_ACCOUNT_ID: required for VAULT_DRIFT_DATABASE=d1://"
+                " (set the environment variable or `cloudflare_account_id`)"
+            )
+        if self.d1_token is None:
+            problems.append(
+                "VAULT_DRIFT_D1_API_TOKEN: required for VAULT_DRIFT_DATABASE=d1:// (or set"
+                " CLOUDFLARE_API_TOKEN, which it defaults to)"
+            )
         if problems:
             raise ConfigError(problems)
 

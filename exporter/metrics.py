@@ -144,12 +144,31 @@ class DriftCollector(Collector):
     def _cloudflare_families(self, stats: dict[str, Any]) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "vault_drift_cloudflare_requests",
-            "HTTP requests sent to Cloudflare, by method and status class",
-            labels=["method", "status_class"],
+            "HTTP requests sent to Cloudflare, by API (access, d1), method and status class",
+            labels=["api", "method", "status_class"],
         )
         for (method, status_class), count in sorted(stats["requests"].items()):
-            requests.add_metric([method, status_class], count)
+            requests.add_metric(["access", method, status_class], count)
+        d1 = stats.get("d1")
+        for (method, status_class), count in sorted((d1 or {}).get("requests", {}).items()):
+            requests.add_metric(["d1", method, status_class], count)
         yield requests
+        if d1 is not None:
+            yield CounterMetricFamily(
+                "vault_drift_d1_rows_read",
+                "Rows D1 read for the exporter (meta.rows_read of its answers; D1 bills them)",
+                value=d1["rows_read"],
+            )
+            yield CounterMetricFamily(
+                "vault_drift_d1_rows_written",
+                "Rows D1 wrote for the exporter (meta.rows_written of its answers)",
+                value=d1["rows_written"],
+            )
+            yield CounterMetricFamily(
+                "vault_drift_d1_request_seconds",
+                "Time spent waiting for D1's answers (reads and writes of the Vault)",
+                value=round(d1["seconds"], 6),
+            )
         yield CounterMetricFamily(
             "vault_drift_cloudflare_rate_limited",
             "429 answers received from Cloudflare",

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient
+from exporter.cloudflare.d1 import D1Client
+from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate
 from exporter.config import Config
 from exporter.service import Services, assemble
 from exporter.service.events import Events
-from exporter.vault import SqliteStore
+from exporter.vault import SqliteStore, VaultStore
+from exporter.vault.d1 import D1Store
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,45 @@ def cloudflare_client(config: Config) -> CloudflareClient:
     )
 
 
+def d1_client(
+    config: Config, gate: RateLimitGate | None = None, stats: ClientStats | None = None
+) -> D1Client:
+    """The D1 client of ``VAULT_DRIFT_DATABASE=d1://<id>``; give it the Access client's gate
+    and stats so that both APIs share one budget (a 429 from either pauses both)."""
+    config.check_d1()
+    token, database_id = config.d1_token, config.d1_database_id
+    assert token is not None and database_id is not None
+    assert config.cloudflare_account_id is not None
+    stats = stats if stats is not None else ClientStats()
+    return D1Client(
+        base_url=config.cloudflare_base_url,
+        account_id=config.cloudflare_account_id,
+        database_id=database_id,
+        token=token.get_secret_value(),
+        gate=gate if gate is not None else RateLimitGate(stats),
+        stats=stats,
+        timeout=config.cloudflare_timeout,
+    )
+
+
+def open_vault(
+    config: Config, cloudflare: CloudflareClient | None = None, *, seed: bool = True
+) -> VaultStore:
+    """The Vault store the configuration names, opened (VaultError if unusable); ``seed``
+    fills the interval of a database that has none (``serve``, ``check``, ``sync``)."""
+    interval = config.check_interval if seed else None
+    if config.d1_database_id is not None:
+        client = (
+            d1_client(config, cloudflare.rate_gate, cloudflare.stats)
+            if cloudflare is not None
+            else d1_client(config)
+        )
+        return D1Store(client).open(seed_interval=interval)
+    return SqliteStore(config.database).open(seed_interval=interval)
+
+
 def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None = None) -> Runtime:
     """Open the Vault store (VaultError if unusable) and connect the services."""
     client = cloudflare_client(config)
-    vault = SqliteStore(config.database).open(seed_interval=config.check_interval)
+    vault = open_vault(config, client)
     return Runtime(config, assemble(vault, client, clock=clock, events=events))

@@ -21,6 +21,7 @@ from exporter.metrics import ExporterMetrics, Exposition, build_exposition
 from exporter.runtime import Runtime, build_runtime
 from exporter.scheduler import CheckScheduler
 from exporter.vault import VaultError
+from exporter.vault.d1 import D1Store, LeaseKeeper
 from exporter.watcher import MembershipWatcher
 from exporter.web import create_app
 from exporter.web.auth import Tokens
@@ -45,43 +46,73 @@ def check_listen(config: Config) -> None:
 def serve(config: Config, after_full_check: Sequence[Callable[[Snapshot], None]] = ()) -> int:
     check_listen(config)
     setup_logging(config.log_level, _secrets(config))
-    with _single_instance(config.database):
-        counters = ExporterMetrics()
-        runtime = build_runtime(config, events=counters)
-        services = runtime.services
-        services.checker.after_full_check.extend(after_full_check)
-        exposition, _ = build_exposition(
-            lambda: services.snapshots.current,
-            services.cloudflare.stats.snapshot,
-            counters=counters,
-        )
-        settle = _settle(runtime)
-        scheduler = CheckScheduler(
-            services.checker,
-            services.syncer,
-            periodic=_mail_jobs(runtime, counters) + settle,
-        )
-        watcher = MembershipWatcher(services.checker)
-        app = create_app(_web_services(runtime, exposition))
-        host, port = config.listen_address
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_config=None, access_log=True)
-        )
-        scheduler.start()
-        scheduler.run_now()
+    counters = ExporterMetrics()
+    if config.d1_database_id is None:
+        with _single_instance(Path(config.database)):
+            return _serve(build_runtime(config, events=counters), counters, after_full_check)
+    # On D1 no lock file can exist: the writer lease of the database replaces it (SPEC §8).
+    runtime = build_runtime(config, events=counters)
+    vault = runtime.services.vault
+    assert isinstance(vault, D1Store)
+    with LeaseKeeper(vault, _holder(), config.d1_lease) as keeper:
+        return _serve(runtime, counters, after_full_check, keeper)
+
+
+def _serve(
+    runtime: Runtime,
+    counters: ExporterMetrics,
+    after_full_check: Sequence[Callable[[Snapshot], None]],
+    lease: LeaseKeeper | None = None,
+) -> int:
+    config, services = runtime.config, runtime.services
+    services.checker.after_full_check.extend(after_full_check)
+    exposition, _ = build_exposition(
+        lambda: services.snapshots.current,
+        services.cloudflare.stats.snapshot,
+        counters=counters,
+    )
+    settle = _settle(runtime)
+    scheduler = CheckScheduler(
+        services.checker,
+        services.syncer,
+        periodic=_mail_jobs(runtime, counters) + settle,
+    )
+    # The watcher polls SQLite's data_version; D1 has no change signal over REST, so there
+    # vault-api's notification (POST /iam/drift/check {"audiences": [...]}) and the periodic
+    # check are the whole story.
+    watcher = MembershipWatcher(services.checker) if lease is None else None
+    app = create_app(_web_services(runtime, exposition))
+    host, port = config.listen_address
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=True)
+    )
+    if lease is not None:
+        lease.on_lost = lambda: setattr(server, "should_exit", True)
+    scheduler.start()
+    scheduler.run_now()
+    if watcher is not None:
         watcher.start()
-        log.info("serving", extra={"listen": f"{host}:{port}"})
-        # uvicorn handles SIGTERM/SIGINT, then re-raises the signal once it has shut down;
-        # a no-op handler turns that into a clean return, so `serve` exits 0.
-        signal.signal(signal.SIGTERM, lambda *_: None)
-        try:
-            server.run()
-        finally:
+    log.info("serving", extra={"listen": f"{host}:{port}"})
+    # uvicorn handles SIGTERM/SIGINT, then re-raises the signal once it has shut down;
+    # a no-op handler turns that into a clean return, so `serve` exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        if watcher is not None:
             watcher.stop()
-            scheduler.stop()
-            with services.checker.lock.hold(timeout=60):  # let an in-flight write finish
-                log.info("stopped")
+        scheduler.stop()
+        with services.checker.lock.hold(timeout=60):  # let an in-flight write finish
+            log.info("stopped")
+    if lease is not None and lease.lost is not None:
+        log.error("stopped: %s", lease.lost)
+        return 2
     return 0
+
+
+def _holder() -> str:
+    """Who holds the lease, as another exporter's error message will name it."""
+    return f"{socket.gethostname()} pid {os.getpid()} ({secrets.token_hex(3)})"
 
 
 def _web_services(runtime: Runtime, exposition: Exposition) -> WebServices:
@@ -132,6 +163,7 @@ def _mail_jobs(runtime: Runtime, counters: ExporterMetrics) -> list[tuple[int, C
 def _secrets(config: Config) -> list[str]:
     values = [
         config.cloudflare_api_token,
+        config.d1_api_token,
         config.admin_token,
         config.read_token,
         config.smtp_password,

@@ -67,3 +67,37 @@ def test_secrets_are_redacted_in_repr() -> None:
     config = load_config(environ={"CLOUDFLARE_API_TOKEN": "cf-token-1234567890"})
     assert "cf-token-1234567890" not in repr(config)
     assert "cf-token-1234567890" not in str(config.model_dump())
+
+
+def test_a_d1_database_its_token_and_its_lease() -> None:
+    config = load_config(
+        environ={
+            "VAULT_DRIFT_DATABASE": "d1://0B9C8A4E-5D2F-4C61-9F3E-7A1D2C3B4E5F",
+            "CLOUDFLARE_API_TOKEN": "access-token",
+            "CLOUDFLARE_ACCOUNT_ID": "acct",
+        }
+    )
+    assert config.d1_database_id == "0b9c8a4e-5d2f-4c61-9f3e-7a1d2c3b4e5f"
+    assert config.d1_token is not None and config.d1_token.get_secret_value() == "access-token"
+    assert config.d1_lease == 60
+    config.check_d1()
+    own = load_config(
+        environ={"VAULT_DRIFT_D1_API_TOKEN": "d1-token", "VAULT_DRIFT_D1_LEASE": "3s"}
+    )
+    assert own.d1_token is not None and own.d1_token.get_secret_value() == "d1-token"
+    assert own.d1_lease == 3
+    assert load_config(environ={}).d1_database_id is None
+
+
+def test_a_malformed_d1_id_and_missing_d1_credentials_are_one_line_each() -> None:
+    with pytest.raises(ConfigError) as bad:
+        load_config(environ={"VAULT_DRIFT_DATABASE": "d1://my-vault"})
+    [line] = bad.value.problems
+    assert line.startswith("VAULT_DRIFT_DATABASE: d1:// must be followed by a D1 database id")
+    config = load_config(environ={"VAULT_DRIFT_DATABASE": "d1://0b9c8a4e5d2f4c619f3e7a1d2c3b4e5f"})
+    with pytest.raises(ConfigError) as missing:
+        config.check_d1()
+    assert [p.split(":")[0] for p in missing.value.problems] == [
+        "CLOUDFLARE_ACCOUNT_ID",
+        "VAULT_DRIFT_D1_API_TOKEN",
+    ]

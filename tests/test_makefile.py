@@ -48,3 +48,21 @@ def test_make_test_adds_the_test_extras_on_top_of_a_demo_venv(tmp_path: Path) ->
     (venv / ".installed").touch()  # what `make test` leaves
     assert "pip install" not in planned("test", venv)
     assert "pip install" not in planned("demo", venv)
+
+
+def test_make_test_installs_workerds_d1_from_the_lockfile(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    (venv / ".installed-runtime").touch()
+    (venv / ".installed").touch()
+    stamp = ROOT / "tests" / "d1" / "gateway" / "node_modules" / ".installed"
+    commands = planned("test", venv)
+    if (
+        stamp.exists()
+        and stamp.stat().st_mtime >= (stamp.parent.parent / "package-lock.json").stat().st_mtime
+    ):
+        assert "npm ci" not in commands
+    else:
+        assert "npm ci --no-audit" in commands
+    assert "install-system-tools" in commands

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="sample Vault DB + simulated Cloudflare + serve")
     demo.add_argument("--listen", metavar="HOST:PORT", help=_LISTEN_HELP)
+    demo.add_argument(
+        "--d1", action="store_true", help="serve the sample Vault through a simulated D1 REST API"
+    )
     return parser
 
 
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from exporter.demo.command import run_demo
 
-            return run_demo(args.listen, args.config)
+            return run_demo(args.listen, args.config, d1=args.d1)
         config = load_config(args.config, listen=_listen(args))
         return _run(args, config)
     except ConfigError as exc:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from exporter.clock import utc_now
 from exporter.config import Config
 from exporter.mailing import smtp_settings
-from exporter.vault import SqliteStore
+from exporter.runtime import open_vault
 from reports.command import run_report
 
 
 def report_command(config: Config, period: str, out: str | None, send: bool) -> int:
     """``vault-drift report``: needs only the Vault DB (and SMTP for --send)."""
-    store = SqliteStore(config.database).open()  # VaultError (exit 2): missing or foreign file
+    store = open_vault(config, seed=False)  # VaultError (exit 2): missing or foreign file
     return run_report(
         store,
         period,

@@ -97,6 +97,11 @@ class CloudflareClient:
     def __repr__(self) -> str:
         return f"CloudflareClient(base_url={self._base_url!r}, token=<redacted>)"
 
+    @property
+    def rate_gate(self) -> RateLimitGate:
+        """The one 429 gate of this token's budget; the D1 client shares it (``d1.py``)."""
+        return self._gate
+
     def pause_left(self) -> float | None:
         """Seconds until calls go out again after a 429; None when they go out now."""
         retry_at = self._gate.paused_until()

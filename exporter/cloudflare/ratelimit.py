@@ -106,11 +106,28 @@ class ClientStats:
     # monotonic; may lie in the past when no call was attempted since the pause ended
     paused_until: float | None = None
     paused_until_wall: float | None = None  # unix time, for the metric
+    # D1's REST calls (a Vault on Cloudflare D1) share the budget: counted apart, by api.
+    d1_requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    d1_rows_read: int = 0
+    d1_rows_written: int = 0
+    d1_seconds: float = 0.0  # time spent waiting for D1's answers
+    d1_used: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_request(self, method: str, status: int | None) -> None:
         with self.lock:
             self.requests[(method, status_class(status))] += 1
+
+    def count_d1_request(self, method: str, status: int | None, seconds: float = 0.0) -> None:
+        with self.lock:
+            self.d1_requests[(method, status_class(status))] += 1
+            self.d1_seconds += seconds
+
+    def count_d1_rows(self, read: int, written: int) -> None:
+        """Rows D1 says a successful answer read and wrote (its ``meta``)."""
+        with self.lock:
+            self.d1_rows_read += read
+            self.d1_rows_written += written
 
     def record_ratelimit_header(self, value: str | None) -> None:
         remaining, reset = parse_ratelimit(value)
@@ -130,6 +147,14 @@ class ClientStats:
                 "rate_limit_reset_seconds": self.rate_limit_reset_seconds,
                 "paused_until": self.paused_until,
                 "paused_until_wall": self.paused_until_wall,
+                "d1": {
+                    "requests": dict(self.d1_requests),
+                    "rows_read": self.d1_rows_read,
+                    "rows_written": self.d1_rows_written,
+                    "seconds": self.d1_seconds,
+                }
+                if self.d1_used
+                else None,
             }
 
 

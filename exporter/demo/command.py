@@ -7,11 +7,13 @@ open and close.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import sqlite3
 import tempfile
 import threading
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from exporter.config import Config, load_config
 from exporter.core.document import drift_document
 from exporter.core.snapshot import Snapshot
 from exporter.core.table import drift_table
+from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.server import check_listen, serve
@@ -30,20 +33,26 @@ from exporter.server import check_listen, serve
 log = logging.getLogger("vault_drift.demo")
 LIFE_SECONDS = 60.0
 DEMO_ACCOUNT_ID, DEMO_CLOUDFLARE_TOKEN = "demo-account", "demo-token"
+DEMO_D1_DATABASE_ID = "00000000-0000-4000-8000-0000000000d1"
 
 
 def run_demo(
-    listen: str | None, config_file: str | None, life_seconds: float = LIFE_SECONDS
+    listen: str | None,
+    config_file: str | None,
+    life_seconds: float = LIFE_SECONDS,
+    d1: bool = False,
 ) -> int:
     with tempfile.TemporaryDirectory(prefix="vault-drift-demo-") as workdir:
-        return _run_in(Path(workdir), listen, config_file, life_seconds)
+        return _run_in(Path(workdir), listen, config_file, life_seconds, d1)
 
 
-def _run_in(workdir: Path, listen: str | None, config_file: str | None, life: float) -> int:
+def _run_in(
+    workdir: Path, listen: str | None, config_file: str | None, life: float, d1: bool = False
+) -> int:
     with CloudflareSimulator(
         account_id=DEMO_ACCOUNT_ID, token=DEMO_CLOUDFLARE_TOKEN, per_page_cap=50
     ) as simulator:
-        return _run_with(workdir, simulator, listen, config_file, life)
+        return _run_with(workdir, simulator, listen, config_file, life, d1)
 
 
 def _run_with(
@@ -52,22 +61,61 @@ def _run_with(
     listen: str | None,
     config_file: str | None,
     life: float,
+    d1: bool = False,
 ) -> int:
     database = workdir / "vault.db"
     build_sample(database, simulator, utc_now())
-    config = demo_config(database, simulator.base_url, listen, config_file)
+    d1_sim = None
+    if d1:  # the same sample, served by the simulated D1 REST API beside the groups
+        d1_sim = D1Simulator(database, database_id=DEMO_D1_DATABASE_ID)
+        simulator.attach_d1(d1_sim)
+    config = demo_config(
+        database,
+        simulator.base_url,
+        listen,
+        config_file,
+        d1_database=DEMO_D1_DATABASE_ID if d1 else None,
+    )
     check_listen(config)
-    print(banner(config), flush=True)
-    changes = DemoLife(database, simulator, life)
+    print(banner(config, database if d1 else None), flush=True)
+    changes = DemoLife(database, simulator, life, notify=_notifier(config) if d1 else None)
     changes.start()
     try:
         return serve(config, after_full_check=[_print_first_check()])
     finally:
         changes.stop()
+        if d1_sim is not None:
+            d1_sim.close()
+
+
+def _notifier(config: Config) -> Callable[[list[str]], None]:
+    """What vault-api does after ADD_MEMBER / REMOVE_MEMBER: tell the exporter, never fail."""
+    url = f"{config.effective_public_url()}/iam/drift/check"
+    token = _secret(config.admin_token)
+
+    def notify(audiences: list[str]) -> None:
+        body = json.dumps({"audiences": audiences}).encode()
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                answer.read()
+        except (OSError, ValueError) as exc:  # the member change stands whatever happens
+            log.warning("change notification not delivered: %s", exc)
+
+    return notify
 
 
 def demo_config(
-    database: Path, cloudflare_url: str, listen: str | None, config_file: str | None
+    database: Path,
+    cloudflare_url: str,
+    listen: str | None,
+    config_file: str | None,
+    d1_database: str | None = None,
 ) -> Config:
     """``serve``'s configuration on the sample world, with fresh tokens.
 
@@ -76,7 +124,7 @@ def demo_config(
     """
     return load_config(
         config_file,
-        database=str(database),
+        database=f"d1://{d1_database}" if d1_database else str(database),
         cloudflare_api_token=DEMO_CLOUDFLARE_TOKEN,
         cloudflare_account_id=DEMO_ACCOUNT_ID,
         cloudflare_base_url=cloudflare_url,
@@ -100,7 +148,7 @@ def _print_first_check() -> Callable[[Snapshot], None]:
     return show
 
 
-def banner(config: Config) -> str:
+def banner(config: Config, d1_file: Path | None = None) -> str:
     """The URLs and the secrets to try the demo with, its simulated Cloudflare included."""
     url = config.effective_public_url()
     admin, read = (_secret(config.admin_token), _secret(config.read_token))
@@ -115,7 +163,8 @@ def banner(config: Config) -> str:
             f"  OpenAPI         {url}/openapi.json",
             f"  admin token     {admin}",
             f"  read token      {read}",
-            f"  Vault DB        {config.database}",
+            f"  Vault DB        {config.database}"
+            + (f"   (simulated D1 REST API over {d1_file})" if d1_file else ""),
             f"  Cloudflare sim  {cloudflare}",
             f"    account id    {account}",
             f"    API token     {token}",
@@ -135,8 +184,15 @@ def _secret(value: SecretStr | None) -> str:
 class DemoLife:
     """Edits that keep the demo moving: each step opens or closes some drift."""
 
-    def __init__(self, database: Path, simulator: CloudflareSimulator, every: float) -> None:
+    def __init__(
+        self,
+        database: Path,
+        simulator: CloudflareSimulator,
+        every: float,
+        notify: Callable[[list[str]], None] | None = None,
+    ) -> None:
         self.database, self.simulator, self.every = database, simulator, every
+        self.notify = notify  # on D1: vault-api's change notification after a member change
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-life", daemon=True)
         self._steps: list[Callable[[], None]] = [
@@ -167,6 +223,9 @@ class DemoLife:
     def _vault_gains_member(self) -> None:
         with sqlite3.connect(self.database) as conn:
             add_member(conn, "newhire@example.com", "g-2", utc_now())
+        conn.close()
+        if self.notify is not None:
+            self.notify(["developers"])
 
     def _cloudflare_catches_up(self) -> None:
         group = self._group("developers")
@@ -186,6 +245,9 @@ class DemoLife:
         self.simulator.set_include(group["id"], keep)
         with sqlite3.connect(self.database) as conn:
             conn.execute("DELETE FROM iam_user_group WHERE user_id = 'u-newhire'")
+        conn.close()
         group = self._group("developers")
         keep = [r for r in group["include"] if r != {"email": {"email": "newhire@example.com"}}]
         self.simulator.set_include(group["id"], keep)
+        if self.notify is not None:
+            self.notify(["developers"])

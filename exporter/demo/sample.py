@@ -113,6 +113,7 @@ def build_sample(path: Path, simulator: CloudflareSimulator, now: datetime) -> N
             " ('u-carol', 'g-0', ?)",
             (format_time(now),),
         )
+        conn.execute("INSERT INTO iam_organization (id, name) VALUES ('org-9', 'legacy')")
         conn.execute(
             "INSERT INTO iam_application (id, organization_id, name, audiences) VALUES"
             " ('app-legacy', 'org-9', 'Legacy LMS', '[\"lms\"]')"

@@ -149,6 +149,7 @@ class CloudflareSimulator:
         self._server: LoopbackServer | None = None
         self.faults = faults or Faults()
         self.base_url = ""
+        self._d1: Any = None  # a D1Simulator served beside the groups (attach_d1)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -245,6 +246,10 @@ class CloudflareSimulator:
         with self._lock:
             del self._groups[group_id]
 
+    def attach_d1(self, d1: Any) -> None:
+        """Serve a ``d1_simulator.D1Simulator`` under the same URL, token and budget."""
+        self._d1 = d1
+
     def reset_budget(self) -> None:
         self._budget.reset()
 
@@ -259,6 +264,8 @@ class CloudflareSimulator:
     def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> Reply:
         """The reply to one HTTP request (called from the server's handler threads)."""
         url = urlsplit(raw_path)
+        if url.path.startswith("/_sim/d1/") and self._d1 is not None:
+            return self._d1.control(method, url.path, body)
         if url.path.startswith("/_sim/"):
             return self._control(method, url.path, body)
         reply = self._api(method, url.path, parse_qs(url.query), headers, body)
@@ -275,6 +282,12 @@ class CloudflareSimulator:
         admitted, limit_headers = self._budget.admit()
         if not admitted:
             reply = rate_limited()
+            reply.headers.update(limit_headers)
+            return reply
+        if self._d1 is not None and self._d1.handles(path):
+            if not hmac.compare_digest(headers.get("Authorization", ""), f"Bearer {self._token}"):
+                return authentication_error()
+            reply = self._d1.handle(method, path, body, self.account_id)
             reply.headers.update(limit_headers)
             return reply
         faults = self._faults

@@ -118,3 +118,13 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_mail (
     result      TEXT NOT NULL,             -- sent | failed
     detail      TEXT
 );
+
+-- One writer per database where no lock file can exist (Cloudflare D1): `serve` holds this
+-- lease and renews it with a compare-and-set UPDATE; another `serve` takes it only once
+-- it has expired.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_lease (
+    name        TEXT PRIMARY KEY,          -- 'writer'
+    holder      TEXT NOT NULL,             -- host, pid and a random id of the holding process
+    acquired_at TEXT NOT NULL,
+    expires_at  TEXT NOT NULL
+);

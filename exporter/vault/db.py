@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from exporter.vault.sql import Reader
 from exporter.vault.store import VaultError
 
 SCHEMA_VERSION = 1
@@ -35,8 +36,8 @@ class VaultDB:
         try:
             with self.connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
-                _require_tables(conn)
-                _migrate(conn)
+                require_tables(conn)
+                migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise VaultError(f"Vault database {self.path}: {_explain(exc)}") from None
         return self
@@ -71,16 +72,25 @@ class VaultDB:
             conn.execute("COMMIT")
 
 
-def _require_tables(conn: sqlite3.Connection) -> None:
+def require_tables(conn: Reader) -> None:
     present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     missing = [name for name in REQUIRED_TABLES if name not in present]
     if missing:
         raise VaultError(f"not a Vault database: missing tables {', '.join(missing)}")
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    ddl = resources.files("exporter").joinpath("sql/companion.sql").read_text()
-    conn.executescript(ddl)  # every statement is IF NOT EXISTS: safe to run at every start
+def companion_ddl() -> list[str]:
+    """The statements of companion.sql, one by one (comments dropped first: they hold ';')."""
+    text = resources.files("exporter").joinpath("sql/companion.sql").read_text()
+    lines = [line.split("--", 1)[0] for line in text.splitlines()]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+def migrate(conn: Reader) -> None:
+    """Create and migrate the companion tables, one statement at a time (also on D1, where
+    a batch or a script is not needed: every statement is idempotent)."""
+    for statement in companion_ddl():  # IF NOT EXISTS: safe to run at every start
+        conn.execute(statement)
     _add_missing_columns(conn)
     row = conn.execute("SELECT max(version) FROM sys_infra_drift_schema").fetchone()
     if row[0] is None:
@@ -96,7 +106,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
 ADDED_COLUMNS = (("sys_infra_drift_member", "note", "TEXT"),)
 
 
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
+def _add_missing_columns(conn: Reader) -> None:
     for table, column, kind in ADDED_COLUMNS:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in present:

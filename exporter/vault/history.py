@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from exporter.vault.sql import Reader
 
-def recent_episodes(
-    conn: sqlite3.Connection, audience: str, limit: int = 20
-) -> list[dict[str, Any]]:
+
+def recent_episodes(conn: Reader, audience: str, limit: int = 20) -> list[dict[str, Any]]:
     cursor = conn.execute(
         "SELECT id, opened_at, closed_at, peak_missing, peak_extra, close_reason, closed_by"
         " FROM sys_infra_drift_episode WHERE audience = ? ORDER BY id DESC LIMIT ?",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from functools import partial
 
 from exporter.core.model import Audience, Expected
 from exporter.core.packed import Unpacked, earliest, unpack
 from exporter.core.times import parse_time
+from exporter.vault.sql import Reader
 
 # Exact audience match on the JSON array (never LIKE), active users only, emails lowercased;
 # "added in Vault" is the earliest membership that grants the audience.
@@ -53,19 +53,31 @@ WHERE NOT json_valid(audiences) OR json_type(audiences) != 'array'
 """
 
 
-def list_audiences(conn: sqlite3.Connection) -> list[Audience]:
+def expected_query(wanted: str) -> str:
+    """The set-based query over the audiences ``wanted`` (a SELECT of one column) names."""
+    return _EXPECTED.format(wanted=wanted, blank=_BLANK)
+
+
+BROKEN_APPLICATIONS = _BROKEN_APPLICATIONS
+AUDIENCES = (
+    "SELECT audience, namespace, provider, provider_resource_id, last_sync_at"
+    " FROM sys_infra_state ORDER BY audience"
+)
+
+
+def list_audiences(conn: Reader) -> list[Audience]:
     """Exactly the rows of sys_infra_state, in the seed's order."""
-    rows = conn.execute(
-        "SELECT audience, namespace, provider, provider_resource_id, last_sync_at"
-        " FROM sys_infra_state ORDER BY audience"
-    )
+    return audiences_from(conn.execute(AUDIENCES))
+
+
+def audiences_from(rows: Iterable[tuple[str, str, str, str | None, str | None]]) -> list[Audience]:
     return [
         Audience(audience, namespace, provider, group_id or None, parse_time(last_sync))
         for audience, namespace, provider, group_id, last_sync in rows
     ]
 
 
-def expected_members(conn: sqlite3.Connection, audiences: Iterable[str]) -> Mapping[str, Expected]:
+def expected_members(conn: Reader, audiences: Iterable[str]) -> Mapping[str, Expected]:
     """Expected members per audience; an audience a malformed application may grant is an error.
 
     Each value is unpacked when read (see ``Unpacked``): read it once and drop it.
@@ -74,17 +86,34 @@ def expected_members(conn: sqlite3.Connection, audiences: Iterable[str]) -> Mapp
     if not names:
         return {}
     wanted = "SELECT audience FROM sys_infra_state"
-    params: list[str] = []
+    params: tuple[str, ...] = ()
     if len(names) <= 500:
         wanted = " UNION ALL ".join(["SELECT ?"] * len(names))
-        params = names
+        params = tuple(names)
     packed = {name: ("[]", "[]") for name in names}
-    query = _EXPECTED.format(wanted=wanted, blank=_BLANK)
-    for audience, emails, added_at in conn.execute(query, params):
+    for audience, emails, added_at in conn.execute(expected_query(wanted), params):
         if audience in packed:
             packed[audience] = (emails, added_at)
     broken = conn.execute(_BROKEN_APPLICATIONS).fetchall()
-    return Unpacked({name: partial(_expected, name, *packed[name], broken) for name in names})
+    return unpacked_expected(packed, broken)
+
+
+def unpacked_expected(
+    packed: Mapping[str, tuple[str, str] | str], broken: list[tuple[str, str]]
+) -> Mapping[str, Expected]:
+    """Per audience its two packed arrays (emails, added-at), or why it could not be read."""
+    return Unpacked(
+        {
+            name: partial(_failed, value)
+            if isinstance(value, str)
+            else partial(_expected, name, *value, broken)
+            for name, value in packed.items()
+        }
+    )
+
+
+def _failed(error: str) -> Expected:
+    return Expected(error=error)
 
 
 def _expected(name: str, emails: str, added_at: str, broken: list[tuple[str, str]]) -> Expected:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -11,10 +10,11 @@ from typing import Any
 from exporter.core.model import AutoSync, Ignore
 from exporter.core.settings import Settings
 from exporter.core.times import format_time, parse_time
+from exporter.vault.sql import Reader, Statement
 from exporter.vault.store import AuditEntry
 
 
-def load_settings(conn: sqlite3.Connection) -> Settings:
+def load_settings(conn: Reader) -> Settings:
     """Saved settings over the defaults; unknown keys and values are ignored."""
     saved = {
         k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM sys_infra_drift_settings")
@@ -29,23 +29,26 @@ def load_settings(conn: sqlite3.Connection) -> Settings:
     return Settings(**values)
 
 
-def seed_interval(conn: sqlite3.Connection, seconds: int) -> None:
+def seed_interval(seconds: int) -> Statement:
     """``VAULT_DRIFT_CHECK_INTERVAL`` fills only a database that has no interval yet."""
-    conn.execute(
+    return Statement(
         "INSERT OR IGNORE INTO sys_infra_drift_settings (key, value) VALUES (?, ?)",
         ("check_interval_seconds", json.dumps(seconds)),
     )
 
 
-def save_settings(conn: sqlite3.Connection, settings: Settings) -> None:
-    conn.executemany(
-        "INSERT INTO sys_infra_drift_settings (key, value) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [(k, json.dumps(v)) for k, v in settings.as_document().items()],
-    )
+def save_settings(settings: Settings) -> list[Statement]:
+    return [
+        Statement(
+            "INSERT INTO sys_infra_drift_settings (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (k, json.dumps(v)),
+        )
+        for k, v in settings.as_document().items()
+    ]
 
 
-def load_ignores(conn: sqlite3.Connection) -> dict[str, Ignore]:
+def load_ignores(conn: Reader) -> dict[str, Ignore]:
     return {
         audience: Ignore(parse_time(until) or datetime.min, reason, created_by)
         for audience, until, reason, created_by in conn.execute(
@@ -54,8 +57,8 @@ def load_ignores(conn: sqlite3.Connection) -> dict[str, Ignore]:
     }
 
 
-def set_ignore(conn: sqlite3.Connection, audience: str, ignore: Ignore, now: datetime) -> None:
-    conn.execute(
+def set_ignore(audience: str, ignore: Ignore, now: datetime) -> Statement:
+    return Statement(
         "INSERT INTO sys_infra_drift_ignore (audience, until, reason, created_by, created_at)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (audience) DO UPDATE SET until = excluded.until,"
         " reason = excluded.reason, created_by = excluded.created_by,"
@@ -64,14 +67,17 @@ def set_ignore(conn: sqlite3.Connection, audience: str, ignore: Ignore, now: dat
     )
 
 
-def clear_ignore(conn: sqlite3.Connection, audience: str) -> bool:
-    cursor = conn.execute("DELETE FROM sys_infra_drift_ignore WHERE audience = ?", (audience,))
-    return cursor.rowcount > 0
+def clear_ignore(audience: str) -> Statement:
+    """Its ``changes`` say whether there was an ignore to clear."""
+    return Statement("DELETE FROM sys_infra_drift_ignore WHERE audience = ?", (audience,))
 
 
-def start_audit(conn: sqlite3.Connection, entry: AuditEntry, now: datetime) -> int:
-    """Record an attempt before anything is sent, so a crash mid-sync leaves a trace."""
-    cursor = conn.execute(
+def start_audit(entry: AuditEntry, now: datetime) -> Statement:
+    """Record an attempt before anything is sent, so a crash mid-sync leaves a trace.
+
+    The new row's id is the statement's ``last_row_id``.
+    """
+    return Statement(
         "INSERT INTO sys_infra_drift_audit (started_at, audience, action, trigger, actor, mode,"
         " forced, group_id, added, removed, added_count, removed_count, result)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_progress')",
@@ -90,18 +96,16 @@ def start_audit(conn: sqlite3.Connection, entry: AuditEntry, now: datetime) -> i
             len(entry.removed),
         ),
     )
-    return int(cursor.lastrowid or 0)
 
 
 def finish_audit(
-    conn: sqlite3.Connection,
     audit_id: int,
     result: str,
     reason: str | None,
     now: datetime,
     group_id: str | None = None,
-) -> None:
-    conn.execute(
+) -> Statement:
+    return Statement(
         "UPDATE sys_infra_drift_audit SET result = ?, reason = ?, finished_at = ?,"
         " group_id = coalesce(?, group_id) WHERE id = ?",
         (result, reason, format_time(now), group_id, audit_id),
@@ -109,7 +113,7 @@ def finish_audit(
 
 
 def audit_rows(
-    conn: sqlite3.Connection,
+    conn: Reader,
     audience: str | None = None,
     limit: int = 20,
     result: str | None = None,
@@ -122,7 +126,7 @@ def audit_rows(
     if result is not None:
         query += " AND result = ?"
         params.append(result)
-    cursor = conn.execute(query + " ORDER BY id DESC LIMIT ?", [*params, limit])
+    cursor = conn.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit))
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, row, strict=True)) for row in cursor]
     for row in rows:

@@ -7,12 +7,12 @@ writer using ``+00:00`` or fractional seconds still sorts right.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from exporter.core.times import format_time, parse_time
+from exporter.vault.sql import Reader, Statement
 from exporter.vault.store import EpisodeRecord, MailRecord, PeriodHistory, Rows
 
 _SQL_MARGIN = timedelta(days=1)
@@ -44,27 +44,28 @@ _EPISODES = (
     "SELECT id, audience, namespace, opened_at, closed_at, peak_missing, peak_extra,"
     " close_reason, closed_by, critical_notified_at, resolution_notified_at"
     " FROM sys_infra_drift_episode"
-    " WHERE opened_at <= :end AND (closed_at IS NULL OR closed_at >= :start)"
+    " WHERE opened_at <= ? AND (closed_at IS NULL OR closed_at >= ?)"
     " ORDER BY opened_at, id"
 )
 _CYCLES = (
     "SELECT id, started_at, finished_at, trigger, scope, vault_ok, cloudflare_ok,"
     " total, pending, synced, drift, error, duration_seconds FROM sys_infra_drift_cycle"
-    " WHERE started_at BETWEEN :start AND :end ORDER BY started_at, id"
+    " WHERE started_at BETWEEN ? AND ? ORDER BY started_at, id"
 )
 _ERRORS = (
     "SELECT id, at, audience, message FROM sys_infra_drift_error"
-    " WHERE at BETWEEN :start AND :end ORDER BY at, id"
+    " WHERE at BETWEEN ? AND ? ORDER BY at, id"
 )
 _SYNCS = (
     "SELECT id, started_at, finished_at, audience, action, trigger, actor, mode, forced,"
     " added, removed, added_count, removed_count, result, reason FROM sys_infra_drift_audit"
-    " WHERE started_at BETWEEN :start AND :end ORDER BY started_at, id"
+    " WHERE started_at BETWEEN ? AND ? ORDER BY started_at, id"
 )
 
 
-def period_history(conn: sqlite3.Connection, start: datetime, end: datetime) -> PeriodHistory:
-    margin = {"start": format_time(start - _SQL_MARGIN), "end": format_time(end + _SQL_MARGIN)}
+def period_history(conn: Reader, start: datetime, end: datetime) -> PeriodHistory:
+    low, high = format_time(start - _SQL_MARGIN), format_time(end + _SQL_MARGIN)
+    between, overlap = (low, high), (high, low)
 
     def started_inside(column: str) -> Callable[[dict[str, Any]], bool]:
         return lambda row: start <= row[column] <= end
@@ -76,19 +77,19 @@ def period_history(conn: sqlite3.Connection, start: datetime, end: datetime) -> 
     return PeriodHistory(
         state=_rows(conn, _STATE),
         members=_rows(conn, _MEMBERS),
-        episodes=_rows(conn, _EPISODES, margin, overlapping),
-        cycles=_rows(conn, _CYCLES, margin, started_inside("started_at")),
-        errors=_rows(conn, _ERRORS, margin, started_inside("at")),
-        syncs=_rows(conn, _SYNCS, margin, started_inside("started_at")),
+        episodes=_rows(conn, _EPISODES, overlap, overlapping),
+        cycles=_rows(conn, _CYCLES, between, started_inside("started_at")),
+        errors=_rows(conn, _ERRORS, between, started_inside("at")),
+        syncs=_rows(conn, _SYNCS, between, started_inside("started_at")),
     )
 
 
-def mail_log(conn: sqlite3.Connection, kind: str | None = None) -> list[MailRecord]:
+def mail_log(conn: Reader, kind: str | None = None) -> list[MailRecord]:
     """Every mail attempt kept (of one kind), oldest first."""
     rows = conn.execute(
         "SELECT at, kind, result, recipients, episode_id, detail FROM sys_infra_drift_mail"
-        " WHERE :kind IS NULL OR kind = :kind ORDER BY at, id",
-        {"kind": kind},
+        " WHERE ?1 IS NULL OR kind = ?1 ORDER BY at, id",
+        (kind,),
     ).fetchall()
     return [
         MailRecord(_time(at), kind, result, recipients, episode, detail)
@@ -96,8 +97,8 @@ def mail_log(conn: sqlite3.Connection, kind: str | None = None) -> list[MailReco
     ]
 
 
-def record_mail(conn: sqlite3.Connection, record: MailRecord) -> None:
-    conn.execute(
+def record_mail(record: MailRecord) -> Statement:
+    return Statement(
         "INSERT INTO sys_infra_drift_mail (at, kind, episode_id, recipients, result, detail)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (
@@ -111,7 +112,7 @@ def record_mail(conn: sqlite3.Connection, record: MailRecord) -> None:
     )
 
 
-def episodes_awaiting_critical_mail(conn: sqlite3.Connection) -> list[EpisodeRecord]:
+def episodes_awaiting_critical_mail(conn: Reader) -> list[EpisodeRecord]:
     """Open episodes whose critical mail has not gone out, oldest first."""
     return _episodes(
         conn,
@@ -119,7 +120,7 @@ def episodes_awaiting_critical_mail(conn: sqlite3.Connection) -> list[EpisodeRec
     )
 
 
-def episodes_awaiting_resolution_note(conn: sqlite3.Connection) -> list[EpisodeRecord]:
+def episodes_awaiting_resolution_note(conn: Reader) -> list[EpisodeRecord]:
     """Closed episodes whose critical mail went out and whose resolution note has not."""
     return _episodes(
         conn,
@@ -131,18 +132,18 @@ def episodes_awaiting_resolution_note(conn: sqlite3.Connection) -> list[EpisodeR
 _MAILED_COLUMNS = {"critical": "critical_notified_at", "resolved": "resolution_notified_at"}
 
 
-def mark_episode_mailed(conn: sqlite3.Connection, episode_id: int, kind: str, at: datetime) -> None:
+def mark_episode_mailed(episode_id: int, kind: str, at: datetime) -> Statement:
     """The episode's ``kind`` mail (critical | resolved) went out at ``at``; a first mark stays."""
     if kind not in _MAILED_COLUMNS:
         raise ValueError(f"no mail mark for kind {kind!r}")
     column = _MAILED_COLUMNS[kind]
-    conn.execute(
+    return Statement(
         f"UPDATE sys_infra_drift_episode SET {column} = ? WHERE id = ? AND {column} IS NULL",
         (format_time(at), episode_id),
     )
 
 
-def _episodes(conn: sqlite3.Connection, where: str) -> list[EpisodeRecord]:
+def _episodes(conn: Reader, where: str) -> list[EpisodeRecord]:
     rows = conn.execute(
         "SELECT id, audience, namespace, opened_at, closed_at, close_reason, closed_by"
         f" FROM sys_infra_drift_episode WHERE {where}"
@@ -154,12 +155,12 @@ def _episodes(conn: sqlite3.Connection, where: str) -> list[EpisodeRecord]:
 
 
 def _rows(
-    conn: sqlite3.Connection,
+    conn: Reader,
     sql: str,
-    params: dict[str, Any] | None = None,
+    params: Sequence[Any] = (),
     keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Rows:
-    cursor = conn.execute(sql, params or {})
+    cursor = conn.execute(sql, params)
     columns = tuple(column[0] for column in cursor.description)
     times = _TIME_COLUMNS.intersection(columns)
     at = [i for i, name in enumerate(columns) if name in times]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +12,7 @@ from exporter.core.model import Audience, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
 from exporter.vault import history, membership, operator, reporting, state
 from exporter.vault.db import CACHE_KIB, VaultDB
+from exporter.vault.sql import Outcome, Reader, Statement
 from exporter.vault.store import (
     AudienceHistory,
     AuditEntry,
@@ -43,8 +43,7 @@ class SqliteStore:
         """Check the file, migrate the companion tables, seed the interval of a new database."""
         self.db.open()
         if seed_interval is not None:
-            with self._transaction() as conn:
-                operator.seed_interval(conn, seed_interval)
+            self._write([operator.seed_interval(seed_interval)])
         return self
 
     # -- reads --------------------------------------------------------------------------
@@ -71,7 +70,7 @@ class SqliteStore:
         return self._read(lambda conn: operator.audit_rows(conn, audience, limit, result))
 
     def history(self, audience: str) -> AudienceHistory:
-        def read(conn: sqlite3.Connection) -> AudienceHistory:
+        def read(conn: Reader) -> AudienceHistory:
             return AudienceHistory(
                 history.recent_episodes(conn, audience),
                 operator.audit_rows(conn, audience, limit=20),
@@ -97,69 +96,83 @@ class SqliteStore:
     # -- writes -------------------------------------------------------------------------
 
     def record_checks(self, record: CheckRecord) -> None:
-        with self._transaction() as conn:
-            state.record_checks(
-                conn, record.checks, dict(record.previous), record.at, record.closed_by_sync
-            )
-            if record.synced_at is not None:
-                for check in record.checks:
-                    state.record_sync_time(conn, check.audience.audience, record.synced_at)
-            if record.present is not None:
-                state.forget_removed(conn, record.present, record.at)
-            if record.cycle is not None:
-                state.record_cycle(conn, record.cycle)
-            if record.prune_before is not None:
-                state.prune_history(conn, record.prune_before)
+        self._write(check_statements(record))
 
     def save_settings(self, settings: Settings) -> None:
-        with self._transaction() as conn:
-            operator.save_settings(conn, settings)
+        self._write(operator.save_settings(settings))
 
     def set_ignore(self, audience: str, ignore: Ignore, now: datetime) -> None:
-        with self._transaction() as conn:
-            operator.set_ignore(conn, audience, ignore, now)
+        self._write([operator.set_ignore(audience, ignore, now)])
 
     def clear_ignore(self, audience: str) -> bool:
-        with self._transaction() as conn:
-            return operator.clear_ignore(conn, audience)
+        return self._write([operator.clear_ignore(audience)])[0].changes > 0
 
     def start_audit(self, entry: AuditEntry, now: datetime) -> int:
-        with self._transaction() as conn:
-            return operator.start_audit(conn, entry, now)
+        return int(self._write([operator.start_audit(entry, now)])[0].last_row_id or 0)
 
     def finish_audit(self, audit_id: int, result: str, reason: str | None, now: datetime) -> None:
-        with self._transaction() as conn:
-            operator.finish_audit(conn, audit_id, result, reason, now)
+        self._write([operator.finish_audit(audit_id, result, reason, now)])
 
     def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None:
-        with self._transaction() as conn:
-            state.set_group_id(conn, audience, group_id, now)
-            operator.finish_audit(conn, audit_id, "synced", None, now, group_id=group_id)
+        self._write(
+            [
+                state.set_group_id(audience, group_id, now),
+                operator.finish_audit(audit_id, "synced", None, now, group_id=group_id),
+            ]
+        )
 
     def record_mail(self, record: MailRecord) -> None:
-        with self._transaction() as conn:
-            reporting.record_mail(conn, record)
+        self._write([reporting.record_mail(record)])
 
     def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None:
-        with self._transaction() as conn:
-            reporting.mark_episode_mailed(conn, episode_id, kind, at)
+        self._write([reporting.mark_episode_mailed(episode_id, kind, at)])
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _read(self, read: Callable[[sqlite3.Connection], T]) -> T:
+    def _read(self, read: Callable[[Reader], T]) -> T:
         try:
             with self.db.connect() as conn:
                 return read(conn)
         except sqlite3.Error as exc:
             raise VaultError(f"Vault unreadable: {exc}") from exc
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, statements: Sequence[Statement]) -> list[Outcome]:
+        """The statements of one write, in one transaction: all of them or none."""
+        outcomes = []
         try:
             with self.db.transaction() as conn:
-                yield conn
+                for statement in statements:
+                    cursor = conn.execute(statement.sql, statement.params)
+                    outcomes.append(Outcome(max(cursor.rowcount, 0), cursor.lastrowid))
         except sqlite3.Error as exc:
             raise VaultError(f"Vault write failed: {exc}") from exc
+        return outcomes
+
+
+def check_statements(record: CheckRecord) -> list[Statement]:
+    """Everything a check leaves behind, in order; the cycle's own record comes last."""
+    return [statement for unit in check_units(record) for statement in unit]
+
+
+def check_units(record: CheckRecord) -> list[list[Statement]]:
+    """``check_statements`` cut into consistent units: one per audience (its status with its
+    companion rows), then the removals and the pruning, then the cycle's record alone."""
+    units = state.record_checks(
+        record.checks, dict(record.previous), record.at, record.closed_by_sync
+    )
+    if record.synced_at is not None:
+        for unit, check in zip(units, record.checks, strict=True):
+            unit.append(state.record_sync_time(check.audience.audience, record.synced_at))
+    tail: list[Statement] = []
+    if record.present is not None:
+        tail += state.forget_removed(record.at)
+    if record.prune_before is not None:
+        tail += state.prune_history(record.prune_before)
+    if tail:
+        units.append(tail)
+    if record.cycle is not None:
+        units.append([state.record_cycle(record.cycle)])
+    return units
 
 
 class SqliteChangeFeed:

@@ -1,22 +1,33 @@
-"""What a check leaves behind: statuses, the open drift episodes, first-seen times, history."""
+"""What a check leaves behind: statuses, the open drift episodes, first-seen times, history.
+
+The writes are statements (see ``sql.py``): each finds the audience's open episode with a
+subquery on ``sys_infra_drift_state``, never with a value read beforehand, so a whole cycle
+can go to the database as one atomic unit.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 
 from exporter.core.model import AudienceCheck, DriftMemory, Status
 from exporter.core.times import format_time, parse_time
+from exporter.vault.sql import MAX_PARAMS, Reader, Statement, chunks, insert_rows, marks
 from exporter.vault.store import CycleSummary
 
+_OPEN_EPISODE = "(SELECT episode_id FROM sys_infra_drift_state WHERE audience = ?)"
 
-def load_memories(conn: sqlite3.Connection) -> dict[str, DriftMemory]:
+
+MEMORY_MEMBERS = "SELECT audience, kind, email, first_seen_at, note FROM sys_infra_drift_member"
+MEMORY_STATES = (
+    "SELECT audience, drift_since, consecutive_errors, error_since FROM sys_infra_drift_state"
+)
+
+
+def load_memories(conn: Reader) -> dict[str, DriftMemory]:
     seen: dict[str, dict[tuple[str, str], datetime]] = {}
     notes: dict[str, dict[tuple[str, str], str]] = {}
-    for audience, kind, email, first, note in conn.execute(
-        "SELECT audience, kind, email, first_seen_at, note FROM sys_infra_drift_member"
-    ):
+    for audience, kind, email, first, note in conn.execute(MEMORY_MEMBERS):
         seen.setdefault(audience, {})[(kind, email)] = parse_time(first) or datetime.min
         if note is not None:
             notes.setdefault(audience, {})[(kind, email)] = note
@@ -24,115 +35,117 @@ def load_memories(conn: sqlite3.Connection) -> dict[str, DriftMemory]:
         audience: DriftMemory(
             drift_since=parse_time(since),
             first_seen=seen.get(audience, {}) if since else {},
-            consecutive_errors=errors or 0,
+            consecutive_errors=int(errors or 0),
             error_since=parse_time(error_since),
             notes=notes.get(audience, {}) if since else {},
         )
-        for audience, since, errors, error_since in conn.execute(
-            "SELECT audience, drift_since, consecutive_errors, error_since"
-            " FROM sys_infra_drift_state"
-        )
+        for audience, since, errors, error_since in conn.execute(MEMORY_STATES)
     }
 
 
 def record_checks(
-    conn: sqlite3.Connection,
     checks: Iterable[AudienceCheck],
     previous: dict[str, DriftMemory],
     now: datetime,
     closed_by_sync: str | None = None,
-) -> None:
-    """Persist checks (inside the caller's transaction).
+) -> list[list[Statement]]:
+    """The statements persisting each check, one list per audience (a consistent unit).
 
     ``closed_by_sync`` names the actor when these checks follow our own sync, so an episode
     they close is recorded as closed by that sync rather than fixed outside.
     """
-    for check in checks:
-        before = previous.get(check.audience.audience, DriftMemory())
-        _update_status(conn, check, now)
-        episode_id = _track_episode(conn, check, before, closed_by_sync)
-        _write_state(conn, check, episode_id)
-        _write_members(conn, check.audience.audience, before, check.memory)
+    none = DriftMemory()
+    return [
+        record_check(check, previous.get(check.audience.audience, none), now, closed_by_sync)
+        for check in checks
+    ]
 
 
-def _update_status(conn: sqlite3.Connection, check: AudienceCheck, now: datetime) -> None:
+def record_check(
+    check: AudienceCheck, before: DriftMemory, now: datetime, closed_by: str | None
+) -> list[Statement]:
     name = check.audience.audience
-    row = conn.execute(
-        "SELECT sync_status, error_message FROM sys_infra_state WHERE audience = ?", (name,)
-    ).fetchone()
-    if row is None:
-        return
+    return [
+        *_update_status(check, now),
+        *_track_episode(check, closed_by),
+        _write_state(check),
+        *_peak(check),
+        *_write_members(name, before, check.memory),
+    ]
+
+
+def _update_status(check: AudienceCheck, now: datetime) -> list[Statement]:
+    """The status columns of sys_infra_state, only when they change (with an error row)."""
+    name = check.audience.audience
     status, message = str(check.status), check.error_message
-    if (row[0], row[1]) == (status, message):
-        return
-    conn.execute(
-        "UPDATE sys_infra_state SET sync_status = ?, error_message = ?, updated_at = ?"
-        " WHERE audience = ?",
-        (status, message, format_time(now), name),
-    )
+    differs = "audience = ? AND (sync_status IS NOT ? OR error_message IS NOT ?)"
+    statements = []
     if check.status is Status.ERROR and message:
-        conn.execute(
-            "INSERT INTO sys_infra_drift_error (at, audience, message) VALUES (?, ?, ?)",
-            (format_time(now), name, message),
-        )
-
-
-def _track_episode(
-    conn: sqlite3.Connection, check: AudienceCheck, before: DriftMemory, closed_by: str | None
-) -> int | None:
-    name = check.audience.audience
-    row = conn.execute(
-        "SELECT episode_id FROM sys_infra_drift_state WHERE audience = ?", (name,)
-    ).fetchone()
-    episode_id = row[0] if row else None
-    if check.status is Status.ERROR:
-        return episode_id
-    if check.status is Status.DRIFT:
-        if episode_id is None:
-            cursor = conn.execute(
-                "INSERT INTO sys_infra_drift_episode (audience, namespace, opened_at)"
-                " VALUES (?, ?, ?)",
-                (name, check.audience.namespace, format_time(check.memory.drift_since)),
+        statements.append(
+            Statement(
+                "INSERT INTO sys_infra_drift_error (at, audience, message) SELECT ?, ?, ?"
+                f" WHERE EXISTS (SELECT 1 FROM sys_infra_state WHERE {differs})",
+                (format_time(now), name, message, name, status, message),
             )
-            episode_id = cursor.lastrowid
-        conn.execute(
-            "UPDATE sys_infra_drift_episode SET peak_missing = max(peak_missing, ?),"
-            " peak_extra = max(peak_extra, ?) WHERE id = ?",
-            (len(check.missing), len(check.extra), episode_id),
         )
-        return episode_id
-    if episode_id is not None:
-        close_episode(
-            conn, episode_id, check.checked_at, "sync" if closed_by else "external", closed_by
+    statements.append(
+        Statement(
+            "UPDATE sys_infra_state SET sync_status = ?, error_message = ?, updated_at = ?"
+            f" WHERE {differs}",
+            (status, message, format_time(now), name, status, message),
         )
-    return None
-
-
-def close_episode(
-    conn: sqlite3.Connection, episode_id: int, at: datetime, reason: str, actor: str | None
-) -> None:
-    conn.execute(
-        "UPDATE sys_infra_drift_episode SET closed_at = ?, close_reason = ?, closed_by = ?"
-        " WHERE id = ? AND closed_at IS NULL",
-        (format_time(at), reason, actor, episode_id),
     )
+    return statements
 
 
-def _write_state(conn: sqlite3.Connection, check: AudienceCheck, episode_id: int | None) -> None:
-    memory = check.memory
-    conn.execute(
+def _track_episode(check: AudienceCheck, closed_by: str | None) -> list[Statement]:
+    name = check.audience.audience
+    if check.status is Status.ERROR:
+        return []
+    if check.status is Status.DRIFT:
+        return [
+            Statement(
+                "INSERT INTO sys_infra_drift_episode (audience, namespace, opened_at)"
+                " SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM sys_infra_drift_state"
+                " WHERE audience = ? AND episode_id IS NOT NULL)",
+                (name, check.audience.namespace, format_time(check.memory.drift_since), name),
+            )
+        ]
+    reason = "sync" if closed_by else "external"
+    return [
+        Statement(
+            "UPDATE sys_infra_drift_episode SET closed_at = ?, close_reason = ?, closed_by = ?"
+            f" WHERE closed_at IS NULL AND id = {_OPEN_EPISODE}",
+            (format_time(check.checked_at), reason, closed_by, name),
+        )
+    ]
+
+
+def _write_state(check: AudienceCheck) -> Statement:
+    memory, name = check.memory, check.audience.audience
+    if check.status is Status.DRIFT:  # the open episode, or the one just opened
+        episode = (
+            f"coalesce({_OPEN_EPISODE},"
+            " (SELECT max(id) FROM sys_infra_drift_episode WHERE audience = ?))"
+        )
+        episode_params: tuple[str, ...] = (name, name)
+    elif check.status is Status.ERROR:  # an error keeps the episode open, as it was
+        episode, episode_params = _OPEN_EPISODE, (name,)
+    else:
+        episode, episode_params = "NULL", ()
+    return Statement(
         "INSERT INTO sys_infra_drift_state (audience, drift_since, episode_id, last_check_at,"
         " expected_count, actual_count, missing_count, extra_count, error_since,"
-        " consecutive_errors) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f" consecutive_errors) VALUES (?, ?, {episode}, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (audience) DO UPDATE SET drift_since = excluded.drift_since,"
         " episode_id = excluded.episode_id, last_check_at = excluded.last_check_at,"
         " expected_count = excluded.expected_count, actual_count = excluded.actual_count,"
         " missing_count = excluded.missing_count, extra_count = excluded.extra_count,"
         " error_since = excluded.error_since, consecutive_errors = excluded.consecutive_errors",
         (
-            check.audience.audience,
+            name,
             format_time(memory.drift_since),
-            episode_id,
+            *episode_params,
             format_time(check.checked_at),
             check.expected_count,
             check.actual_count,
@@ -144,53 +157,71 @@ def _write_state(conn: sqlite3.Connection, check: AudienceCheck, episode_id: int
     )
 
 
-def _write_members(
-    conn: sqlite3.Connection, audience: str, before: DriftMemory, after: DriftMemory
-) -> None:
-    gone = before.first_seen.keys() - after.first_seen.keys()
-    new = after.first_seen.keys() - before.first_seen.keys()
-    conn.executemany(
-        "DELETE FROM sys_infra_drift_member WHERE audience = ? AND kind = ? AND email = ?",
-        [(audience, kind, email) for kind, email in gone],
-    )
+def _peak(check: AudienceCheck) -> list[Statement]:
+    if check.status is not Status.DRIFT:
+        return []
+    return [
+        Statement(
+            "UPDATE sys_infra_drift_episode SET peak_missing = max(peak_missing, ?),"
+            f" peak_extra = max(peak_extra, ?) WHERE id = {_OPEN_EPISODE}",
+            (len(check.missing), len(check.extra), check.audience.audience),
+        )
+    ]
+
+
+def _write_members(audience: str, before: DriftMemory, after: DriftMemory) -> list[Statement]:
+    gone = sorted(before.first_seen.keys() - after.first_seen.keys())
+    new = sorted(after.first_seen.keys() - before.first_seen.keys())
+    statements = []
+    for kind in ("missing", "extra"):
+        emails = [email for k, email in gone if k == kind]
+        for part in chunks(emails, MAX_PARAMS - 2):
+            statements.append(
+                Statement(
+                    "DELETE FROM sys_infra_drift_member WHERE audience = ? AND kind = ?"
+                    f" AND email IN ({marks(len(part))})",
+                    (audience, kind, *part),
+                )
+            )
     notes = after.notes
-    conn.executemany(
+    statements += insert_rows(
         "INSERT OR REPLACE INTO sys_infra_drift_member (audience, kind, email, first_seen_at,"
-        " note) VALUES (?, ?, ?, ?, ?)",
-        [
-            (audience, k, e, format_time(after.first_seen[(k, e)]), notes.get((k, e)))
-            for k, e in new
-        ],
+        " note) VALUES",
+        [(audience, *key, format_time(after.first_seen[key]), notes.get(key)) for key in new],
     )
     if not (notes or before.notes):
-        return  # the common case: no member has a note, before or after
-    kept = after.first_seen.keys() & before.first_seen.keys()
-    conn.executemany(
-        "UPDATE sys_infra_drift_member SET note = ? WHERE audience = ? AND kind = ? AND email = ?",
-        [
-            (notes.get(key), audience, *key)
-            for key in kept
-            if notes.get(key) != before.notes.get(key)
-        ],
-    )
+        return statements  # the common case: no member has a note, before or after
+    kept = sorted(after.first_seen.keys() & before.first_seen.keys())
+    statements += [
+        Statement(
+            "UPDATE sys_infra_drift_member SET note = ? WHERE audience = ? AND kind = ?"
+            " AND email = ?",
+            (notes.get(key), audience, *key),
+        )
+        for key in kept
+        if notes.get(key) != before.notes.get(key)
+    ]
+    return statements
 
 
-def forget_removed(conn: sqlite3.Connection, present: Iterable[str], now: datetime) -> list[str]:
+def forget_removed(now: datetime) -> list[Statement]:
     """Audiences gone from sys_infra_state: close their episodes and drop their state."""
-    keep = set(present)
-    rows = conn.execute("SELECT audience, episode_id FROM sys_infra_drift_state").fetchall()
-    removed = [(name, episode) for name, episode in rows if name not in keep]
-    for name, episode in removed:
-        if episode is not None:
-            close_episode(conn, episode, now, "removed", None)
-        conn.execute("DELETE FROM sys_infra_drift_state WHERE audience = ?", (name,))
-        conn.execute("DELETE FROM sys_infra_drift_member WHERE audience = ?", (name,))
-    return [name for name, _ in removed]
+    gone = "audience NOT IN (SELECT audience FROM sys_infra_state)"
+    return [
+        Statement(
+            "UPDATE sys_infra_drift_episode SET closed_at = ?, close_reason = 'removed',"
+            " closed_by = NULL WHERE closed_at IS NULL AND id IN"
+            f" (SELECT episode_id FROM sys_infra_drift_state WHERE {gone})",
+            (format_time(now),),
+        ),
+        Statement(f"DELETE FROM sys_infra_drift_member WHERE {gone}"),
+        Statement(f"DELETE FROM sys_infra_drift_state WHERE {gone}"),
+    ]
 
 
-def record_cycle(conn: sqlite3.Connection, cycle: CycleSummary) -> None:
+def record_cycle(cycle: CycleSummary) -> Statement:
     counts = cycle.counts
-    conn.execute(
+    return Statement(
         "INSERT INTO sys_infra_drift_cycle (started_at, finished_at, trigger, scope, vault_ok,"
         " cloudflare_ok, total, pending, synced, drift, error, duration_seconds)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -211,32 +242,34 @@ def record_cycle(conn: sqlite3.Connection, cycle: CycleSummary) -> None:
     )
 
 
-def record_sync_time(conn: sqlite3.Connection, audience: str, at: datetime) -> None:
-    conn.execute(
+def record_sync_time(audience: str, at: datetime) -> Statement:
+    return Statement(
         "UPDATE sys_infra_state SET last_sync_at = ?, updated_at = ? WHERE audience = ?",
         (format_time(at), format_time(at), audience),
     )
 
 
-def set_group_id(conn: sqlite3.Connection, audience: str, group_id: str, at: datetime) -> None:
-    conn.execute(
+def set_group_id(audience: str, group_id: str, at: datetime) -> Statement:
+    return Statement(
         "UPDATE sys_infra_state SET provider_resource_id = ?, provider_resource_type ="
         " coalesce(provider_resource_type, 'access_group'), updated_at = ? WHERE audience = ?",
         (group_id, format_time(at), audience),
     )
 
 
-def prune_history(conn: sqlite3.Connection, before: datetime) -> None:
+def prune_history(before: datetime) -> list[Statement]:
     """Bounded retention: drop closed history older than ``before``."""
-    cutoff = format_time(before)
-    conn.execute("DELETE FROM sys_infra_drift_cycle WHERE started_at < ?", (cutoff,))
-    conn.execute("DELETE FROM sys_infra_drift_error WHERE at < ?", (cutoff,))
-    conn.execute(
-        "DELETE FROM sys_infra_drift_episode WHERE closed_at IS NOT NULL AND closed_at < ?",
-        (cutoff,),
-    )
-    conn.execute(
-        "DELETE FROM sys_infra_drift_audit WHERE started_at < ? AND result != 'in_progress'",
-        (cutoff,),
-    )
-    conn.execute("DELETE FROM sys_infra_drift_mail WHERE at < ?", (cutoff,))
+    cutoff = (format_time(before),)
+    return [
+        Statement("DELETE FROM sys_infra_drift_cycle WHERE started_at < ?", cutoff),
+        Statement("DELETE FROM sys_infra_drift_error WHERE at < ?", cutoff),
+        Statement(
+            "DELETE FROM sys_infra_drift_episode WHERE closed_at IS NOT NULL AND closed_at < ?",
+            cutoff,
+        ),
+        Statement(
+            "DELETE FROM sys_infra_drift_audit WHERE started_at < ? AND result != 'in_progress'",
+            cutoff,
+        ),
+        Statement("DELETE FROM sys_infra_drift_mail WHERE at < ?", cutoff),
+    ]

@@ -14,7 +14,7 @@ from exporter.core.times import parse_duration
 from exporter.service.checker import UnknownAudience
 from exporter.service.syncer import GroupExists, GroupRefused, SyncRequest, VaultIncomplete
 from exporter.web.schemas import CheckBody, GroupBody, IgnoreBody, SettingsBody, SyncBody
-from exporter.web.services import Admin, ApiError, Reader, Svc
+from exporter.web.services import Admin, ApiError, Reader, Svc, WebServices
 
 router = APIRouter(prefix="/iam/drift", tags=["drift"])
 MAX_IGNORE = timedelta(days=90)
@@ -83,6 +83,11 @@ def check_now(body: CheckBody, svc: Svc, _: Admin) -> dict[str, Any]:
     Auto-sync (when on) follows, as after a scheduled check, for the audiences just checked;
     the answer shows the state after it.
     """
+    problem = body.target_problem()
+    if problem:
+        raise ApiError(400, "invalid check target", problem)
+    if body.audiences is not None:
+        return _notified(body.audiences, svc)
     if body.audience is None:
         return drift_document(svc.syncer.check_now("api"), svc.clock())
     try:
@@ -90,6 +95,18 @@ def check_now(body: CheckBody, svc: Svc, _: Admin) -> dict[str, Any]:
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
     return item_document(snapshot.checks[body.audience], snapshot, svc.clock())
+
+
+def _notified(audiences: list[str], svc: WebServices) -> dict[str, Any]:
+    """vault-api's change notification: those audiences only (their Vault rows and one GET
+    per group), answered with their items. An unknown name checks nothing: 404 naming it."""
+    names = list(dict.fromkeys(audiences))
+    try:
+        snapshot = svc.syncer.check_now("change", names)
+    except UnknownAudience as exc:
+        raise ApiError(404, "unknown audience", exc.names) from None
+    now = svc.clock()
+    return {"items": [item_document(snapshot.checks[name], snapshot, now) for name in names]}
 
 
 @router.post("/sync", responses=ERRORS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
@@ -14,8 +14,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_NOTIFIED_AUDIENCES = 100
+
+
 class CheckBody(Strict):
+    """``{}`` every audience, ``{"audience": A}`` one, or ``{"audiences": [A, ...]}``: vault-api's
+    change notification (at most 100 names; the handler answers 400 past that)."""
+
     audience: str | None = Field(None, min_length=1, max_length=200)
+    audiences: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, description=f"vault-api's change notification: at most {MAX_NOTIFIED_AUDIENCES}"
+    )
+
+    def target_problem(self) -> str | None:
+        if self.audience is not None and self.audiences is not None:
+            return 'name either "audience" or "audiences", not both'
+        if self.audiences is not None and not 1 <= len(self.audiences) <= MAX_NOTIFIED_AUDIENCES:
+            return f'"audiences" names 1 to {MAX_NOTIFIED_AUDIENCES} audiences'
+        return None
 
 
 class SyncBody(Strict):

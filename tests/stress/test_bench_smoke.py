@@ -66,3 +66,12 @@ def test_listing_memory_small() -> None:
         this = result[world]["this"]
         assert 0 < this["peak_rss_mb_median"] <= this["peak_rss_mb_max"] < 1000
         assert sum(this["counts"].values()) == result[world]["groups"]
+
+
+def test_d1_cost_small() -> None:
+    result = run_bench("bench.d1_cost")
+    full = result["full_check"]
+    assert full["counts_file"] == full["counts_d1"]
+    assert full["member_pages"] <= full["member_pages_bound"]
+    assert 0 < result["notification"]["max_s"] < 30
+    assert 0 < result["budget"]["budget_share_percent"] < 100

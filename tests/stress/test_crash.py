@@ -247,33 +247,29 @@ def test_syncs_left_in_progress_are_settled_once_cloudflare_answers(
     """A restart while Cloudflare is down keeps the rows open, then settles them when it is back."""
     from exporter.clock import utc_now
     from exporter.demo.simulator import Faults
-    from exporter.vault.db import VaultDB
-    from exporter.vault.operator import AuditEntry, start_audit
+    from exporter.vault import AuditEntry, SqliteStore
 
     world = crash_world(tmp_path / "vault.db", sim)
     target = world.audiences["target-0"]
     present = target.members[0]  # the group has it: the PUT had landed
-    db = VaultDB(world.path).open()
-    with db.transaction() as conn:
-        landed = start_audit(
-            conn,
-            AuditEntry(
-                "target-0", "sync", "api", "api:admin", group_id=target.group_id, added=(present,)
-            ),
-            utc_now(),
-        )
-        lost = start_audit(
-            conn,
-            AuditEntry(
-                "target-0",
-                "sync",
-                "api",
-                "api:admin",
-                group_id=target.group_id,
-                added=("never-arrived@example.com",),
-            ),
-            utc_now(),
-        )
+    store = SqliteStore(world.path).open()
+    landed = store.start_audit(
+        AuditEntry(
+            "target-0", "sync", "api", "api:admin", group_id=target.group_id, added=(present,)
+        ),
+        utc_now(),
+    )
+    lost = store.start_audit(
+        AuditEntry(
+            "target-0",
+            "sync",
+            "api",
+            "api:admin",
+            group_id=target.group_id,
+            added=("never-arrived@example.com",),
+        ),
+        utc_now(),
+    )
     sim.faults = Faults(rate_5xx=1.0)
     served = Served(world.path, sim.base_url, tmp_path / "serve.log").wait_healthy()
     try:

@@ -171,6 +171,51 @@ def test_check_now(client: TestClient, simulator: CloudflareSimulator) -> None:
     assert full["summary"]["drift"] == 2
 
 
+def test_a_change_notification_checks_only_the_audiences_it_names(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    """vault-api's notification after ADD_MEMBER / REMOVE_MEMBER (SPEC §3)."""
+    admins = next(g for g in simulator.groups() if g["name"] == "administrators")
+    simulator.set_include(admins["id"], [])
+    before = simulator.request_count
+    answer = client.post(
+        "/iam/drift/check",
+        json={"audiences": ["administrators", "developers", "administrators"]},
+        headers=auth(),
+    )
+    assert answer.status_code == 200
+    items = answer.json()["items"]
+    assert [(i["audience"], i["status"]) for i in items] == [
+        ("administrators", "drift"),
+        ("developers", "synced"),
+    ]
+    assert simulator.request_count - before == 2  # one direct GET per group, no listing
+
+
+def test_a_notification_naming_an_unknown_audience_checks_nothing(
+    client: TestClient, simulator: CloudflareSimulator
+) -> None:
+    before = simulator.request_count
+    answer = client.post(
+        "/iam/drift/check", json={"audiences": ["developers", "nope", "gone"]}, headers=auth()
+    )
+    assert answer.status_code == 404
+    assert answer.json() == {"error": "unknown audience", "detail": ["gone", "nope"]}
+    assert simulator.request_count == before
+    too_many = client.post(
+        "/iam/drift/check", json={"audiences": [f"a{i}" for i in range(101)]}, headers=auth()
+    )
+    assert too_many.status_code == 400
+    both = client.post(
+        "/iam/drift/check", json={"audience": "developers", "audiences": ["x"]}, headers=auth()
+    )
+    assert both.status_code == 400
+    read_only = client.post(
+        "/iam/drift/check", json={"audiences": ["developers"]}, headers=auth(READ)
+    )
+    assert read_only.status_code == 403
+
+
 def throttle_administrators(simulator: CloudflareSimulator, retry_after: int = 1) -> None:
     """Issue 11 item 1: one group hidden from the listing that always answers 429."""
     admins = next(g for g in simulator.groups() if g["name"] == "administrators")
