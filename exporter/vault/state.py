@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from exporter.core.model import AudienceCheck, DriftMemory, Status
+from exporter.core.exposure import LatencyTotals, bucket_of
+from exporter.core.model import AudienceCheck, DriftMemory, MemberSeconds, Revocation, Status
 from exporter.core.times import format_time, parse_time
 from exporter.vault.store import CycleSummary
 
@@ -21,18 +23,48 @@ def load_memories(conn: sqlite3.Connection) -> dict[str, DriftMemory]:
         if note is not None:
             notes.setdefault(audience, {})[(kind, email)] = note
     return {
-        audience: DriftMemory(
-            drift_since=parse_time(since),
-            first_seen=seen.get(audience, {}) if since else {},
-            consecutive_errors=errors or 0,
-            error_since=parse_time(error_since),
-            notes=notes.get(audience, {}) if since else {},
-        )
-        for audience, since, errors, error_since in conn.execute(
-            "SELECT audience, drift_since, consecutive_errors, error_since"
-            " FROM sys_infra_drift_state"
+        row[0]: _memory(row, seen.get(row[0], {}), notes.get(row[0], {}))
+        for row in conn.execute(
+            "SELECT audience, drift_since, consecutive_errors, error_since, missing_since,"
+            " extra_since, observed_at, last_check_at, missing_seconds_closed,"
+            " extra_seconds_closed FROM sys_infra_drift_state"
         )
     }
+
+
+def _memory(
+    row: tuple[Any, ...],
+    seen: dict[tuple[str, str], datetime],
+    notes: dict[tuple[str, str], str],
+) -> DriftMemory:
+    _, since, errors, error_since, missing_since, extra_since, observed, last_check, *closed = row
+    drift_since = parse_time(since)
+    return DriftMemory(
+        drift_since=drift_since,
+        first_seen=seen if since else {},
+        consecutive_errors=errors or 0,
+        error_since=parse_time(error_since),
+        notes=notes if since else {},
+        missing_since=parse_time(missing_since) or _onset(observed, drift_since, seen, "missing"),
+        extra_since=parse_time(extra_since) or _onset(observed, drift_since, seen, "extra"),
+        observed_at=parse_time(observed) or parse_time(last_check),
+        closed=MemberSeconds(closed[0] or 0.0, closed[1] or 0.0),
+    )
+
+
+def _onset(
+    observed: str | None,
+    drift_since: datetime | None,
+    seen: dict[tuple[str, str], datetime],
+    kind: str,
+) -> datetime | None:
+    """A row that an older version wrote (no ``observed_at``) has no side onsets: the
+    episode's start stands in for each side it shows (never a later, lower level)."""
+    if observed is not None or drift_since is None:
+        return None
+    if seen and not any(k == kind for k, _ in seen):
+        return None
+    return drift_since
 
 
 def record_checks(
@@ -53,6 +85,38 @@ def record_checks(
         episode_id = _track_episode(conn, check, before, closed_by_sync)
         _write_state(conn, check, episode_id)
         _write_members(conn, check.audience.audience, before, check.memory)
+        if check.revoked:
+            _write_revocations(conn, check.revoked)
+
+
+def _write_revocations(conn: sqlite3.Connection, revoked: Iterable[Revocation]) -> None:
+    """Each revocation once: its row and its histogram bucket, with the member's deletion."""
+    rows = [
+        (r.audience, r.namespace, r.provider, r.email, r.first_seen_at, r.revoked_at, r.seconds)
+        for r in revoked
+    ]
+    conn.executemany(
+        "INSERT INTO sys_infra_drift_revocation (audience, namespace, provider, email,"
+        " first_seen_at, revoked_at, duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(*row[:4], format_time(row[4]), format_time(row[5]), row[6]) for row in rows],
+    )
+    conn.executemany(
+        "INSERT INTO sys_infra_drift_revocation_total (namespace, provider, bucket, count,"
+        " seconds) VALUES (?, ?, ?, 1, ?) ON CONFLICT (namespace, provider, bucket)"
+        " DO UPDATE SET count = count + 1, seconds = seconds + excluded.seconds",
+        [(row[1], row[2], bucket_of(row[6]), row[6]) for row in rows],
+    )
+
+
+def revocation_totals(conn: sqlite3.Connection) -> dict[tuple[str, str], LatencyTotals]:
+    found: dict[tuple[str, str], tuple[dict[str, int], list[float]]] = {}
+    for namespace, provider, bucket, count, seconds in conn.execute(
+        "SELECT namespace, provider, bucket, count, seconds FROM sys_infra_drift_revocation_total"
+    ):
+        counts, total = found.setdefault((namespace, provider), ({}, [0.0]))
+        counts[bucket] = int(count)
+        total[0] += float(seconds)
+    return {key: LatencyTotals(counts, total[0]) for key, (counts, total) in sorted(found.items())}
 
 
 def _update_status(conn: sqlite3.Connection, check: AudienceCheck, now: datetime) -> None:
@@ -123,12 +187,17 @@ def _write_state(conn: sqlite3.Connection, check: AudienceCheck, episode_id: int
     conn.execute(
         "INSERT INTO sys_infra_drift_state (audience, drift_since, episode_id, last_check_at,"
         " expected_count, actual_count, missing_count, extra_count, error_since,"
-        " consecutive_errors) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " consecutive_errors, missing_since, extra_since, observed_at, missing_seconds_closed,"
+        " extra_seconds_closed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (audience) DO UPDATE SET drift_since = excluded.drift_since,"
         " episode_id = excluded.episode_id, last_check_at = excluded.last_check_at,"
         " expected_count = excluded.expected_count, actual_count = excluded.actual_count,"
         " missing_count = excluded.missing_count, extra_count = excluded.extra_count,"
-        " error_since = excluded.error_since, consecutive_errors = excluded.consecutive_errors",
+        " error_since = excluded.error_since, consecutive_errors = excluded.consecutive_errors,"
+        " missing_since = excluded.missing_since, extra_since = excluded.extra_since,"
+        " observed_at = excluded.observed_at,"
+        " missing_seconds_closed = excluded.missing_seconds_closed,"
+        " extra_seconds_closed = excluded.extra_seconds_closed",
         (
             check.audience.audience,
             format_time(memory.drift_since),
@@ -140,6 +209,11 @@ def _write_state(conn: sqlite3.Connection, check: AudienceCheck, episode_id: int
             len(check.extra),
             format_time(memory.error_since) if check.status is Status.ERROR else None,
             memory.consecutive_errors if check.status is Status.ERROR else 0,
+            format_time(memory.missing_since),
+            format_time(memory.extra_since),
+            format_time(memory.observed_at),
+            memory.closed.missing,
+            memory.closed.extra,
         ),
     )
 
@@ -240,3 +314,4 @@ def prune_history(conn: sqlite3.Connection, before: datetime) -> None:
         (cutoff,),
     )
     conn.execute("DELETE FROM sys_infra_drift_mail WHERE at < ?", (cutoff,))
+    conn.execute("DELETE FROM sys_infra_drift_revocation WHERE revoked_at < ?", (cutoff,))
