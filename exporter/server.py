@@ -61,7 +61,7 @@ def serve(config: Config, after_full_check: Sequence[Callable[[Snapshot], None]]
             services.syncer,
             periodic=_mail_jobs(runtime, counters) + settle,
         )
-        watcher = MembershipWatcher(services.checker)
+        watcher = MembershipWatcher(services.checker, syncer=services.syncer)
         app = create_app(_web_services(runtime, exposition))
         host, port = config.listen_address
         server = uvicorn.Server(
