@@ -69,7 +69,7 @@ def test_critical_mail_once_per_episode_even_after_a_restart(
     assert [(a.kind, a.episode_id, a.result) for a in attempts] == [("critical", 7, "sent")]
     assert calls == [("critical", "sent")]
     ((_, _, message),) = smtp_server.inbox.messages
-    assert message["Subject"] == '[TPB Vault] Drift detected in "lms-admin"'
+    assert message["Subject"] == '[TPB Vault] Drift detected in "lms-admin" (exposure)'
     assert episode(history_db, 7) == ("2026-11-25T08:00:00Z", None)
 
     later = NOW + timedelta(hours=3)
