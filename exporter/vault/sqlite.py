@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Audience, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
-from exporter.vault import history, membership, operator, reporting, state
+from exporter.vault import exposure, history, membership, operator, reporting, state
 from exporter.vault.db import CACHE_KIB, VaultDB
 from exporter.vault.store import (
     AudienceHistory,
@@ -61,7 +61,7 @@ class SqliteStore:
         return self._read(state.load_memories)
 
     def revocation_totals(self) -> dict[tuple[str, str], LatencyTotals]:
-        return self._read(state.revocation_totals)
+        return self._read(exposure.revocation_totals)
 
     def settings(self) -> Settings:
         return self._read(operator.load_settings)

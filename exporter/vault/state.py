@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from exporter.core.exposure import LatencyTotals, bucket_of
-from exporter.core.model import AudienceCheck, DriftMemory, MemberSeconds, Revocation, Status
+from exporter.core.model import AudienceCheck, DriftMemory, MemberSeconds, Status
 from exporter.core.times import format_time, parse_time
+from exporter.vault import exposure
 from exporter.vault.store import CycleSummary
 
 
@@ -86,37 +86,7 @@ def record_checks(
         _write_state(conn, check, episode_id)
         _write_members(conn, check.audience.audience, before, check.memory)
         if check.revoked:
-            _write_revocations(conn, check.revoked)
-
-
-def _write_revocations(conn: sqlite3.Connection, revoked: Iterable[Revocation]) -> None:
-    """Each revocation once: its row and its histogram bucket, with the member's deletion."""
-    rows = [
-        (r.audience, r.namespace, r.provider, r.email, r.first_seen_at, r.revoked_at, r.seconds)
-        for r in revoked
-    ]
-    conn.executemany(
-        "INSERT INTO sys_infra_drift_revocation (audience, namespace, provider, email,"
-        " first_seen_at, revoked_at, duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(*row[:4], format_time(row[4]), format_time(row[5]), row[6]) for row in rows],
-    )
-    conn.executemany(
-        "INSERT INTO sys_infra_drift_revocation_total (namespace, provider, bucket, count,"
-        " seconds) VALUES (?, ?, ?, 1, ?) ON CONFLICT (namespace, provider, bucket)"
-        " DO UPDATE SET count = count + 1, seconds = seconds + excluded.seconds",
-        [(row[1], row[2], bucket_of(row[6]), row[6]) for row in rows],
-    )
-
-
-def revocation_totals(conn: sqlite3.Connection) -> dict[tuple[str, str], LatencyTotals]:
-    found: dict[tuple[str, str], tuple[dict[str, int], list[float]]] = {}
-    for namespace, provider, bucket, count, seconds in conn.execute(
-        "SELECT namespace, provider, bucket, count, seconds FROM sys_infra_drift_revocation_total"
-    ):
-        counts, total = found.setdefault((namespace, provider), ({}, [0.0]))
-        counts[bucket] = int(count)
-        total[0] += float(seconds)
-    return {key: LatencyTotals(counts, total[0]) for key, (counts, total) in sorted(found.items())}
+            exposure.record_revocations(conn, check.revoked)
 
 
 def _update_status(conn: sqlite3.Connection, check: AudienceCheck, now: datetime) -> None:
@@ -314,4 +284,4 @@ def prune_history(conn: sqlite3.Connection, before: datetime) -> None:
         (cutoff,),
     )
     conn.execute("DELETE FROM sys_infra_drift_mail WHERE at < ?", (cutoff,))
-    conn.execute("DELETE FROM sys_infra_drift_revocation WHERE revoked_at < ?", (cutoff,))
+    exposure.prune_revocations(conn, before)
