@@ -58,3 +58,21 @@ def test_budget_small() -> None:
     checker, naive = result["rows"][0], result["rows"][-1]
     assert naive["requests_per_check"] == result["groups"]
     assert checker["budget_share_percent"] < naive["budget_share_percent"]
+
+
+def test_compare_trees_small() -> None:
+    """The before/after script runs; compared with itself, both sides find the same."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.compare_trees", "--base", str(ROOT), "--small"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert set(result["metrics"]) == {"audiences", "base", "this"}
+    for side in ("base", "this"):
+        assert result["metrics"][side]["bytes"] > 0
+        assert len(result["full_check"]["steady"][side]["all"]) == 2
+        assert len(result["full_check"]["revoking_2"][side]["all"]) == 2
