@@ -24,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
@@ -32,11 +33,13 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.clock import Clock, utc_now
-from exporter.core.model import AlertLevel, Status
+from exporter.core.exposure import LatencyTotals, member_seconds
+from exporter.core.model import AlertLevel, AudienceCheck, Status
 from exporter.core.plan import BLOCK_REASONS
 from exporter.core.snapshot import Snapshot
 
 LABELS = ["audience", "namespace", "provider"]
+SIDES = ("missing", "extra")
 FROM_LAST_CHECK = " (from the last background check)"
 OPENMETRICS_EOF = b"# EOF\n"
 # Renderings of the audience part kept per snapshot: one per format a scraper asked for (the
@@ -75,23 +78,85 @@ class AudienceCollector(Collector):
         ignored = gauge("ignored", "1 while an operator ignores the audience's drift")
         checked = gauge("last_check_timestamp_seconds", "Last completed check of the audience")
         synced = gauge("last_sync_timestamp_seconds", "Last successful sync of the audience")
+        sides = _Sides(gauge)
         for check in snapshot.checks.values():
             a = check.audience
             labels = [a.audience, a.namespace, a.provider]
+            verdict = snapshot.verdict(check, now)
             status.add(labels, str(check.status), [str(s) for s in Status])
-            level.add(labels, str(snapshot.level(check, now)), [str(x) for x in AlertLevel])
+            level.add(labels, str(verdict.level), [str(x) for x in AlertLevel])
             expected.add_metric(labels, check.expected_count)
             actual.add_metric(labels, check.actual_count)
             missing.add_metric(labels, len(check.missing))
             extra.add_metric(labels, len(check.extra))
             if check.drift_since is not None:
                 started.add_metric(labels, check.drift_since.timestamp())
+            sides.add(labels, check, verdict.reason)
             ignored.add_metric(labels, 1 if snapshot.ignore_of(a.audience, now) else 0)
             checked.add_metric(labels, check.checked_at.timestamp())
             if a.last_sync_at is not None:
                 synced.add_metric(labels, a.last_sync_at.timestamp())
         yield from (status.family, expected, actual, missing, extra, started, level.family)
         yield from (ignored, checked, synced)
+        yield from sides.families()
+        yield revocation_histogram(snapshot)
+
+
+class _Sides:
+    """The two sides of a drift, apart: when each started, which one set the level, and the
+    exposure counters (member-seconds, restart-proof: from the persisted memory)."""
+
+    def __init__(self, gauge: Callable[[str, str], GaugeMetricFamily]) -> None:
+        self.started = {
+            kind: gauge(f"{kind}_started_timestamp_seconds", f"Since when members are {kind}")
+            for kind in SIDES
+        }
+        self.reason = _StateSets(
+            "vault_drift_audience_alert_reason",
+            "Which side of the drift set the alert level: missing (an outage) or extra (an"
+            " exposure)" + FROM_LAST_CHECK,
+            "alert_reason",
+        )
+        self.seconds = {
+            kind: CounterMetricFamily(
+                f"vault_drift_audience_{kind}_member_seconds",
+                f"Sum over members of the seconds each has been {kind}, as observed by checks"
+                " (persisted: a restart neither resets nor repeats it)",
+                labels=LABELS,
+            )
+            for kind in SIDES
+        }
+
+    def add(self, labels: list[str], check: AudienceCheck, reason: str | None) -> None:
+        since = {"missing": check.missing_since, "extra": check.extra_since}
+        totals = member_seconds(check.memory)
+        for kind in SIDES:
+            moment = since[kind]
+            if moment is not None:
+                self.started[kind].add_metric(labels, moment.timestamp())
+            self.seconds[kind].add_metric(labels, totals.of(kind))
+        self.reason.add(labels, reason or "", list(SIDES))
+
+    def families(self) -> Iterator[Metric]:
+        yield from self.started.values()
+        yield self.reason.family
+        yield from self.seconds.values()
+
+
+def revocation_histogram(snapshot: Snapshot) -> HistogramMetricFamily:
+    """Revocation latency from the persisted totals; every (namespace, provider) of the
+    audiences has its series from the start, so a first revocation is an increase."""
+    family = HistogramMetricFamily(
+        "vault_drift_revocation_duration_seconds",
+        "Seconds from an extra member's first sighting to the check that found it gone,"
+        " whatever removed it",
+        labels=["namespace", "provider"],
+    )
+    keys = {(c.audience.namespace, c.audience.provider) for c in snapshot.checks.values()}
+    for key in sorted(keys | snapshot.revocations.keys()):
+        totals = snapshot.revocations.get(key, LatencyTotals())
+        family.add_metric(list(key), totals.cumulative(), totals.seconds)
+    return family
 
 
 class DriftCollector(Collector):
@@ -312,12 +377,14 @@ def negotiate(accept: str) -> tuple[Encoder, str]:
 
 def next_change(snapshot: Snapshot, now: datetime) -> datetime:
     """The first time after ``now`` at which an alert level or an ignore changes by itself."""
-    thresholds = snapshot.settings.thresholds
+    levels = snapshot.settings.levels
     moments = [ignore.until for ignore in snapshot.ignores.values()]
     for check in snapshot.checks.values():
-        if check.drift_since is not None:
-            moments.append(check.drift_since + timedelta(seconds=thresholds.warning_seconds))
-            moments.append(check.drift_since + timedelta(seconds=thresholds.critical_seconds))
+        for kind, since in (("missing", check.missing_since), ("extra", check.extra_since)):
+            if since is not None:
+                thresholds = levels.of(kind)
+                moments.append(since + timedelta(seconds=thresholds.warning_seconds))
+                moments.append(since + timedelta(seconds=thresholds.critical_seconds))
     return min((m for m in moments if m > now), default=datetime.max.replace(tzinfo=UTC))
 
 

@@ -80,7 +80,7 @@ def _serve(
     # The watcher polls SQLite's data_version; D1 has no change signal over REST, so there
     # vault-api's notification (POST /iam/drift/check {"audiences": [...]}) and the periodic
     # check are the whole story.
-    watcher = MembershipWatcher(services.checker) if lease is None else None
+    watcher = MembershipWatcher(services.checker, syncer=services.syncer) if lease is None else None
     app = create_app(_web_services(runtime, exposition))
     host, port = config.listen_address
     server = uvicorn.Server(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 from exporter.core.packed import pack
 from exporter.service.checker import Checker
+from exporter.service.syncer import Syncer
 from exporter.service.work_lock import Busy
 from exporter.vault.store import VaultError
 
@@ -43,10 +44,14 @@ class MembershipWatcher:
         check_timeout: float = 60.0,
         read_share: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        syncer: Syncer | None = None,
     ) -> None:
         if not 0 < read_share <= 1:
             raise ValueError("read_share must be in (0, 1]")
         self.checker = checker
+        # With a syncer, auto-sync follows each change-driven check (a leaver removed from
+        # Vault is revoked by remove_only within that one check); without, checks only.
+        self.syncer = syncer
         self.poll_seconds = poll_seconds
         self.debounce_seconds = debounce_seconds
         self.check_timeout = check_timeout
@@ -92,7 +97,7 @@ class MembershipWatcher:
         if previous is not None and layout != previous_layout:
             log.info("sys_infra_state changed: full check")
             self._settle()
-            self.checker.check_all("change", timeout=self.check_timeout)
+            self._check(None)
         elif previous is not None:
             changed = sorted(
                 name for name in fingerprint if fingerprint[name] != previous.get(name)
@@ -100,8 +105,16 @@ class MembershipWatcher:
             if changed:
                 log.info("Vault membership changed for %d audiences", len(changed))
                 self._settle()
-                self.checker.check_audiences(changed, "change", timeout=self.check_timeout)
+                self._check(changed)
         self._last, self._layout = fingerprint, layout  # only once its check has run
+
+    def _check(self, audiences: list[str] | None) -> None:
+        if self.syncer is not None:
+            self.syncer.check_now("change", audiences, timeout=self.check_timeout)
+        elif audiences is None:
+            self.checker.check_all("change", timeout=self.check_timeout)
+        else:
+            self.checker.check_audiences(audiences, "change", timeout=self.check_timeout)
 
     def _timed_read(self) -> tuple[list[tuple[str, str | None]], Fingerprint]:
         started = self._clock()

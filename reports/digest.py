@@ -13,19 +13,25 @@ from typing import Any
 
 import pandas as pd
 
-from exporter.core.drift import alert_level
+from exporter.core.drift import verdict
+from exporter.core.exposure import REVOCATION_SLO_SECONDS
 from exporter.core.model import AlertLevel, Status
 from reports.duration import human_duration
 from reports.history import History
 from reports.measures import (
+    Revoked,
     SyncCount,
+    extra_intervals,
     extra_member_hours,
+    longest_extra,
     recurring_audiences,
     resolve_seconds,
+    revocations_in,
     sync_counts,
 )
 
 MEMBERS_SHOWN = 20
+LATE_SHOWN = 20  # revocations that missed the SLO listed before "and N more"
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class CurrentDrift:
     since: datetime | None
     age: str
     level: AlertLevel  # info | warning | critical (a drift of unknown onset counts as new)
+    reason: str | None  # the side that set the level: extra (an exposure) | missing (an outage)
     missing: MemberList
     extra: MemberList
     episode_id: int | None
@@ -104,6 +111,28 @@ class ErrorLine:
 
 
 @dataclass(frozen=True)
+class RevokedLine:
+    """An extra member and how long it kept its access; ``revoked_at`` None: it still has."""
+
+    audience: str
+    email: str
+    lasted: str
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Revocations:
+    """The period's revocations against the SLO, and the longest-lived extra member."""
+
+    count: int  # extra members found gone within the period, whatever removed them
+    within_slo: int
+    slo: str  # the SLO's threshold, in words
+    late: list[RevokedLine]  # those that missed it, longest first
+    late_more: int
+    longest: RevokedLine | None
+
+
+@dataclass(frozen=True)
 class Digest:
     period: str  # "1d" | "7d"
     start: datetime
@@ -121,6 +150,7 @@ class Digest:
     recurring: list[tuple[str, int]]
     exposure_hours: float
     exposure: list[tuple[str, float]]  # per audience, largest first
+    revocations: Revocations
     syncs: list[SyncCount]
     errors: list[ErrorLine]
 
@@ -140,7 +170,8 @@ def build_digest(history: History, now: datetime) -> Digest:
     since = history.last_digest_at or period.start
     lines = [_episode_line(row, now) for row in episodes.to_dict("records")]
     resolve = resolve_seconds(episodes, period)
-    exposure = extra_member_hours(episodes, history.members, period)
+    intervals = extra_intervals(history.revocations, history.members, history.state, period)
+    exposure = extra_member_hours(intervals, period)
     return Digest(
         period=period.label,
         start=period.start,
@@ -162,6 +193,9 @@ def build_digest(history: History, now: datetime) -> Digest:
         recurring=recurring_audiences(episodes),
         exposure_hours=round(sum(exposure.values()), 1),
         exposure=sorted(((a, round(h, 1)) for a, h in exposure.items()), key=lambda x: -x[1]),
+        revocations=revocation_summary(
+            revocations_in(history.revocations, period), longest_extra(intervals, period)
+        ),
         syncs=sync_counts(history.syncs),
         errors=error_lines(history.errors),
     )
@@ -178,7 +212,7 @@ def status_summary(state: pd.DataFrame) -> StatusSummary:
 
 
 def current_drifts(history: History, now: datetime) -> list[CurrentDrift]:
-    thresholds, members = history.settings.thresholds, history.members
+    levels, members = history.settings.levels, history.members
     drifting = history.state[history.state["sync_status"] == "drift"]
     result = []
     for row in drifting.to_dict("records"):
@@ -187,19 +221,53 @@ def current_drifts(history: History, now: datetime) -> list[CurrentDrift]:
         mine = members[members["audience"] == row["audience"]]
         noted = mine[mine["note"].notna()]
         notes = dict(zip(noted["email"], noted["note"], strict=True))
+        missing = list(mine[mine["kind"] == "missing"]["email"])
+        extra = list(mine[mine["kind"] == "extra"]["email"])
+        onsets = _onsets(row, since or now, bool(missing), bool(extra))
+        judged = verdict(Status.DRIFT, *onsets, now, levels)
         result.append(
             CurrentDrift(
                 audience=row["audience"],
                 namespace=row["namespace"],
                 since=since,
                 age=human_duration(age) if since else "unknown",
-                level=alert_level(Status.DRIFT, since or now, now, thresholds),
-                missing=member_list(list(mine[mine["kind"] == "missing"]["email"]), notes=notes),
-                extra=member_list(list(mine[mine["kind"] == "extra"]["email"]), notes=notes),
+                level=judged.level,
+                reason=judged.reason,
+                missing=member_list(missing, notes=notes),
+                extra=member_list(extra, notes=notes),
                 episode_id=None if pd.isna(row["episode_id"]) else int(row["episode_id"]),
             )
         )
     return sorted(result, key=lambda d: (d.since is None, d.since or now, d.audience))
+
+
+def _onsets(
+    row: Mapping[Hashable, Any], since: datetime, missing: bool, extra: bool
+) -> tuple[datetime | None, datetime | None]:
+    """Each side's onset; a row an older vault-drift wrote has none, and the episode's start
+    stands in for each side with members (as the exporter reads it: never a lower level)."""
+    found = _time(row.get("missing_since")), _time(row.get("extra_since"))
+    if found == (None, None) and _time(row.get("observed_at")) is None:
+        return (since if missing else None, since if extra else None)
+    return found
+
+
+def revocation_summary(revoked: list[Revoked], longest: Revoked | None) -> Revocations:
+    late = [r for r in revoked if r.seconds > REVOCATION_SLO_SECONDS]
+    return Revocations(
+        count=len(revoked),
+        within_slo=len(revoked) - len(late),
+        slo=human_duration(REVOCATION_SLO_SECONDS),
+        late=[_revoked_line(r) for r in late[:LATE_SHOWN]],
+        late_more=max(0, len(late) - LATE_SHOWN),
+        longest=_revoked_line(longest) if longest else None,
+    )
+
+
+def _revoked_line(revoked: Revoked) -> RevokedLine:
+    return RevokedLine(
+        revoked.audience, revoked.email, human_duration(revoked.seconds), revoked.revoked_at
+    )
 
 
 def error_lines(errors: pd.DataFrame) -> list[ErrorLine]:

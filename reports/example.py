@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from exporter.core.exposure import bucket_of
 from exporter.core.times import format_time, parse_time
 from exporter.vault.seed import write_vault
 
@@ -118,11 +119,29 @@ CURRENT_MEMBERS = {
     ],
 }
 
-# audience, drift since, open episode, missing count, extra count
+# audience, drift since, open episode, missing count, extra count, missing since, extra since,
+# extra member-seconds of members no longer extra (trent: 5 minutes)
 DRIFT_STATES = [
-    ("lms-admin", "2026-11-23T06:00:00Z", 7, 2, 2),
-    ("crm-sales", "2026-11-25T07:30:00Z", 9, 25, 0),
-]
+    ("lms-admin", "2026-11-23T06:00:00Z", 7, 2, 2, "2026-11-23T06:00:00Z", "2026-11-23T06:00:00Z",
+     300.0),
+    ("crm-sales", "2026-11-25T07:30:00Z", 9, 25, 0, "2026-11-25T07:30:00Z", None, 0.0),
+]  # fmt: skip
+
+# Extra members found gone (whatever removed them): audience, namespace, email, first seen,
+# revoked. The syncs of AUDIT removed x/y (alice) and z/w (bob); the others went by hand.
+REVOCATIONS = [
+    ("lms-viewer", "lms", "ghost@example.org", "2026-11-10T09:00:00Z", "2026-11-10T10:00:00Z"),
+    ("crm-sales", "crm", "z@contractor.example", "2026-11-17T08:00:00Z", "2026-11-18T20:00:00Z"),
+    ("crm-sales", "crm", "w@contractor.example", "2026-11-17T08:00:00Z", "2026-11-18T20:00:00Z"),
+    ("lms-viewer", "lms", "x@contractor.example", "2026-11-18T10:00:00Z", "2026-11-18T12:00:00Z"),
+    ("lms-viewer", "lms", "y@contractor.example", "2026-11-18T10:00:00Z", "2026-11-18T12:00:00Z"),
+    ("lms-viewer", "lms", "intern@example.com", "2026-11-20T09:00:00Z", "2026-11-20T09:30:00Z"),
+    ("wiki-readers", "wiki", "temp1@example.com", "2026-11-21T00:00:00Z", "2026-11-21T00:10:00Z"),
+    ("wiki-readers", "wiki", "temp2@example.com", "2026-11-21T00:00:00Z", "2026-11-21T00:10:00Z"),
+    ("wiki-readers", "wiki", "temp3@example.com", "2026-11-21T00:00:00Z", "2026-11-21T06:00:00Z"),
+    ("wiki-readers", "wiki", "temp4@example.com", "2026-11-21T00:00:00Z", "2026-11-22T00:00:00Z"),
+    ("lms-admin", "lms", "trent@example.org", "2026-11-24T09:00:00Z", "2026-11-24T09:05:00Z"),
+]  # fmt: skip
 
 LAST_DIGEST = {"at": "2026-11-24T08:00:00Z", "kind": "digest", "recipients": 2, "result": "sent",
                "detail": "scheduled 1d"}  # fmt: skip
@@ -216,7 +235,8 @@ def example_tables(now: datetime) -> dict[str, list[dict[str, Any]]]:
     """The example week as the rows of each table, in the order they are written."""
     episode_columns = ("id", "audience", "namespace", "opened_at", "closed_at", "peak_missing",
                        "peak_extra", "close_reason", "closed_by")  # fmt: skip
-    drift_state_columns = ("audience", "drift_since", "episode_id", "missing_count", "extra_count")
+    drift_state_columns = ("audience", "drift_since", "episode_id", "missing_count", "extra_count",
+                           "missing_since", "extra_since", "extra_seconds_closed")  # fmt: skip
     cycle_columns = ("started_at", "finished_at", "trigger", "scope", "synced", "drift", "error")
     cycle_constants = {"vault_ok": 1, "cloudflare_ok": 1, "total": 6, "pending": 1,
                        "duration_seconds": 0.8}  # fmt: skip
@@ -232,9 +252,12 @@ def example_tables(now: datetime) -> dict[str, list[dict[str, Any]]]:
             {
                 **dict(zip(drift_state_columns, state, strict=True)),
                 "last_check_at": format_time(now),
+                "observed_at": format_time(now),
             }
             for state in DRIFT_STATES
         ],
+        "sys_infra_drift_revocation": [_revocation_row(*r) for r in REVOCATIONS],
+        "sys_infra_drift_revocation_total": _revocation_totals(),
         "sys_infra_drift_error": [
             {"at": at, "audience": audience, "message": message} for at, audience, message in ERRORS
         ],
@@ -290,6 +313,36 @@ def _audit_row(
     }
 
 
+def _revocation_row(
+    audience: str, namespace: str, email: str, first_seen: str, revoked: str
+) -> dict[str, Any]:
+    seconds = (parse_time(revoked) or EXAMPLE_NOW) - (parse_time(first_seen) or EXAMPLE_NOW)
+    return {
+        "audience": audience,
+        "namespace": namespace,
+        "provider": "cloudflare_access",
+        "email": email,
+        "first_seen_at": first_seen,
+        "revoked_at": revoked,
+        "duration_seconds": seconds.total_seconds(),
+    }
+
+
+def _revocation_totals() -> list[dict[str, Any]]:
+    """The revocation histogram's totals, as the exporter would have kept them."""
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in (_revocation_row(*r) for r in REVOCATIONS):
+        key = (row["namespace"], bucket_of(row["duration_seconds"]))
+        entry = totals.setdefault(
+            key,
+            {"namespace": key[0], "provider": "cloudflare_access", "bucket": key[1],
+             "count": 0, "seconds": 0.0},
+        )  # fmt: skip
+        entry["count"] += 1
+        entry["seconds"] += row["duration_seconds"]
+    return [totals[key] for key in sorted(totals)]
+
+
 def _cycles(now: datetime) -> list[tuple[str | None, str | None, str, str, int, int, int]]:
     """A full cycle every 15 minutes over the week, counts derived from the episodes."""
 
@@ -330,7 +383,7 @@ def screenshot(html: Path, png: Path) -> None:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--screenshot={png.resolve()}", "--window-size=900,2120", html.resolve().as_uri()],
+         f"--screenshot={png.resolve()}", "--window-size=900,2640", html.resolve().as_uri()],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
 

@@ -49,6 +49,8 @@ class History:
     syncs: pd.DataFrame  # audit rows started in the period
     settings: Settings
     last_digest_at: datetime | None  # the last digest mail that went out
+    # extra members found gone, whose time extra overlaps the period (the exposure's history)
+    revocations: pd.DataFrame
 
 
 def load_history(store: VaultStore, period: Period) -> History:
@@ -62,6 +64,7 @@ def load_history(store: VaultStore, period: Period) -> History:
         cycles=frame(rows.cycles),
         errors=frame(rows.errors),
         syncs=frame(rows.syncs),
+        revocations=frame(rows.revocations),
         settings=store.settings(),
         last_digest_at=last_digest_sent_at(store.mail_log("digest")),
     )

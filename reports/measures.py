@@ -1,19 +1,20 @@
 """The numbers of a digest, computed from history frames (pure: no I/O, no clock).
 
-Exposure is "extra-member-hours": for every member Cloudflare let in while Vault did not
-grant it, how long that lasted within the period. The exporter keeps per-member times only
-for the drift going on now, so:
-
-* open episodes are exact: each current extra member counts from its ``first_seen_at``
-  (or the period start) to the period end;
-* closed episodes are approximated as ``peak_extra`` x (the episode's time inside the
-  period). This is an upper bound: members seen extra later in an episode, or fixed earlier,
-  are counted for the whole episode.
+Exposure is "extra-member-hours", counted as the exporter's counter
+``vault_drift_audience_extra_member_seconds_total`` counts it: for every member Cloudflare let
+in while Vault did not grant it, the time from its first sighting to the check that found it
+gone (a revocation row) or, for the members still extra, to the last check that saw them
+(``observed_at``), clipped to the period. So a digest's figure for an audience is the
+counter's increase over the period. Extra members of an audience removed from Vault, and
+revocations older than the history's retention, are not counted (the counter forgets them
+too).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -45,27 +46,88 @@ def recurring_audiences(episodes: pd.DataFrame, minimum: int = 2) -> list[tuple[
     return sorted(recurring, key=lambda item: (-item[1], item[0]))
 
 
-def extra_member_hours(
-    episodes: pd.DataFrame, members: pd.DataFrame, period: Period
-) -> dict[str, float]:
+def extra_intervals(
+    revocations: pd.DataFrame, members: pd.DataFrame, state: pd.DataFrame, period: Period
+) -> pd.DataFrame:
+    """audience, email, start, end, revoked: each extra member's time extra, as the counter
+    counts it (``end`` is when it was found gone, or the last check that saw it)."""
+    gone = pd.DataFrame(
+        {
+            "audience": revocations["audience"],
+            "email": revocations["email"],
+            "start": revocations["first_seen_at"],
+            "end": revocations["revoked_at"],
+            "revoked": True,
+        }
+    )
+    extra = members[members["kind"] == "extra"]
+    observed = dict(zip(state["audience"], state["observed_at"], strict=True))
+    end = pd.Timestamp(period.end)
+    ends = [_when(observed.get(a), end) for a in extra["audience"]]
+    still = pd.DataFrame(
+        {
+            "audience": extra["audience"],
+            "email": extra["email"],
+            "start": extra["first_seen_at"],
+            "end": pd.Series(ends, index=extra.index, dtype="datetime64[ns, UTC]"),
+            "revoked": False,
+        }
+    )
+    return pd.concat([frame for frame in (gone, still) if not frame.empty] or [gone])
+
+
+def extra_member_hours(intervals: pd.DataFrame, period: Period) -> dict[str, float]:
     """Extra-member-hours per audience within the period (see the module docstring)."""
     start, end = pd.Timestamp(period.start), pd.Timestamp(period.end)
-    closed = episodes[episodes["closed_at"].notna()]
-    overlap = _earliest(closed["closed_at"], end) - _latest(closed["opened_at"], start)
-    closed_hours = (overlap.dt.total_seconds() / 3600).clip(lower=0) * closed["peak_extra"]
-
-    extra = members[members["kind"] == "extra"]
-    open_span = end - _latest(extra["first_seen_at"], start)
-    open_hours = (open_span.dt.total_seconds() / 3600).clip(lower=0)
-
+    if intervals.empty:
+        return {}
+    overlap = _earliest(intervals["end"], end) - _latest(intervals["start"], start)
+    hours = (overlap.dt.total_seconds() / 3600).clip(lower=0)
     totals: dict[str, float] = {}
-    pairs = [
-        *zip(closed["audience"], closed_hours, strict=True),
-        *zip(extra["audience"], open_hours, strict=True),
+    for audience, value in zip(intervals["audience"], hours, strict=True):
+        totals[str(audience)] = totals.get(str(audience), 0.0) + float(value)
+    return {name: value for name, value in sorted(totals.items()) if value > 0}
+
+
+@dataclass(frozen=True)
+class Revoked:
+    audience: str
+    email: str
+    seconds: float
+    revoked_at: datetime | None  # None: still extra at the period's end
+
+
+def revocations_in(revocations: pd.DataFrame, period: Period) -> list[Revoked]:
+    """The revocations the period saw (found gone within it), longest first."""
+    inside = revocations[
+        (revocations["revoked_at"] >= period.start) & (revocations["revoked_at"] <= period.end)
     ]
-    for audience, hours in pairs:
-        totals[str(audience)] = totals.get(str(audience), 0.0) + float(hours)
-    return {name: hours for name, hours in sorted(totals.items()) if hours > 0}
+    found = [
+        Revoked(str(a), str(e), float(s), pd.Timestamp(r).to_pydatetime())
+        for a, e, s, r in zip(
+            inside["audience"],
+            inside["email"],
+            inside["duration_seconds"],
+            inside["revoked_at"],
+            strict=True,
+        )
+    ]
+    return sorted(found, key=lambda r: (-r.seconds, r.audience, r.email))
+
+
+def longest_extra(intervals: pd.DataFrame, period: Period) -> Revoked | None:
+    """The extra member that kept its access longest, among those revoked within the period
+    and those still extra (their time so far)."""
+    seen = intervals[(~intervals["revoked"]) | (intervals["end"] >= period.start)]
+    if seen.empty:
+        return None
+    spans = (seen["end"] - seen["start"]).dt.total_seconds()
+    best = seen.assign(seconds=spans).sort_values(
+        ["seconds", "audience", "email"], ascending=[False, True, True]
+    )
+    row = best.iloc[0]
+    revoked = pd.Timestamp(row["end"]).to_pydatetime() if row["revoked"] else None
+    return Revoked(str(row["audience"]), str(row["email"]), float(row["seconds"]), revoked)
 
 
 @dataclass(frozen=True)
@@ -110,3 +172,8 @@ def _earliest(times: pd.Series, bound: pd.Timestamp) -> pd.Series:
 
 def _latest(times: pd.Series, bound: pd.Timestamp) -> pd.Series:
     return times.where(times > bound, bound)
+
+
+def _when(value: Any, default: pd.Timestamp) -> pd.Timestamp:
+    """A time from a frame, or ``default`` when it is missing (NaT, None)."""
+    return default if value is None or pd.isna(value) else pd.Timestamp(value)

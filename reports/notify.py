@@ -131,6 +131,7 @@ def critical_alerts(
                 duration_seconds=(now - episode.opened_at).total_seconds(),
                 missing=member_list([member.email for member in check.missing], notes=notes),
                 extra=member_list([member.email for member in check.extra], notes=notes),
+                reason=snapshot.verdict(check, now).reason,
             )
         )
     return alerts

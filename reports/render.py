@@ -42,6 +42,12 @@ class CriticalAlert:
     duration_seconds: float
     missing: MemberList
     extra: MemberList
+    reason: str | None = None  # the side that made it critical: extra | missing
+
+    @property
+    def kind(self) -> str | None:
+        """What the drift is for people: an exposure (extra) or an outage (missing)."""
+        return {"extra": "exposure", "missing": "outage"}.get(self.reason or "")
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,8 @@ def render_digest(
 
 def render_critical(alert: CriticalAlert, public_url: str) -> RenderedMail:
     subject = f'[TPB Vault] Drift detected in "{_one_line(alert.audience)}"'
+    if alert.kind:
+        subject += f" ({alert.kind})"
     html, text = _render("critical", a=alert, public_url=public_url)
     return RenderedMail(subject, html, text)
 

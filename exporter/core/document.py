@@ -45,6 +45,7 @@ def ordered(checks: Any) -> list[AudienceCheck]:
 def item_document(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> dict[str, Any]:
     audience = check.audience
     ignore = snapshot.ignore_of(audience.audience, now)
+    verdict = snapshot.verdict(check, now)
     item: dict[str, Any] = {
         "audience": audience.audience,
         "namespace": audience.namespace,
@@ -53,7 +54,10 @@ def item_document(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> di
         "last_check_at": format_time(check.checked_at),
         "last_sync_at": format_time(audience.last_sync_at),
         "drift_since": format_time(check.drift_since),
-        "alert_level": str(snapshot.level(check, now)),
+        "missing_since": format_time(check.missing_since),
+        "extra_since": format_time(check.extra_since),
+        "alert_level": str(verdict.level),
+        "alert_reason": verdict.reason,
         "ignored_until": format_time(ignore.until) if ignore else None,
         "ignore_reason": ignore.reason if ignore else None,
         "expected_count": check.expected_count,

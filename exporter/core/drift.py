@@ -6,8 +6,10 @@ No I/O and no clock reads: every function takes what it needs, ``now`` included.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from exporter.core.exposure import closed_seconds, revocations
 from exporter.core.model import (
     Actual,
     AlertLevel,
@@ -22,7 +24,7 @@ from exporter.core.model import (
     Rule,
     Status,
 )
-from exporter.core.settings import Thresholds
+from exporter.core.settings import Levels, Thresholds
 from exporter.core.times import parse_time
 
 MISSING = "missing"
@@ -104,13 +106,14 @@ def evaluate(
     if error is not None:
         return _errored(audience, expected, actual, memory, now, error)
     if audience.group_id is None:
+        # No group read: drifting members are forgotten where they were last seen.
         return AudienceCheck(
             audience=audience,
             status=Status.PENDING,
             checked_at=now,
             expected_count=len(expected.members),
             actual_count=0,
-            memory=DriftMemory(),
+            memory=DriftMemory(closed=closed_seconds(memory, {}, memory.observed_at)),
         )
     assert actual.group is not None
     have, excluded = members_of(actual)
@@ -126,7 +129,8 @@ def evaluate(
             expected_count=len(expected.members),
             actual_count=len(have),
             other_rules=others,
-            memory=DriftMemory(),
+            memory=DriftMemory(observed_at=now, closed=closed_seconds(memory, {}, now)),
+            revoked=revocations(audience, memory, {}, now),
         )
     first_seen = {
         (kind, email): memory.first_seen.get((kind, email), now)
@@ -151,7 +155,12 @@ def evaluate(
                 for m in missing_members
                 if (note := access_note(m)) is not None
             },
+            missing_since=(memory.missing_since or now) if missing else None,
+            extra_since=(memory.extra_since or now) if extra else None,
+            observed_at=now,
+            closed=closed_seconds(memory, first_seen, now),
         ),
+        revoked=revocations(audience, memory, first_seen, now),
     )
 
 
@@ -208,12 +217,10 @@ def _errored(
     message: str,
 ) -> AudienceCheck:
     """An incomplete check: never synced or drift; the open episode, if any, is kept as is."""
-    kept = DriftMemory(
-        drift_since=memory.drift_since,
-        first_seen=memory.first_seen,
+    kept = replace(
+        memory,
         consecutive_errors=memory.consecutive_errors + 1,
         error_since=memory.error_since or now,
-        notes=memory.notes,
     )
     return AudienceCheck(
         audience=audience,
@@ -238,6 +245,37 @@ def alert_level(
     if age >= thresholds.warning_seconds:
         return AlertLevel.WARNING
     return AlertLevel.INFO
+
+
+LEVEL_RANK = {AlertLevel.NONE: 0, AlertLevel.INFO: 1, AlertLevel.WARNING: 2, AlertLevel.CRITICAL: 3}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An audience's alert level and the side that set it (``alert_reason``)."""
+
+    level: AlertLevel = AlertLevel.NONE
+    reason: str | None = None  # "missing" | "extra"; None when not drifting
+
+
+def verdict(
+    status: Status,
+    missing_since: datetime | None,
+    extra_since: datetime | None,
+    now: datetime,
+    levels: Levels,
+) -> Verdict:
+    """The higher of the missing side's level and the extra side's, each judged by its own
+    thresholds from its own onset. On a tie the extra side (an exposure) is named."""
+    if status is not Status.DRIFT:
+        return Verdict()
+    extra = alert_level(status, extra_since, now, levels.extra)
+    missing = alert_level(status, missing_since, now, levels.missing)
+    if extra_since is not None and LEVEL_RANK[extra] >= LEVEL_RANK[missing]:
+        return Verdict(extra, EXTRA)
+    if missing_since is not None:
+        return Verdict(missing, MISSING)
+    return Verdict()
 
 
 def active_ignore(ignore: Ignore | None, now: datetime) -> Ignore | None:

@@ -31,6 +31,7 @@ class AlertLevel(StrEnum):
 class AutoSync(StrEnum):
     OFF = "off"
     ADD_ONLY = "add_only"
+    REMOVE_ONLY = "remove_only"
     FULL = "full"
 
 
@@ -113,14 +114,54 @@ class DriftMember:
 
 
 @dataclass(frozen=True)
+class MemberSeconds:
+    """Member-seconds per side: for each member, the seconds it has been missing (extra)."""
+
+    missing: float = 0.0
+    extra: float = 0.0
+
+    def of(self, kind: str) -> float:
+        return self.extra if kind == "extra" else self.missing
+
+
+@dataclass(frozen=True)
 class DriftMemory:
-    """What persists between checks: when the episode started, when each member was first seen."""
+    """What persists between checks: when the episode and each side started, when each member
+    was first seen, and the member-seconds of members that stopped drifting.
+
+    ``drift_since`` is the start of the episode, so the earlier of ``missing_since`` and
+    ``extra_since`` (or earlier still, once the side that opened the episode has closed).
+    ``observed_at`` is the last check that read both sides: the members drifting now count
+    from their first-seen time up to it, so that the exposure counters stand still while
+    checks fail, and a restart neither resets nor jumps them.
+    """
 
     drift_since: datetime | None = None
     first_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (kind, email)
     consecutive_errors: int = 0
     error_since: datetime | None = None
     notes: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, email): access note
+    missing_since: datetime | None = None
+    extra_since: datetime | None = None
+    observed_at: datetime | None = None
+    closed: MemberSeconds = field(default_factory=MemberSeconds)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """An extra member that stopped being extra, whatever removed it: a sync, auto-sync, a
+    manual edit, or Vault granting it again. Seen once, by the check that found it gone."""
+
+    audience: str
+    namespace: str
+    provider: str
+    email: str
+    first_seen_at: datetime
+    revoked_at: datetime
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, (self.revoked_at - self.first_seen_at).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -144,10 +185,19 @@ class AudienceCheck:
     other_rules: tuple[OtherRule, ...] = ()
     error_message: str | None = None
     memory: DriftMemory = field(default_factory=DriftMemory)
+    revoked: tuple[Revocation, ...] = ()  # extra at the previous check, gone at this one
 
     @property
     def drift_since(self) -> datetime | None:
         return self.memory.drift_since if self.status is Status.DRIFT else None
+
+    @property
+    def missing_since(self) -> datetime | None:
+        return self.memory.missing_since if self.status is Status.DRIFT else None
+
+    @property
+    def extra_since(self) -> datetime | None:
+        return self.memory.extra_since if self.status is Status.DRIFT else None
 
 
 @dataclass(frozen=True)

@@ -29,20 +29,23 @@ def plan_sync(
     expected: Collection[str],
     *,
     add_only: bool = False,
+    remove_only: bool = False,
     force: bool = False,
 ) -> SyncPlan:
     """The include list that makes ``group`` match Vault, and whether a guard forbids it.
 
     Only the diff changes: the email rules of members Vault does not expect are dropped in
     place (never in add-only mode), every other rule stays as Cloudflare has it (value,
-    casing, position), and one email rule per member without one is appended. ``exclude``
-    is never edited: expected members it names stay without access and are reported.
+    casing, position), and one email rule per member without one is appended (never in
+    remove-only mode). ``exclude`` is never edited: expected members it names stay without
+    access and are reported.
     """
     listed = email_members(group.include)
     excluded = email_members(group.exclude) if group.exclude else set()
     members = listed - excluded if excluded else listed
     want = {e.lower() for e in expected}
-    added, extra = diff(want, listed)
+    missing, extra = diff(want, listed)
+    added = [] if remove_only else missing
     removed = () if add_only else tuple(e for e in extra if e not in excluded)
     dropped = set(removed)
     kept = [r for r in group.include if email_of(r) not in dropped] if dropped else group.include

@@ -5,7 +5,7 @@ Not to be confused with ``exporter.config``, the process configuration read once
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from exporter.core.model import AutoSync
@@ -18,6 +18,22 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Levels:
+    """The thresholds each side of a drift is judged by.
+
+    Extra members (an exposure) have their own, stricter thresholds; they are never judged
+    more leniently than missing ones (an outage): past a missing threshold, an extra member
+    of the same age is at least as high.
+    """
+
+    missing: Thresholds = field(default_factory=Thresholds)
+    extra: Thresholds = field(default_factory=lambda: Thresholds(900, 3600))
+
+    def of(self, kind: str) -> Thresholds:
+        return self.extra if kind == "extra" else self.missing
+
+
+@dataclass(frozen=True)
 class Settings:
     check_interval_seconds: int = 900
     warning_threshold_seconds: int = 3600
@@ -25,16 +41,30 @@ class Settings:
     auto_sync: AutoSync = AutoSync.OFF
     history_retention_days: int = 90
     digest_hour_utc: int = 8
+    extra_warning_threshold_seconds: int = 900
+    extra_critical_threshold_seconds: int = 3600
 
     @property
     def thresholds(self) -> Thresholds:
+        """The missing side's thresholds (the seed's)."""
         return Thresholds(self.warning_threshold_seconds, self.critical_threshold_seconds)
+
+    @property
+    def levels(self) -> Levels:
+        missing = self.thresholds
+        extra = Thresholds(
+            min(self.extra_warning_threshold_seconds, missing.warning_seconds),
+            min(self.extra_critical_threshold_seconds, missing.critical_seconds),
+        )
+        return Levels(missing, extra)
 
     def as_document(self) -> dict[str, Any]:
         return {
             "check_interval_seconds": self.check_interval_seconds,
             "warning_threshold_seconds": self.warning_threshold_seconds,
             "critical_threshold_seconds": self.critical_threshold_seconds,
+            "extra_warning_threshold_seconds": self.extra_warning_threshold_seconds,
+            "extra_critical_threshold_seconds": self.extra_critical_threshold_seconds,
             "auto_sync": str(self.auto_sync),
             "history_retention_days": self.history_retention_days,
             "digest_hour_utc": self.digest_hour_utc,
@@ -45,9 +75,18 @@ LIMITS = {
     "check_interval_seconds": (30, 86400),
     "warning_threshold_seconds": (60, 365 * 86400),
     "critical_threshold_seconds": (60, 365 * 86400),
+    "extra_warning_threshold_seconds": (60, 365 * 86400),
+    "extra_critical_threshold_seconds": (60, 365 * 86400),
     "history_retention_days": (1, 3650),
     "digest_hour_utc": (0, 23),
 }
+
+
+# Each warning threshold must stay below its critical one.
+ORDERED = (
+    ("warning_threshold_seconds", "critical_threshold_seconds"),
+    ("extra_warning_threshold_seconds", "extra_critical_threshold_seconds"),
+)
 
 
 class SettingsError(ValueError):
@@ -65,7 +104,7 @@ def apply_settings(current: Settings, changes: dict[str, Any]) -> Settings:
             try:
                 values[key] = AutoSync(value)
             except ValueError:
-                problems[key] = "must be one of off, add_only, full"
+                problems[key] = f"must be one of {', '.join(AutoSync)}"
         elif key in LIMITS:
             low, high = LIMITS[key]
             if isinstance(value, bool) or not isinstance(value, int):
@@ -79,8 +118,9 @@ def apply_settings(current: Settings, changes: dict[str, Any]) -> Settings:
     if problems:
         raise SettingsError(problems)
     result = replace(current, **values)
-    if result.warning_threshold_seconds >= result.critical_threshold_seconds:
-        raise SettingsError(
-            {"warning_threshold_seconds": "must be less than critical_threshold_seconds"}
-        )
+    for warning, critical in ORDERED:
+        if getattr(result, warning) >= getattr(result, critical):
+            problems[warning] = f"must be less than {critical}"
+    if problems:
+        raise SettingsError(problems)
     return result

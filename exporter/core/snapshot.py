@@ -6,7 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from exporter.core.drift import active_ignore, alert_level
+from exporter.core.drift import Verdict, active_ignore, verdict
+from exporter.core.exposure import RevocationTotals
 from exporter.core.model import AlertLevel, AudienceCheck, Ignore, Status
 from exporter.core.settings import Settings
 
@@ -21,13 +22,20 @@ class Snapshot:
     vault_up: bool | None = None
     cloudflare_up: bool | None = None
     cycle_error: str | None = None
+    revocations: RevocationTotals = field(default_factory=dict)  # by (namespace, provider)
 
     def counts(self) -> dict[str, int]:
         found = Counter(str(check.status) for check in self.checks.values())
         return {str(status): found.get(str(status), 0) for status in Status}
 
+    def verdict(self, check: AudienceCheck, now: datetime) -> Verdict:
+        """The level (the higher of the two sides') and the side that set it."""
+        return verdict(
+            check.status, check.missing_since, check.extra_since, now, self.settings.levels
+        )
+
     def level(self, check: AudienceCheck, now: datetime) -> AlertLevel:
-        return alert_level(check.status, check.drift_since, now, self.settings.thresholds)
+        return self.verdict(check, now).level
 
     def ignore_of(self, audience: str, now: datetime) -> Ignore | None:
         return active_ignore(self.ignores.get(audience), now)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient, CloudflareError
 from exporter.core.drift import compact, evaluate
+from exporter.core.exposure import RevocationTotals
 from exporter.core.model import Actual, Audience, AudienceCheck, DriftMemory, Expected, Status
 from exporter.core.packed import Unpacked, packed_actual
 from exporter.core.snapshot import Snapshot
@@ -90,7 +91,7 @@ class Checker:
             closed_by_sync=actor,
             synced_at=now,
         )
-        return self.snapshots.merge(checks)
+        return self.snapshots.merge(checks, revocations=self._revocations(checks))
 
     # -- cycles -----------------------------------------------------------------------
 
@@ -126,6 +127,8 @@ class Checker:
                 vault_up=True,
                 cloudflare_up=cloudflare_ok,
                 cycle_error=cycle_error,
+                # Read back whole: revocations a one-shot `check` or `sync` recorded count too.
+                revocations=self.vault.revocation_totals(),
             )
         )
 
@@ -143,8 +146,15 @@ class Checker:
         checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle)
         self.events.checked("partial", ok, time.monotonic() - t0)
         return self.snapshots.merge(
-            checks, ignores=self.vault.ignores(), last_check_at=self.clock()
+            checks,
+            ignores=self.vault.ignores(),
+            last_check_at=self.clock(),
+            revocations=self._revocations(checks),
         )
+
+    def _revocations(self, checks: list[AudienceCheck]) -> RevocationTotals | None:
+        """The histogram's totals, read again only when these checks recorded a revocation."""
+        return self.vault.revocation_totals() if any(c.revoked for c in checks) else None
 
     def _list_actual(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], str | None]:
         """Every group by one paginated listing, each kept packed until it is evaluated.
@@ -241,6 +251,7 @@ class Checker:
                 checked_at=now,
                 missing=(),
                 extra=(),
+                revoked=(),
             )
             for name, check in previous.checks.items()
         }

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
+from exporter.core.exposure import RevocationTotals
 from exporter.core.model import AudienceCheck, Ignore
 from exporter.core.settings import Settings
 from exporter.core.snapshot import Snapshot
@@ -37,6 +38,7 @@ class SnapshotStore:
         *,
         ignores: dict[str, Ignore] | None = None,
         last_check_at: datetime | None = None,
+        revocations: RevocationTotals | None = None,
     ) -> Snapshot:
         """Fold some audiences' fresh checks into the snapshot, keeping audiences in order."""
         with self._lock:
@@ -47,6 +49,7 @@ class SnapshotStore:
                 checks=dict(sorted(merged.items())),
                 ignores=self._current.ignores if ignores is None else ignores,
                 last_check_at=last_check_at or self._current.last_check_at,
+                revocations=self._current.revocations if revocations is None else revocations,
             )
             return self._current
 

@@ -50,6 +50,12 @@ class SyncRequest:
     trigger: str = "api"  # api | page | cli | auto
     actor: str = "api"
     add_only: bool = False
+    remove_only: bool = False  # revoke extra members only (auto-sync remove_only)
+
+    @property
+    def mode(self) -> str:
+        """What the audit records: full | add_only | remove_only."""
+        return "add_only" if self.add_only else "remove_only" if self.remove_only else "full"
 
 
 class Syncer:
@@ -98,15 +104,17 @@ class Syncer:
             return unchecked, snapshot.cycle_error
         return self.sync(replace(request, audiences=None)), None
 
-    def check_now(self, trigger: str, audiences: list[str] | None = None) -> Snapshot:
-        """A forced check (all, or these audiences), then auto-sync of what it read when it is
-        on; the answer is the state after both. A busy lock skips the auto-sync (the next
-        scheduled check runs it), never the check's answer."""
+    def check_now(
+        self, trigger: str, audiences: list[str] | None = None, timeout: float | None = None
+    ) -> Snapshot:
+        """A forced or change-driven check (all, or these audiences), then auto-sync of what
+        it read when it is on; the answer is the state after both. A busy lock skips the
+        auto-sync (the next scheduled check runs it), never the check's answer."""
         checker = self.checker
         if audiences is None:
-            snapshot = checker.check_all(trigger)
+            snapshot = checker.check_all(trigger, timeout)
         else:
-            snapshot = checker.check_audiences(audiences, trigger)
+            snapshot = checker.check_audiences(audiences, trigger, timeout)
         try:
             self.auto_sync(snapshot.settings.auto_sync, audiences)
         except Busy:
@@ -135,7 +143,11 @@ class Syncer:
             if not names:
                 return []
             request = SyncRequest(
-                names, trigger="auto", actor="auto-sync", add_only=mode is AutoSync.ADD_ONLY
+                names,
+                trigger="auto",
+                actor="auto-sync",
+                add_only=mode is AutoSync.ADD_ONLY,
+                remove_only=mode is AutoSync.REMOVE_ONLY,
             )
             outcomes = self.sync(request)
             paused = self.cloudflare.pause_left() is not None
@@ -211,6 +223,7 @@ class Syncer:
             group,
             expected.members,
             add_only=request.add_only,
+            remove_only=request.remove_only,
             force=request.force,
         )
 
@@ -243,7 +256,7 @@ class Syncer:
             action="sync",
             trigger=request.trigger,
             actor=request.actor,
-            mode="add_only" if request.add_only else "full",
+            mode=request.mode,
             forced=request.force,
             group_id=plan.group.id,
             added=plan.added,
@@ -343,8 +356,10 @@ class Syncer:
 def _fixable(check: AudienceCheck, mode: AutoSync) -> bool:
     """Whether a sync in ``mode`` can change something: an excluded member is beyond any sync,
     and an audience drifting only by those would get a no-op sync, audited, every cycle."""
-    return bool(mode is AutoSync.FULL and check.extra) or any(
-        not member.excluded for member in check.missing
+    removes = mode in (AutoSync.FULL, AutoSync.REMOVE_ONLY)
+    adds = mode in (AutoSync.FULL, AutoSync.ADD_ONLY)
+    return bool(removes and check.extra) or (
+        adds and any(not member.excluded for member in check.missing)
     )
 
 

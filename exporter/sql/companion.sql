@@ -17,7 +17,13 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_state (
     missing_count       INTEGER,
     extra_count         INTEGER,
     error_since         TEXT,              -- first check of the current run of errors
-    consecutive_errors  INTEGER NOT NULL DEFAULT 0
+    consecutive_errors  INTEGER NOT NULL DEFAULT 0,
+    missing_since       TEXT,              -- start of each side of the drift (NULL: that side
+    extra_since         TEXT,              -- is not drifting)
+    observed_at         TEXT,              -- last check that read both sides (NULL: an older
+                                           -- vault-drift wrote the row)
+    missing_seconds_closed  REAL,          -- member-seconds of members that stopped drifting:
+    extra_seconds_closed    REAL           -- the exposure counters' persisted part
 );
 
 -- Per drifting member: when it was first seen missing / extra in the current episode.
@@ -82,7 +88,7 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_audit (
     action          TEXT NOT NULL,         -- sync | create_group
     trigger         TEXT NOT NULL,         -- api | page | cli | auto
     actor           TEXT NOT NULL,
-    mode            TEXT NOT NULL,         -- full | add_only
+    mode            TEXT NOT NULL,         -- full | add_only | remove_only
     forced          INTEGER NOT NULL DEFAULT 0,
     group_id        TEXT,
     added           TEXT NOT NULL DEFAULT '[]',   -- JSON array of emails
@@ -128,3 +134,28 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_lease (
     acquired_at TEXT NOT NULL,
     expires_at  TEXT NOT NULL
 );
+
+-- Exposure: every extra member that stopped being extra (whatever removed it), with how long
+-- it lasted. Pruned with the history; the histogram's totals below are kept for good.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_revocation (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    audience            TEXT NOT NULL,
+    namespace           TEXT NOT NULL,
+    provider            TEXT NOT NULL,
+    email               TEXT NOT NULL,
+    first_seen_at       TEXT NOT NULL,     -- first seen extra
+    revoked_at          TEXT NOT NULL,     -- the check that found it gone
+    duration_seconds    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sys_infra_drift_revocation_at ON sys_infra_drift_revocation (revoked_at);
+
+-- vault_drift_revocation_duration_seconds: observations per bucket (not cumulative) and their
+-- sum, written with each revocation row, so a restart neither resets nor repeats them.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_revocation_total (
+    namespace   TEXT NOT NULL,
+    provider    TEXT NOT NULL,
+    bucket      TEXT NOT NULL,             -- upper bound in seconds as exposed ('900.0'), or '+Inf'
+    count       INTEGER NOT NULL,
+    seconds     REAL NOT NULL,
+    PRIMARY KEY (namespace, provider, bucket)
+) WITHOUT ROWID;

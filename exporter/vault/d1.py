@@ -29,10 +29,11 @@ from typing import Any
 
 from exporter.cloudflare.d1 import D1Client, D1Error
 from exporter.cloudflare.wire import CloudflareError
+from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Audience, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
 from exporter.core.times import format_time
-from exporter.vault import history, membership, operator, reporting, state
+from exporter.vault import exposure, history, membership, operator, reporting, state
 from exporter.vault.db import REQUIRED_TABLES, migrate
 from exporter.vault.sql import Outcome, Reader, RowsCursor, Statement
 from exporter.vault.sqlite import check_units
@@ -288,6 +289,10 @@ class D1Store:
             for sql, r in zip(sqls, results, strict=True)
         }
         return state.load_memories(PrefetchedReader(answers))
+
+    def revocation_totals(self) -> dict[tuple[str, str], LatencyTotals]:
+        result: dict[tuple[str, str], LatencyTotals] = self._read(exposure.revocation_totals)
+        return result
 
     def settings(self) -> Settings:
         return self._read(operator.load_settings)

@@ -103,7 +103,14 @@ def migrate(conn: Reader) -> None:
 
 # Columns added after a table was first shipped: nullable, so older vault-drift versions still
 # read and write the table (no schema version bump, which would make them refuse the file).
-ADDED_COLUMNS = (("sys_infra_drift_member", "note", "TEXT"),)
+ADDED_COLUMNS = (
+    ("sys_infra_drift_member", "note", "TEXT"),
+    ("sys_infra_drift_state", "missing_since", "TEXT"),
+    ("sys_infra_drift_state", "extra_since", "TEXT"),
+    ("sys_infra_drift_state", "observed_at", "TEXT"),
+    ("sys_infra_drift_state", "missing_seconds_closed", "REAL"),
+    ("sys_infra_drift_state", "extra_seconds_closed", "REAL"),
+)
 
 
 def _add_missing_columns(conn: Reader) -> None:

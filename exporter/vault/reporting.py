@@ -28,11 +28,16 @@ _TIME_COLUMNS = frozenset(
         "first_seen_at",
         "drift_since",
         "last_sync_at",
+        "missing_since",
+        "extra_since",
+        "observed_at",
+        "revoked_at",
     }
 )
 _STATE = (
     "SELECT s.audience, s.namespace, s.provider, s.sync_status, s.error_message,"
-    " s.last_sync_at, d.drift_since, d.episode_id, d.missing_count, d.extra_count"
+    " s.last_sync_at, d.drift_since, d.episode_id, d.missing_count, d.extra_count,"
+    " d.missing_since, d.extra_since, d.observed_at"
     " FROM sys_infra_state s LEFT JOIN sys_infra_drift_state d USING (audience)"
     " ORDER BY s.audience"
 )
@@ -55,6 +60,11 @@ _CYCLES = (
 _ERRORS = (
     "SELECT id, at, audience, message FROM sys_infra_drift_error"
     " WHERE at BETWEEN ? AND ? ORDER BY at, id"
+)
+_REVOCATIONS = (
+    "SELECT id, audience, namespace, provider, email, first_seen_at, revoked_at,"
+    " duration_seconds FROM sys_infra_drift_revocation"
+    " WHERE revoked_at >= ? AND first_seen_at <= ? ORDER BY revoked_at, id"
 )
 _SYNCS = (
     "SELECT id, started_at, finished_at, audience, action, trigger, actor, mode, forced,"
@@ -81,6 +91,12 @@ def period_history(conn: Reader, start: datetime, end: datetime) -> PeriodHistor
         cycles=_rows(conn, _CYCLES, between, started_inside("started_at")),
         errors=_rows(conn, _ERRORS, between, started_inside("at")),
         syncs=_rows(conn, _SYNCS, between, started_inside("started_at")),
+        revocations=_rows(
+            conn,
+            _REVOCATIONS,
+            between,
+            lambda row: bool(row["revoked_at"] >= start and row["first_seen_at"] < end),
+        ),
     )
 
 

@@ -8,9 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Audience, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
-from exporter.vault import history, membership, operator, reporting, state
+from exporter.vault import exposure, history, membership, operator, reporting, state
 from exporter.vault.db import CACHE_KIB, VaultDB
 from exporter.vault.sql import Outcome, Reader, Statement
 from exporter.vault.store import (
@@ -57,6 +58,9 @@ class SqliteStore:
 
     def memories(self) -> dict[str, DriftMemory]:
         return self._read(state.load_memories)
+
+    def revocation_totals(self) -> dict[tuple[str, str], LatencyTotals]:
+        return self._read(exposure.revocation_totals)
 
     def settings(self) -> Settings:
         return self._read(operator.load_settings)

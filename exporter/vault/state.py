@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from exporter.core.model import AudienceCheck, DriftMemory, Status
+from exporter.core.model import AudienceCheck, DriftMemory, MemberSeconds, Status
 from exporter.core.times import format_time, parse_time
+from exporter.vault import exposure
 from exporter.vault.sql import MAX_PARAMS, Reader, Statement, chunks, insert_rows, marks
 from exporter.vault.store import CycleSummary
 
@@ -20,7 +22,9 @@ _OPEN_EPISODE = "(SELECT episode_id FROM sys_infra_drift_state WHERE audience = 
 
 MEMORY_MEMBERS = "SELECT audience, kind, email, first_seen_at, note FROM sys_infra_drift_member"
 MEMORY_STATES = (
-    "SELECT audience, drift_since, consecutive_errors, error_since FROM sys_infra_drift_state"
+    "SELECT audience, drift_since, consecutive_errors, error_since, missing_since,"
+    " extra_since, observed_at, last_check_at, missing_seconds_closed,"
+    " extra_seconds_closed FROM sys_infra_drift_state"
 )
 
 
@@ -32,15 +36,44 @@ def load_memories(conn: Reader) -> dict[str, DriftMemory]:
         if note is not None:
             notes.setdefault(audience, {})[(kind, email)] = note
     return {
-        audience: DriftMemory(
-            drift_since=parse_time(since),
-            first_seen=seen.get(audience, {}) if since else {},
-            consecutive_errors=int(errors or 0),
-            error_since=parse_time(error_since),
-            notes=notes.get(audience, {}) if since else {},
-        )
-        for audience, since, errors, error_since in conn.execute(MEMORY_STATES)
+        row[0]: _memory(row, seen.get(row[0], {}), notes.get(row[0], {}))
+        for row in conn.execute(MEMORY_STATES)
     }
+
+
+def _memory(
+    row: tuple[Any, ...],
+    seen: dict[tuple[str, str], datetime],
+    notes: dict[tuple[str, str], str],
+) -> DriftMemory:
+    _, since, errors, error_since, missing_since, extra_since, observed, last_check, *closed = row
+    drift_since = parse_time(since)
+    return DriftMemory(
+        drift_since=drift_since,
+        first_seen=seen if since else {},
+        consecutive_errors=int(errors or 0),
+        error_since=parse_time(error_since),
+        notes=notes if since else {},
+        missing_since=parse_time(missing_since) or _onset(observed, drift_since, seen, "missing"),
+        extra_since=parse_time(extra_since) or _onset(observed, drift_since, seen, "extra"),
+        observed_at=parse_time(observed) or parse_time(last_check),
+        closed=MemberSeconds(closed[0] or 0.0, closed[1] or 0.0),
+    )
+
+
+def _onset(
+    observed: str | None,
+    drift_since: datetime | None,
+    seen: dict[tuple[str, str], datetime],
+    kind: str,
+) -> datetime | None:
+    """A row that an older version wrote (no ``observed_at``) has no side onsets: the
+    episode's start stands in for each side it shows (never a later, lower level)."""
+    if observed is not None or drift_since is None:
+        return None
+    if seen and not any(k == kind for k, _ in seen):
+        return None
+    return drift_since
 
 
 def record_checks(
@@ -71,6 +104,7 @@ def record_check(
         _write_state(check),
         *_peak(check),
         *_write_members(name, before, check.memory),
+        *exposure.record_revocations(check.revoked),
     ]
 
 
@@ -136,12 +170,17 @@ def _write_state(check: AudienceCheck) -> Statement:
     return Statement(
         "INSERT INTO sys_infra_drift_state (audience, drift_since, episode_id, last_check_at,"
         " expected_count, actual_count, missing_count, extra_count, error_since,"
-        f" consecutive_errors) VALUES (?, ?, {episode}, ?, ?, ?, ?, ?, ?, ?)"
+        " consecutive_errors, missing_since, extra_since, observed_at, missing_seconds_closed,"
+        f" extra_seconds_closed) VALUES (?, ?, {episode}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (audience) DO UPDATE SET drift_since = excluded.drift_since,"
         " episode_id = excluded.episode_id, last_check_at = excluded.last_check_at,"
         " expected_count = excluded.expected_count, actual_count = excluded.actual_count,"
         " missing_count = excluded.missing_count, extra_count = excluded.extra_count,"
-        " error_since = excluded.error_since, consecutive_errors = excluded.consecutive_errors",
+        " error_since = excluded.error_since, consecutive_errors = excluded.consecutive_errors,"
+        " missing_since = excluded.missing_since, extra_since = excluded.extra_since,"
+        " observed_at = excluded.observed_at,"
+        " missing_seconds_closed = excluded.missing_seconds_closed,"
+        " extra_seconds_closed = excluded.extra_seconds_closed",
         (
             name,
             format_time(memory.drift_since),
@@ -153,6 +192,11 @@ def _write_state(check: AudienceCheck) -> Statement:
             len(check.extra),
             format_time(memory.error_since) if check.status is Status.ERROR else None,
             memory.consecutive_errors if check.status is Status.ERROR else 0,
+            format_time(memory.missing_since),
+            format_time(memory.extra_since),
+            format_time(memory.observed_at),
+            memory.closed.missing,
+            memory.closed.extra,
         ),
     )
 
@@ -272,4 +316,5 @@ def prune_history(before: datetime) -> list[Statement]:
             cutoff,
         ),
         Statement("DELETE FROM sys_infra_drift_mail WHERE at < ?", cutoff),
+        exposure.prune_revocations(before),
     ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Audience, AudienceCheck, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
 
@@ -80,6 +81,19 @@ class Rows:
     times: frozenset[str] = frozenset()
 
 
+REVOCATION_COLUMNS = (
+    "id",
+    "audience",
+    "namespace",
+    "provider",
+    "email",
+    "first_seen_at",
+    "revoked_at",
+    "duration_seconds",
+)
+REVOCATION_TIMES = ("first_seen_at", "revoked_at")
+
+
 @dataclass(frozen=True)
 class PeriodHistory:
     """What a report of a period reads: the state now and the history within the period."""
@@ -90,6 +104,10 @@ class PeriodHistory:
     cycles: Rows  # check cycles started in the period
     errors: Rows  # errors recorded in the period
     syncs: Rows  # audit rows started in the period
+    # extra members that stopped being extra, whose time extra overlaps the period
+    revocations: Rows = field(
+        default_factory=lambda: Rows(REVOCATION_COLUMNS, [], frozenset(REVOCATION_TIMES))
+    )
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,8 @@ class VaultStore(Protocol):
     def audiences(self) -> list[Audience]: ...
     def expected_members(self, audiences: Iterable[str]) -> Mapping[str, Expected]: ...
     def memories(self) -> dict[str, DriftMemory]: ...
+    # the revocation histogram's persisted totals, by (namespace, provider)
+    def revocation_totals(self) -> dict[tuple[str, str], LatencyTotals]: ...
     def settings(self) -> Settings: ...
     def ignores(self) -> dict[str, Ignore]: ...
     def audit(
@@ -147,6 +167,7 @@ class VaultStore(Protocol):
     def episodes_awaiting_resolution_note(self) -> list[EpisodeRecord]: ...
 
     # -- writes: each call is one atomic unit -------------------------------------------
+    # Each check's state, members, episode and revocations (rows and histogram) together.
     def record_checks(self, record: CheckRecord) -> None: ...
     def save_settings(self, settings: Settings) -> None: ...
     def set_ignore(self, audience: str, ignore: Ignore, now: datetime) -> None: ...

@@ -112,12 +112,14 @@ def card_id(audience: str) -> str:
 
 def _card(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> dict[str, Any]:
     name = check.audience.audience
+    verdict = snapshot.verdict(check, now)
     return {
         "audience": name,
         "id": card_id(name),
         "namespace": check.audience.namespace,
         "status": str(check.status),
-        "level": str(snapshot.level(check, now)),
+        "level": str(verdict.level),
+        "reason": verdict.reason,  # the side that set the level: missing | extra
         "ignore": snapshot.ignore_of(name, now),
         "check": check,
         "missing": check.missing[:LIST_LIMIT],

@@ -69,6 +69,8 @@ class SettingsBody(Strict):
     check_interval_seconds: int | None = None
     warning_threshold_seconds: int | None = None
     critical_threshold_seconds: int | None = None
+    extra_warning_threshold_seconds: int | None = None
+    extra_critical_threshold_seconds: int | None = None
     auto_sync: str | None = None
     history_retention_days: int | None = None
     digest_hour_utc: int | None = None

@@ -76,7 +76,8 @@ def test_equal_sets_are_synced_and_clear_the_memory() -> None:
     memory = DriftMemory(NOW - timedelta(hours=3), {("missing", "a@x.com"): NOW})
     check = evaluate(AUD, expected("a@x.com"), Actual(group("A@X.com")), memory, NOW)
     assert check.status is Status.SYNCED
-    assert check.drift_since is None and check.memory == DriftMemory()
+    # The drift is forgotten; the member-seconds it accrued are kept (the exposure counters).
+    assert check.drift_since is None and check.memory == DriftMemory(observed_at=NOW)
 
 
 def test_drift_keeps_its_start_and_each_member_first_seen() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import DATABASE_ID, World
+from d1_world import DATABASE_ID, World
 
 
 def post(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import DATABASE_ID, World
+from d1_world import DATABASE_ID, World
 from support import free_port, wait_for
 
 from exporter.cloudflare.d1 import D1Client

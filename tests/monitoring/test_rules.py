@@ -18,13 +18,16 @@ RULE_TESTS = sorted((ROOT / "tests" / "alerts").glob("*.test.yml"))
 ALERTMANAGER = ROOT / "deploy" / "alertmanager.yml"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 SEVERITIES = {
-    "VaultDriftInfo": "info",
-    "VaultDriftWarning": "warning",
-    "VaultDriftCritical": "critical",
-    "VaultDriftSyncError": "warning",
-    "VaultDriftCheckStale": "warning",
-    "VaultDriftExporterDown": "critical",
-    "VaultDriftRateLimited": "warning",
+    "VaultDriftInfo": {"info"},
+    "VaultDriftWarning": {"warning"},
+    "VaultDriftCritical": {"critical"},
+    "VaultDriftSyncError": {"warning"},
+    "VaultDriftCheckStale": {"warning"},
+    "VaultDriftExporterDown": {"critical"},
+    "VaultDriftRateLimited": {"warning"},
+    "VaultDriftAutoSyncBlocked": {"warning"},
+    # Multi-window, multi-burn-rate: the fast burn pages, the slow burn warns.
+    "VaultDriftRevocationSLOBurn": {"critical", "warning"},
 }
 RUNBOOK_BASE = "https://github.com/tpb-vault/vault-drift/blob/main/docs/runbooks.md#"
 
@@ -35,9 +38,13 @@ def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]
     )
 
 
-def alerting_rules() -> dict[str, dict]:
+def alerting_rules() -> dict[str, list[dict]]:
+    """Each alert name's rules (the SLO burn has one per severity)."""
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
-    return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+    rules: dict[str, list[dict]] = {}
+    for rule in (r for g in groups for r in g["rules"] if "alert" in r):
+        rules.setdefault(rule["alert"], []).append(rule)
+    return rules
 
 
 def test_promtool_check_rules() -> None:
@@ -52,7 +59,9 @@ def test_promtool_rule_unit_tests() -> None:
         "drift-critical.test.yml",
         "drift.test.yml",
         "exporter.test.yml",
+        "exposure.test.yml",
         "recording.test.yml",
+        "slo.test.yml",
     ]
     result = run(require_tool("promtool"), "test", "rules", *RULE_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -87,6 +96,46 @@ def test_promtool_rule_unit_tests() -> None:
             'vault_drift_audience_alert_level{level="critical"} == 1',
             'vault_drift_audience_alert_level{level="warning"} == 1',
         ),
+        (
+            "drift alerts lose their alert_reason",
+            "exposure.test.yml",
+            "group_left (alert_reason)",
+            "group_left ()",
+        ),
+        (
+            "no fallback for an exporter without alert_reason",
+            "drift.test.yml",
+            '"alert_reason", "unknown"',
+            '"no_reason", "unknown"',
+        ),
+        ("fast burn pages a little later", "slo.test.yml", "(14.4 *", "(14.6 *"),
+        ("fast burn pages a little sooner", "slo.test.yml", "(14.4 *", "(14.2 *"),
+        ("slow burn warns a little later", "slo.test.yml", "(6 *", "(6.2 *"),
+        ("slow burn warns a little sooner", "slo.test.yml", "(6 *", "(5.8 *"),
+        (
+            "the SLO's threshold moved to 30 minutes",
+            "slo.test.yml",
+            'label_replace(vector(1), "le", "900.0", "", "")',
+            'label_replace(vector(1), "le", "1800.0", "", "")',
+        ),
+        (
+            "the fast burn without its short window",
+            "slo.test.yml",
+            "vault_drift:revocation_slo_errors:ratio_rate5m\n              >",
+            "vault_drift:revocation_slo_errors:ratio_rate1h\n              >",
+        ),
+        (
+            "the slow burn without its short window",
+            "slo.test.yml",
+            "vault_drift:revocation_slo_errors:ratio_rate30m\n              >",
+            "vault_drift:revocation_slo_errors:ratio_rate6h\n              >",
+        ),
+        (
+            "blocked API syncs raise the auto-sync alert",
+            "exposure.test.yml",
+            'vault_drift_syncs_total{trigger="auto",result="blocked"}',
+            'vault_drift_syncs_total{result="blocked"}',
+        ),
     ],
 )
 def test_rule_unit_tests_catch_a_broken_rule(
@@ -105,38 +154,54 @@ def test_rule_unit_tests_catch_a_broken_rule(
 
 
 def test_every_alert_is_tested_silent_and_firing() -> None:
-    firing: set[str] = set()
+    firing: set[tuple[str, str]] = set()
     silent: set[str] = set()
     for path in RULE_TESTS:
         for case in yaml.safe_load(path.read_text())["tests"]:
             for check in case.get("alert_rule_test", []):
-                (firing if check.get("exp_alerts") else silent).add(check["alertname"])
+                if not check.get("exp_alerts"):
+                    silent.add(check["alertname"])
                 for alert in check.get("exp_alerts") or []:
                     # Exact labels and all four annotations on every firing expectation.
-                    assert alert["exp_labels"]["severity"] == SEVERITIES[check["alertname"]]
+                    severity = alert["exp_labels"]["severity"]
+                    assert severity in SEVERITIES[check["alertname"]]
+                    firing.add((check["alertname"], severity))
                     assert set(alert["exp_annotations"]) == {
                         "summary",
                         "description",
                         "runbook_url",
                         "dashboard_url",
                     }
-    assert firing == set(SEVERITIES)
+    assert firing == {(name, s) for name, severities in SEVERITIES.items() for s in severities}
     assert silent == set(SEVERITIES)
 
 
 @pytest.mark.parametrize("name", sorted(SEVERITIES))
 def test_alert_labels_annotations_and_runbook(name: str) -> None:
-    rule = alerting_rules()[name]
-    assert rule["labels"] == {"severity": SEVERITIES[name]}
-    annotations = rule["annotations"]
-    assert set(annotations) == {"summary", "description", "runbook_url", "dashboard_url"}
-    assert "{{" not in annotations["summary"], "summary is a static sentence"
-    assert "{{" in annotations["description"]
-    assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower()
-    assert re.match(r"https?://[^/\s]+/d/vault-drift-", annotations["dashboard_url"])
+    rules = alerting_rules()[name]
+    assert {rule["labels"]["severity"] for rule in rules} == SEVERITIES[name]
+    for rule in rules:
+        assert set(rule["labels"]) == {"severity"}
+        annotations = rule["annotations"]
+        assert set(annotations) == {"summary", "description", "runbook_url", "dashboard_url"}
+        assert "{{" not in annotations["summary"], "summary is a static sentence"
+        assert "{{" in annotations["description"]
+        assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower()
+        assert re.match(r"https?://[^/\s]+/d/vault-drift-", annotations["dashboard_url"])
     # The anchor exists: a "## VaultDriftX" heading renders as #vaultdriftx on GitHub.
     headings = re.findall(r"^## (\S+)\s*$", RUNBOOKS.read_text(), flags=re.MULTILINE)
     assert name in headings
+
+
+def test_the_revocation_slo_is_set_in_one_place() -> None:
+    """The 15 minutes (the histogram bound) and the 99 % each appear once in the rules."""
+    text = ALERTS.read_text()
+    assert text.count('"900.0"') == 1 and "le=" not in text
+    assert text.count("0.99") == 1
+    rules = alerting_rules()["VaultDriftRevocationSLOBurn"]
+    for rule in rules:
+        assert "vault_drift:revocation_slo:objective" in rule["expr"]
+        assert "for" not in rule, "the short window, not a `for`, confirms the burn"
 
 
 def test_drift_tiers_come_from_the_level_gauge_and_skip_ignored() -> None:
@@ -147,11 +212,13 @@ def test_drift_tiers_come_from_the_level_gauge_and_skip_ignored() -> None:
         ("VaultDriftWarning", "warning"),
         ("VaultDriftCritical", "critical"),
     ):
-        expr = rules[name]["expr"]
+        [rule] = rules[name]
+        expr = rule["expr"]
         assert f'vault_drift_audience_alert_level{{level="{level}"}} == 1' in expr
         assert "vault_drift_audience_ignored == 1" in expr
+        assert "group_left (alert_reason)" in expr
         # A long `for` would restart from zero when Prometheus restarts.
-        assert "for" not in rules[name]
+        assert "for" not in rule
 
 
 def test_alertmanager_config_is_valid() -> None:
@@ -164,6 +231,14 @@ def test_alertmanager_config_is_valid() -> None:
     ("labels", "receiver"),
     [
         (["alertname=VaultDriftCritical", "severity=critical", "audience=lms-viewer"], "pager"),
+        # A critical drift pages whatever its reason: an exposure, an outage, or unknown.
+        (["alertname=VaultDriftCritical", "severity=critical", "alert_reason=extra"], "pager"),
+        (["alertname=VaultDriftCritical", "severity=critical", "alert_reason=missing"], "pager"),
+        (["alertname=VaultDriftCritical", "severity=critical", "alert_reason=unknown"], "pager"),
+        (["alertname=VaultDriftWarning", "severity=warning", "alert_reason=extra"], "chat"),
+        (["alertname=VaultDriftRevocationSLOBurn", "severity=critical"], "pager"),
+        (["alertname=VaultDriftRevocationSLOBurn", "severity=warning"], "chat"),
+        (["alertname=VaultDriftAutoSyncBlocked", "severity=warning"], "chat"),
         (["alertname=VaultDriftExporterDown", "severity=critical"], "pager"),
         (["alertname=VaultDriftWarning", "severity=warning", "audience=lms-viewer"], "chat"),
         (["alertname=VaultDriftRateLimited", "severity=warning"], "chat"),
@@ -187,9 +262,21 @@ def test_alertmanager_receivers_and_inhibition() -> None:
     assert set(receivers["dashboard-only"]) == {"name"}, "info alerts notify nobody"
     assert config["route"]["group_by"] == ["alertname", "audience"]
     critical = config["inhibit_rules"][0]
-    assert critical["source_matchers"] == ['severity="critical"']
+    assert critical["source_matchers"] == [
+        'severity="critical"',
+        'alertname!="VaultDriftRevocationSLOBurn"',
+    ]
     assert critical["target_matchers"] == ['severity=~"warning|info"']
     assert "audience" in critical["equal"]
+    burn = config["inhibit_rules"][1]  # the fast burn silences the slow one
+    assert burn["source_matchers"] == [
+        'alertname="VaultDriftRevocationSLOBurn"',
+        'severity="critical"',
+    ]
+    assert burn["target_matchers"] == [
+        'alertname="VaultDriftRevocationSLOBurn"',
+        'severity="warning"',
+    ]
 
 
 def test_deploy_prometheus_config_is_valid(tmp_path: Path) -> None:

@@ -140,15 +140,20 @@ def test_settings_saved_and_applied(live: Live, browser_page: Any) -> None:
     form.get_by_label("Check interval").fill("10m")
     form.get_by_label("Warning after").fill("2h")
     form.get_by_label("Critical after").fill("2d")
-    form.get_by_label("Auto-sync").select_option("add_only")
+    form.get_by_label("Extra members: warning").fill("10m")
+    form.get_by_label("Extra members: critical").fill("5400")
+    form.get_by_label("Auto-sync").select_option("remove_only")
     form.get_by_role("button", name="Save Settings").click()
     expect(page.locator("#settings-panel")).to_have_text("Settings saved.")
     expect(form.get_by_label("Critical after")).to_have_value("48h")
+    expect(form.get_by_label("Extra members: critical")).to_have_value("90m")
     settings = api_get(url, "/iam/drift/settings")
     assert settings["check_interval_seconds"] == 600
     assert settings["warning_threshold_seconds"] == 7200
     assert settings["critical_threshold_seconds"] == 172800
-    assert settings["auto_sync"] == "add_only"
+    assert settings["extra_warning_threshold_seconds"] == 600
+    assert settings["extra_critical_threshold_seconds"] == 5400
+    assert settings["auto_sync"] == "remove_only"
 
 
 def test_read_only_login_cannot_act(live: Live, browser_page: Any) -> None:

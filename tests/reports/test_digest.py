@@ -69,18 +69,46 @@ def test_recurring_audiences_count_episodes_overlapping_the_period(history_db: P
 
 def test_exposure_in_extra_member_hours(history_db: Path) -> None:
     _, week = digest_for(history_db)
-    # closed: peak_extra x hours inside the period; open (lms-admin): per member from first seen.
+    # Each extra member from first seen to gone (a revocation row) or, still extra, to the
+    # last check that saw it (11-25 08:00), clipped to the period 11-18 08:00 .. 11-25 08:00.
     expected = {
-        "wiki-readers": 4 * 24,  # episode 6
-        "lms-admin": 50 + 12,  # mallory since 11-23 06:00, eve since 11-24 20:00
-        "crm-sales": 2 * 12,  # episode 2, clipped to the period start 11-18 08:00
-        "lms-viewer": 2 * 2 + 1 * 0.5,  # episodes 3 and 5 (8 had no extra)
-        "legacy-app": 1 * 3,  # episode 4
+        "lms-admin": 62.1,  # mallory 50 h, eve 12 h (still extra); trent 5 min
+        "wiki-readers": 30.3,  # temp1/temp2 10 min each, temp3 6 h, temp4 24 h
+        "crm-sales": 24.0,  # z, w: extra since 11-17 08:00, clipped to 12 h each
+        "lms-viewer": 4.5,  # x, y 2 h each; intern 30 min (ghost, 11-10, is outside)
     }
     assert dict(week.exposure) == expected
-    assert week.exposure_hours == 189.5
+    assert [name for name, _ in week.exposure] == list(expected)  # largest first
+    assert week.exposure_hours == 120.9
     _, day = digest_for(history_db, "1d")
-    assert day.exposure == [("lms-admin", 24 + 12)]
+    assert day.exposure == [("lms-admin", 36.1)]  # 24 h + 12 h + 5 min
+
+
+def test_revocations_against_the_slo_and_the_longest_lived_extra_member(
+    history_db: Path,
+) -> None:
+    _, week = digest_for(history_db)
+    revocations = week.revocations
+    # Found gone within the week: z, w, x, y, intern, temp1-4, trent (ghost is older).
+    assert (revocations.count, revocations.within_slo, revocations.slo) == (10, 3, "15 minutes")
+    assert [(r.audience, r.email, r.lasted) for r in revocations.late] == [
+        ("crm-sales", "w@contractor.example", "1 day 12 hours"),
+        ("crm-sales", "z@contractor.example", "1 day 12 hours"),
+        ("wiki-readers", "temp4@example.com", "1 day"),
+        ("wiki-readers", "temp3@example.com", "6 hours"),
+        ("lms-viewer", "x@contractor.example", "2 hours"),
+        ("lms-viewer", "y@contractor.example", "2 hours"),
+        ("lms-viewer", "intern@example.com", "30 minutes"),
+    ]
+    longest = revocations.longest
+    assert longest is not None and longest.revoked_at is None  # still has access
+    assert (longest.audience, longest.email, longest.lasted) == (
+        "lms-admin",
+        "mallory@contractor.example",
+        "2 days 2 hours",
+    )
+    _, day = digest_for(history_db, "1d")
+    assert (day.revocations.count, day.revocations.within_slo, day.revocations.late) == (1, 1, [])
 
 
 def test_status_now_and_current_drifts(history_db: Path) -> None:
@@ -134,6 +162,19 @@ def test_thresholds_come_from_the_settings_table(history_db: Path) -> None:
         conn.execute(
             "INSERT INTO sys_infra_drift_settings VALUES ('critical_threshold_seconds', '604800'),"
             " ('warning_threshold_seconds', '7200')"
+        )
+    conn.close()
+    _, digest = digest_for(history_db)
+    # lms-admin's extra members keep it critical: the extra thresholds (1h) still apply.
+    assert [(c.level, c.reason) for c in digest.current] == [
+        ("critical", "extra"),
+        ("info", "missing"),
+    ]
+    with sqlite3.connect(history_db) as conn:
+        conn.execute(
+            "INSERT INTO sys_infra_drift_settings VALUES"
+            " ('extra_critical_threshold_seconds', '604800'),"
+            " ('extra_warning_threshold_seconds', '7200')"
         )
     conn.close()
     _, digest = digest_for(history_db)

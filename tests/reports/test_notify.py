@@ -69,7 +69,7 @@ def test_critical_mail_once_per_episode_even_after_a_restart(
     assert [(a.kind, a.episode_id, a.result) for a in attempts] == [("critical", 7, "sent")]
     assert calls == [("critical", "sent")]
     ((_, _, message),) = smtp_server.inbox.messages
-    assert message["Subject"] == '[TPB Vault] Drift detected in "lms-admin"'
+    assert message["Subject"] == '[TPB Vault] Drift detected in "lms-admin" (exposure)'
     assert episode(history_db, 7) == ("2026-11-25T08:00:00Z", None)
 
     later = NOW + timedelta(hours=3)
@@ -100,8 +100,10 @@ def test_resolution_note_after_the_episode_closes(
     assert calls == [("critical", "sent"), ("resolved", "sent")]
 
 
-@pytest.mark.parametrize(("age", "sent"), [(timedelta(hours=24) - timedelta(seconds=1), 0),
-                                           (timedelta(hours=24), 1)])  # fmt: skip
+# lms-admin's episode has extra members from its start: an exposure, critical after the extra
+# critical threshold (1h), not the missing one (24h).
+@pytest.mark.parametrize(("age", "sent"), [(timedelta(hours=1) - timedelta(seconds=1), 0),
+                                           (timedelta(hours=1), 1)])  # fmt: skip
 def test_critical_threshold_boundary(
     history_db: Path, smtp_server: SmtpServer, age: timedelta, sent: int
 ) -> None:
@@ -173,7 +175,8 @@ def test_critical_and_ignored_are_the_snapshots_to_say(
     ignored = replace(remembered, ignores={"lms-admin": Ignore(NOW + timedelta(hours=1), "x")})
     in_error = replace(remembered, checks={"lms-admin": replace(admin, status=Status.ERROR)})
     patient = replace(remembered, settings=replace(remembered.settings,
-                                                   critical_threshold_seconds=7 * 86400))  # fmt: skip
+                                                   critical_threshold_seconds=7 * 86400,
+                                                   extra_critical_threshold_seconds=7 * 86400))  # fmt: skip
     for snapshot in (ignored, in_error, patient, Snapshot()):
         assert notify.run_once(snapshot) == []
     assert smtp_server.inbox.messages == [] and mail_rows(history_db) == []

@@ -63,8 +63,10 @@ def test_digest_html_fits_mail_clients(history_db: Path) -> None:
 
 def test_critical_mail_golden(history_db: Path) -> None:
     mail = critical_mail(history_db)
-    assert mail.subject == '[TPB Vault] Drift detected in "lms-admin"'
+    # lms-admin is critical by its extra members: the mail says it is an exposure.
+    assert mail.subject == '[TPB Vault] Drift detected in "lms-admin" (exposure)'
     assert "Duration: 2 days 2 hours" in mail.text
+    assert "Kind: an exposure - Cloudflare lets in people Vault does not grant" in mail.text
     assert "Missing users: alice@example.com, bob@example.com" in mail.text
     assert f"Click here to fix: {PUBLIC_URL}/#audience-lms-admin" in mail.text
     assert mail.text.endswith("---\nTPB Vault IAM Console\n")
@@ -131,7 +133,7 @@ def test_user_data_is_escaped_in_html(history_db: Path) -> None:
         assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;@evil.example" in mail.html
         assert EVIL in mail.text  # text/plain shows it as it is: nothing interprets it
     critical = critical_mail(history_db)
-    assert critical.subject == f'[TPB Vault] Drift detected in "{EVIL}"'
+    assert critical.subject == f'[TPB Vault] Drift detected in "{EVIL}" (exposure)'
     assert re.search(
         r'href="[^"]*#audience-%3Cscript%3Ealert%281%29%3C%2Fscript%3E"', critical.html
     )

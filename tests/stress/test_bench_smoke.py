@@ -75,3 +75,21 @@ def test_d1_cost_small() -> None:
     assert full["member_pages"] <= full["member_pages_bound"]
     assert 0 < result["notification"]["max_s"] < 30
     assert 0 < result["budget"]["budget_share_percent"] < 100
+
+
+def test_compare_trees_small() -> None:
+    """The before/after script runs; compared with itself, both sides find the same."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.compare_trees", "--base", str(ROOT), "--small"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert set(result["metrics"]) == {"audiences", "base", "this"}
+    for side in ("base", "this"):
+        assert result["metrics"][side]["bytes"] > 0
+        assert len(result["full_check"]["steady"][side]["all"]) == 2
+        assert len(result["full_check"]["revoking_2"][side]["all"]) == 2

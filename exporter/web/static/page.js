@@ -278,8 +278,9 @@
     };
     const changes = { auto_sync: form.elements.auto_sync.value };
     let invalid = false;
-    for (const name of ["check_interval_seconds", "warning_threshold_seconds", "critical_threshold_seconds"]) {
-      const seconds = parseDuration(form.elements[name].value);
+    for (const input of form.querySelectorAll("[data-duration]")) {
+      const name = input.name;
+      const seconds = parseDuration(input.value);
       fieldError(name, seconds === null ? "write a duration like 30s, 15m, 1h or 1d" : "");
       if (seconds === null) invalid = true; else changes[name] = seconds;
     }
