@@ -39,6 +39,7 @@ from exporter.core.plan import BLOCK_REASONS
 from exporter.core.snapshot import Snapshot
 
 LABELS = ["audience", "namespace", "provider"]
+PHASES = ("vault", "cloudflare", "record")
 SIDES = ("missing", "extra")
 FROM_LAST_CHECK = " (from the last background check)"
 OPENMETRICS_EOF = b"# EOF\n"
@@ -284,6 +285,15 @@ class ExporterMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=registry,
         )
+        self.phases = Histogram(
+            "vault_drift_check_phase_duration_seconds",
+            "Time a check spent in each phase: reading the Vault (on D1, its requests),"
+            " reading Cloudflare, recording the results (the Vault and Cloudflare reads of a"
+            " full check overlap)",
+            ["scope", "phase"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=registry,
+        )
         self.syncs = Counter(
             "vault_drift_syncs",
             "Sync attempts by trigger and result",
@@ -309,10 +319,15 @@ class ExporterMetrics:
                 self.mails.labels(kind, result)
         for scope in ("full", "partial"):
             self.duration.labels(scope)
+            for phase in PHASES:
+                self.phases.labels(scope, phase)
 
     def checked(self, scope: str, success: bool, seconds: float) -> None:
         self.checks.labels(scope, "success" if success else "failure").inc()
         self.duration.labels(scope).observe(seconds)
+
+    def phase(self, scope: str, phase: str, seconds: float) -> None:
+        self.phases.labels(scope, phase).observe(seconds)
 
     def synced(self, trigger: str, result: str, blocked_reason: str | None) -> None:
         self.syncs.labels(trigger, result).inc()

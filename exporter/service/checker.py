@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -98,21 +99,24 @@ class Checker:
     def _check_all(self, trigger: str) -> Snapshot:
         started, t0 = self.clock(), time.monotonic()
         try:
-            audiences = self.vault.audiences()
-            settings = self.vault.settings()
+            with self._phase("full", "vault"):
+                audiences = self.vault.audiences()
+                settings = self.vault.settings()
             # Cloudflare's listing (network, JSON) runs beside Vault's query (SQLite
             # releases the GIL): the cycle costs the longer of the two, not their sum.
             with ThreadPoolExecutor(1, thread_name_prefix="cf-listing") as pool:
-                listing = pool.submit(self._list_actual, audiences)
+                listing = pool.submit(self._timed_listing, audiences)
                 try:
-                    expected = self.vault.expected_members([a.audience for a in audiences])
+                    with self._phase("full", "vault"):
+                        expected = self.vault.expected_members([a.audience for a in audiences])
                 finally:
                     actual, listing_error = listing.result()
         except VaultError as exc:
             return self._vault_down(t0, str(exc))
         cloudflare_ok = listing_error is None
         cycle = Cycle(started, trigger, "full", cloudflare_ok)
-        checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle, full=True)
+        with self._phase("full", "record"):
+            checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle, full=True)
         finished = self.clock()
         self.events.checked("full", cloudflare_ok, time.monotonic() - t0)
         previous = self.snapshots.current
@@ -135,15 +139,18 @@ class Checker:
     def _check_some(self, names: list[str], trigger: str) -> Snapshot:
         started, t0 = self.clock(), time.monotonic()
         wanted = set(names)
-        audiences = [a for a in self.vault.audiences() if a.audience in wanted]
-        unknown = sorted(wanted - {a.audience for a in audiences})
-        if unknown:
-            raise UnknownAudience(unknown)
-        expected = self.vault.expected_members([a.audience for a in audiences])
-        actual = {a.audience: self._get_actual(a) for a in audiences if a.group_id is not None}
+        with self._phase("partial", "vault"):
+            audiences = [a for a in self.vault.audiences() if a.audience in wanted]
+            unknown = sorted(wanted - {a.audience for a in audiences})
+            if unknown:
+                raise UnknownAudience(unknown)
+            expected = self.vault.expected_members([a.audience for a in audiences])
+        with self._phase("partial", "cloudflare"):
+            actual = {a.audience: self._get_actual(a) for a in audiences if a.group_id is not None}
         ok = not any(a.error for a in actual.values())
         cycle = Cycle(started, trigger, "partial", ok)
-        checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle)
+        with self._phase("partial", "record"):
+            checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle)
         self.events.checked("partial", ok, time.monotonic() - t0)
         return self.snapshots.merge(
             checks,
@@ -155,6 +162,19 @@ class Checker:
     def _revocations(self, checks: list[AudienceCheck]) -> RevocationTotals | None:
         """The histogram's totals, read again only when these checks recorded a revocation."""
         return self.vault.revocation_totals() if any(c.revoked for c in checks) else None
+
+    @contextmanager
+    def _phase(self, scope: str, phase: str) -> Iterator[None]:
+        """Time one phase of a check for the phase histogram (also when it fails)."""
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.events.phase(scope, phase, time.monotonic() - t0)
+
+    def _timed_listing(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], str | None]:
+        with self._phase("full", "cloudflare"):
+            return self._list_actual(audiences)
 
     def _list_actual(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], str | None]:
         """Every group by one paginated listing, each kept packed until it is evaluated.

@@ -429,3 +429,38 @@ def test_vault_emails_are_trimmed_of_what_cloudflare_addresses_are_trimmed_of(
     assert str(check.status) == "synced", (check.missing, check.extra)
     assert check.expected_count == 2
     assert str(checker.snapshots.current.checks["developers"].status) == "synced"
+
+
+class RecordedEvents:
+    """The events a check reports, kept in order (a fake of the metrics' Events)."""
+
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, str]] = []
+        self.checks: list[tuple[str, bool]] = []
+
+    def checked(self, scope: str, success: bool, seconds: float) -> None:
+        assert seconds >= 0
+        self.checks.append((scope, success))
+
+    def phase(self, scope: str, phase: str, seconds: float) -> None:
+        assert seconds >= 0
+        self.phases.append((scope, phase))
+
+    def synced(self, trigger: str, result: str, blocked_reason: str | None) -> None:
+        pass
+
+
+def test_a_check_reports_the_time_of_each_phase(checker: Checker) -> None:
+    events = RecordedEvents()
+    checker.events = events
+    checker.check_all()
+    full = sorted(set(events.phases))
+    assert full == [("full", "cloudflare"), ("full", "record"), ("full", "vault")]
+    assert events.checks == [("full", True)]
+    events.phases.clear()
+    checker.check_audiences(["developers"])
+    assert events.phases == [
+        ("partial", "vault"),
+        ("partial", "cloudflare"),
+        ("partial", "record"),
+    ]
