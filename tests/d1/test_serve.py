@@ -94,6 +94,26 @@ def test_one_writer_a_second_serve_is_refused_until_the_lease_of_a_killed_one_ex
     assert d1_backend.sql("SELECT count(*) FROM sys_infra_drift_lease") == [(0,)]
 
 
+def test_a_serve_whose_lease_was_taken_over_stops_writing_and_exits_2(
+    d1_backend: World, serving: list[Served], tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    served = Served(d1_backend, log)
+    serving.append(served)
+    wait_for(served.ready, 30, "serve")
+    # Another exporter took the lease (say, after this one was cut off past its expiry).
+    d1_backend.sql(
+        "UPDATE sys_infra_drift_lease SET holder = ?, expires_at = ?",
+        ("other-host pid 1 (abcdef)", "2099-01-01T00:00:00Z"),
+    )
+    assert served.process.wait(timeout=30) == 2
+    said = log.read_text()
+    assert "taken over (other-host pid 1 (abcdef)" in said and "writes stopped" in said
+    assert d1_backend.sql("SELECT holder FROM sys_infra_drift_lease") == [
+        ("other-host pid 1 (abcdef)",)
+    ]
+
+
 def test_one_shot_commands_take_no_lease_and_work_beside_serve(
     d1_backend: World, serving: list[Served], tmp_path: Path
 ) -> None:
