@@ -212,6 +212,7 @@ class SyncPlan:
     blocked: str | None = None  # bounded code: empty_source | mass_removal | rule_limit
     blocked_detail: str | None = None
     excluded: tuple[str, ...] = ()  # expected members an exclude rule names: no sync fixes them
+    not_addresses: tuple[str, ...] = ()  # expected "emails" Cloudflare would refuse: never sent
 
     @property
     def is_noop(self) -> bool:

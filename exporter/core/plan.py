@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import replace
 
@@ -17,6 +18,15 @@ EMPTY_SOURCE = "empty_source"
 MASS_REMOVAL = "mass_removal"
 OVER_RULE_LIMIT = "rule_limit"
 BLOCK_REASONS = (EMPTY_SOURCE, MASS_REMOVAL, OVER_RULE_LIMIT)
+
+
+# What Cloudflare takes as the address of an email rule: a local part, one "@", a domain, no
+# white space. Anything else in Vault's email column would make Cloudflare refuse the whole PUT.
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def is_address(email: str) -> bool:
+    return _ADDRESS.fullmatch(email) is not None
 
 
 def email_rule(email: str) -> Rule:
@@ -45,13 +55,21 @@ def plan_sync(
     members = listed - excluded if excluded else listed
     want = {e.lower() for e in expected}
     missing, extra = diff(want, listed)
-    added = [] if remove_only else missing
+    wanted = [] if remove_only else missing
+    added = [e for e in wanted if is_address(e)]
+    not_addresses = tuple(e for e in wanted if not is_address(e))
     removed = () if add_only else tuple(e for e in extra if e not in excluded)
     dropped = set(removed)
     kept = [r for r in group.include if email_of(r) not in dropped] if dropped else group.include
     new_include = [*kept, *(email_rule(e) for e in added)]
     plan = SyncPlan(
-        audience, group, new_include, tuple(added), removed, excluded=tuple(sorted(want & excluded))
+        audience,
+        group,
+        new_include,
+        tuple(added),
+        removed,
+        excluded=tuple(sorted(want & excluded)),
+        not_addresses=not_addresses,
     )
     blocked = _guard(plan, len(members), len(want), force)
     if blocked is None:
@@ -68,6 +86,18 @@ def excluded_reason(plan: SyncPlan) -> str | None:
     more = len(plan.excluded) - NAMED_IN_REASON
     tail = f" and {more} more" if more > 0 else ""
     return f"{EXCLUDED_NOTE}: remove the exclusion by hand: {named}{tail}"
+
+
+def not_address_reason(plan: SyncPlan) -> str | None:
+    """The words a sync's ``reason`` adds for Vault members whose email is not an address."""
+    if not plan.not_addresses:
+        return None
+    named = ", ".join(repr(e) for e in plan.not_addresses[:NAMED_IN_REASON])
+    more = len(plan.not_addresses) - NAMED_IN_REASON
+    tail = f" and {more} more" if more > 0 else ""
+    return (
+        f"not an email address in Vault, never sent to Cloudflare: fix it in Vault: {named}{tail}"
+    )
 
 
 def _guard(plan: SyncPlan, current: int, expected: int, force: bool) -> tuple[str, str] | None:

@@ -21,7 +21,14 @@ from exporter.core.model import (
     SyncPlan,
     SyncResultKind,
 )
-from exporter.core.plan import RULE_LIMIT, email_rule, excluded_reason, plan_sync
+from exporter.core.plan import (
+    RULE_LIMIT,
+    email_rule,
+    excluded_reason,
+    is_address,
+    not_address_reason,
+    plan_sync,
+)
 from exporter.core.snapshot import Snapshot
 from exporter.service.checker import Checker, UnknownAudience
 from exporter.service.work_lock import Busy
@@ -303,7 +310,8 @@ class Syncer:
             expected = self.vault.expected_members([name])[name]
             if expected.error:
                 raise VaultIncomplete(expected.error)
-            emails = sorted(expected.members)
+            # Cloudflare refuses a whole group over one rule that is not an address.
+            emails = sorted(e for e in expected.members if is_address(e))
             if len(emails) > RULE_LIMIT:
                 raise GroupRefused(
                     f"{len(emails)} members exceed Cloudflare's limit of {RULE_LIMIT} rules"
@@ -359,13 +367,14 @@ def _fixable(check: AudienceCheck, mode: AutoSync) -> bool:
     removes = mode in (AutoSync.FULL, AutoSync.REMOVE_ONLY)
     adds = mode in (AutoSync.FULL, AutoSync.ADD_ONLY)
     return bool(removes and check.extra) or (
-        adds and any(not member.excluded for member in check.missing)
+        adds and any(not m.excluded and is_address(m.email) for m in check.missing)
     )
 
 
 def _reason(detail: str | None, plan: SyncPlan) -> str | None:
-    """A guard's detail, then the expected members no sync can fix (excluded in Cloudflare)."""
-    parts = [part for part in (detail, excluded_reason(plan)) if part]
+    """A guard's detail, then the expected members no sync can fix (excluded in Cloudflare,
+    or not an email address in Vault)."""
+    parts = [p for p in (detail, excluded_reason(plan), not_address_reason(plan)) if p]
     return "; ".join(parts) or None
 
 

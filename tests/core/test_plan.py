@@ -13,6 +13,7 @@ from exporter.core.plan import (
     OVER_RULE_LIMIT,
     email_rule,
     excluded_reason,
+    not_address_reason,
     plan_sync,
     removal_allowance,
 )
@@ -130,3 +131,13 @@ def test_excluded_members_are_named_never_touched_in_exclude() -> None:
     assert "excluded in Cloudflare: remove the exclusion by hand" in (excluded_reason(plan) or "")
     assert "barred@x.com, new@x.com" in (excluded_reason(plan) or "")
     assert excluded_reason(plan_sync("lms", g, ["a@x.com"])) is None
+
+
+def test_an_expected_email_that_is_not_an_address_is_never_added() -> None:
+    g = group([email_rule("a@x.com")])
+    plan = plan_sync("lms", g, ["a@x.com", "b@x.com", "b c@x.com", "no-at-sign", "d@@x.com"])
+    assert plan.added == ("b@x.com",)
+    assert plan.not_addresses == ("b c@x.com", "d@@x.com", "no-at-sign")
+    assert plan.new_include == [email_rule("a@x.com"), email_rule("b@x.com")]
+    assert "'b c@x.com', 'd@@x.com', 'no-at-sign'" in (not_address_reason(plan) or "")
+    assert not_address_reason(plan_sync("lms", g, ["a@x.com"])) is None

@@ -330,7 +330,7 @@ def test_auto_sync_leaves_alone_a_drift_no_sync_can_fix(
     [outcome] = syncer.auto_sync(AutoSync.FULL)  # lms-instructors; developers only excluded
     assert outcome.audience == "lms-instructors"
     assert statuses(checker)["developers"] == "drift"
-    assert syncer.auto_sync(AutoSync.ADD_ONLY) == []
+    assert syncer.auto_sync(AutoSync.ADD_ONLY, ["developers"]) == []
     assert [row[0] for row in audit(sample_db)] == ["lms-instructors"]
 
 
@@ -464,3 +464,28 @@ def test_a_check_reports_the_time_of_each_phase(checker: Checker) -> None:
         ("partial", "cloudflare"),
         ("partial", "record"),
     ]
+
+
+def test_a_vault_email_that_is_not_an_address_is_never_sent_and_is_named(
+    checker: Checker,
+    syncer: Syncer,
+    sample_db: Path,
+    simulator: CloudflareSimulator,
+    clock: FixedClock,
+) -> None:
+    with sqlite3.connect(sample_db) as conn:
+        add_member(conn, "jane doe@example.com", "g-2", clock())  # a typo in Vault
+        add_member(conn, "new.dev@example.com", "g-2", clock())
+    checker.check_all()
+    [outcome] = syncer.sync(SyncRequest(["developers"], trigger="cli", actor="cli"))
+    # Cloudflare refuses a whole PUT over one rule that is not an address (the simulator too):
+    # the other member is still pushed, the typo is named for a person to fix in Vault.
+    assert outcome.result is SyncResultKind.SYNCED and outcome.added == ("new.dev@example.com",)
+    assert "not an email address in Vault" in (outcome.reason or "")
+    assert "'jane doe@example.com'" in (outcome.reason or "")
+    check = checker.snapshots.current.checks["developers"]
+    assert [m.email for m in check.missing] == ["jane doe@example.com"]
+    # Auto-sync leaves alone a drift that only a fix in Vault can heal.
+    puts = len([m for m, _, _ in simulator.request_log if m == "PUT"])
+    assert syncer.auto_sync(AutoSync.ADD_ONLY, ["developers"]) == []
+    assert len([m for m, _, _ in simulator.request_log if m == "PUT"]) == puts
