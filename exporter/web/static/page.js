@@ -67,6 +67,15 @@
     panel.replaceChildren(el("div", { class: `msg msg-${kind}` }, ...children));
   }
 
+  // The outcome of an action: in the card's panel, or, when the card left the list (it is
+  // in sync now, or on another page), in the page's status line, which takes the focus.
+  function report(panel, kind, ...children) {
+    if (panel.isConnected) { show(panel, kind, ...children); return; }
+    const line = document.getElementById("announce");
+    line.textContent = children.map((c) => (typeof c === "string" ? c : c.textContent)).join(" ");
+    line.focus();
+  }
+
   const announce = (text) => { document.getElementById("announce").textContent = text; };
 
   // Runs one action: spinner in the panel, the card marked busy, errors shown in the panel.
@@ -177,7 +186,7 @@
     const data = await api("POST", "/iam/drift/sync", { ...target, force });
     const bad = data.results.some((r) => r.result === "blocked" || r.result === "error");
     await refresh();
-    show(panel, bad ? "warn" : "ok", el("p", {}, "Sync done:"), el("ul", {}, ...data.results.map((r) => outcomeLine(r, false))));
+    report(panel, bad ? "warn" : "ok", el("p", {}, "Sync done:"), el("ul", {}, ...data.results.map((r) => outcomeLine(r, false))));
   }
 
   const cardParts = (card) => ({
@@ -247,7 +256,7 @@
       return run(panel, async () => {
         const item = await api("POST", "/iam/drift/check", { audience });
         await refresh();
-        show(panel, item.status === "error" ? "warn" : "ok", `Checked: now ${item.status}${item.error_message ? ` (${item.error_message})` : ""}.`);
+        report(panel, item.status === "error" ? "warn" : "ok", `${audience}: checked, now ${item.status}${item.error_message ? ` (${item.error_message})` : ""}.`);
       });
     },
     "create-group": (card) => {
@@ -255,7 +264,7 @@
       return run(panel, async () => {
         const item = await api("POST", "/iam/drift/groups", { audience });
         await refresh();
-        show(panel, "ok", `Cloudflare group created; status now ${item.status}.`);
+        report(panel, "ok", `${audience}: Cloudflare group created; status now ${item.status}.`);
       });
     },
     unignore: (card) => {
@@ -263,7 +272,7 @@
       return run(panel, async () => {
         await api("DELETE", `/iam/drift/ignore/${encodeURIComponent(audience)}`);
         await refresh();
-        show(panel, "ok", "No longer ignored.");
+        report(panel, "ok", `${audience}: no longer ignored.`);
       });
     },
     details: (card, trigger) => toggleDetails(card, trigger),
@@ -338,8 +347,7 @@
       const item = await api("POST", "/iam/drift/ignore", { audience, duration: form.elements.duration.value, reason });
       await refresh();
       const text = `${audience}: ignored until ${item.ignored_until} — ${item.ignore_reason}`;
-      show(panel, "ok", text);
-      announce(text);
+      report(panel, "ok", text);
     });
   });
 
