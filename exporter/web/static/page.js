@@ -201,8 +201,8 @@
     query.set("audience", audience);
     const doc = await fragment(`/fragments/details?${query}`);
     const body = document.importNode(doc.querySelector(".details-body"), true);
-    enhance(body);
     details.replaceChildren(body);
+    enhance(body);
   }
 
   async function toggleDetails(card, trigger) {
