@@ -11,12 +11,17 @@ info), and their members different hints.
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import uvicorn
 
 from exporter.core.times import format_time
 from exporter.demo.sample import create_schema
@@ -235,11 +240,45 @@ def app_around(
 
 
 def serve_scale_world(
-    tmp: Path, simulator: CloudflareSimulator, session: Any, admin: str, read: str | None = None
+    tmp: Path,
+    simulator: CloudflareSimulator,
+    session: Any,
+    admin: str,
+    read: str | None = None,
+    counts: Counts | None = None,
 ) -> tuple[PageScaleWorld, Served, SteppedClock]:
     """The 300-audience world, checked in its waves, with the app in front of it."""
     clock = SteppedClock()
-    world = build_page_world(tmp / "vault.db", simulator)
+    world = build_page_world(tmp / "vault.db", simulator, counts)
     served = app_around(tmp / "vault.db", simulator, session, clock, admin, read)
     world.settle(lambda: served.checker.check_all("startup"), clock)
     return world, served, clock
+
+
+class LiveServer:
+    """The app under a real uvicorn on 127.0.0.1 (random port), in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start within 10 s")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
