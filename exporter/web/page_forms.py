@@ -27,13 +27,7 @@ from exporter.web.session import Session, csrf_matches
 
 router = APIRouter(prefix="/forms", include_in_schema=False)
 Field = Annotated[str, Form(max_length=500)]
-IGNORE_CHOICES = {
-    "1h": "1 hour",
-    "4h": "4 hours",
-    "24h": "24 hours",
-    "7d": "7 days",
-    "30d": "30 days",
-}
+IGNORE_CHOICES = ("1h", "4h", "24h", "7d", "30d")  # the choices of ignore_form.html
 DURATIONS = (
     "check_interval_seconds",
     "warning_threshold_seconds",

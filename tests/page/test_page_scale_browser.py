@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import requests
-from page_world import ADMIN_TOKEN, READ_TOKEN, LiveServer, login
+from page_world import ADMIN_TOKEN, READ_TOKEN, login
 from playwright.sync_api import expect
 
-from bench.page_world import LARGE, PageScaleWorld, serve_scale_world
+from bench.page_world import LARGE, LiveServer, PageScaleWorld, serve_scale_world
 from exporter.demo.simulator import CloudflareSimulator
 
 pytestmark = pytest.mark.browser
@@ -110,7 +110,8 @@ def test_every_action_works_with_the_keyboard_alone(fresh_scale: Scale, browser_
     world, url = fresh_scale
     page = browser_page
     page.goto(url + "/login")
-    page.keyboard.type(ADMIN_TOKEN)  # the token field has the focus
+    expect(page.get_by_label("Token")).to_be_focused()  # autofocus
+    page.keyboard.type(ADMIN_TOKEN)
     page.keyboard.press("Enter")
     page.wait_for_url(url + "/")
     # The badge's dropdown, then Ignore… from it: the dialog, a reason, Enter.
