@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,21 +15,41 @@ from exporter.core.times import format_time
 LIST_LIMIT = 100  # members listed per kind in the summary document (the seed's "and N more")
 
 
+@dataclass(frozen=True)
+class DriftFilter:
+    """The filters of ``GET /iam/drift``, shared by the operator page: a status, a namespace
+    (exact), ``q`` (part of the audience name, case-insensitive) and a list of audiences."""
+
+    status: str | None = None
+    namespace: str | None = None
+    q: str | None = None
+    audiences: Collection[str] | None = None
+
+    def admits(self, check: AudienceCheck) -> bool:
+        name = check.audience.audience
+        return (
+            (self.status is None or str(check.status) == self.status)
+            and (self.namespace is None or check.audience.namespace == self.namespace)
+            and (not self.q or self.q.casefold() in name.casefold())
+            and (self.audiences is None or name in self.audiences)
+        )
+
+    def select(self, checks: Iterable[AudienceCheck]) -> list[AudienceCheck]:
+        """The admitted checks, in the seed's order."""
+        return [check for check in ordered(checks) if self.admits(check)]
+
+
 def drift_document(
     snapshot: Snapshot,
     now: datetime,
     status: str | None = None,
     namespace: str | None = None,
     audiences: list[str] | None = None,
+    q: str | None = None,
 ) -> dict[str, Any]:
     """``GET /iam/drift``: the summary over all audiences, and the (filtered) items."""
-    items = [
-        item_document(check, snapshot, now)
-        for check in ordered(snapshot.checks.values())
-        if (status is None or str(check.status) == status)
-        and (namespace is None or check.audience.namespace == namespace)
-        and (audiences is None or check.audience.audience in audiences)
-    ]
+    selected = DriftFilter(status, namespace, q, audiences).select(snapshot.checks.values())
+    items = [item_document(check, snapshot, now) for check in selected]
     counts = snapshot.counts()
     return {
         "summary": {"total": sum(counts.values()), **counts},

@@ -37,9 +37,12 @@ def list_drift(
     _: Reader,
     status: StatusFilter | None = None,
     namespace: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="part of the audience name, any case")
+    ] = None,
 ) -> dict[str, Any]:
     """Every audience's drift status (the seed's document), from the last check."""
-    return drift_document(svc.snapshots.current, svc.clock(), status, namespace)
+    return drift_document(svc.snapshots.current, svc.clock(), status, namespace, q=q)
 
 
 @router.get("/settings", responses=ERRORS)

@@ -12,6 +12,7 @@ from exporter.service.work_lock import Busy
 from exporter.web.api import router as api_router
 from exporter.web.auth import AuthError
 from exporter.web.page import router as page_router
+from exporter.web.page_forms import router as forms_router
 from exporter.web.services import ApiError, WebServices, error_response
 
 
@@ -29,6 +30,7 @@ def create_app(services: WebServices, page: bool = True) -> FastAPI:
     app.include_router(api_router)
     if page:
         app.include_router(page_router)
+        app.include_router(forms_router)
     return app
 
 

@@ -1,14 +1,16 @@
 """The operator page: ``GET /`` and its login, rendered server-side from the last snapshot.
 
-The page never calls Cloudflare: it shows the last check. Its JavaScript acts through the
-JSON API (``/iam/drift/*``) with the session cookie and the CSRF header, then re-renders
-the list from ``GET /fragments/live``; ``GET /fragments/details`` renders one audience in
-full. Templates are autoescaped: audience names and emails are user data.
+The page never calls Cloudflare: it shows the last check. Everything works without
+JavaScript: filters and paging are links and a GET form, the details view, the settings and
+the ignore form are pages of their own, and actions are forms (``page_forms.py``). The
+script enhances it: it acts through the JSON API (``/iam/drift/*``) with the session cookie
+and the CSRF header, re-renders the list from ``GET /fragments/live``, opens the details
+view inside its card (``GET /fragments/details``) and settings and ignore as dialogs.
+Templates are autoescaped: audience names and emails are user data.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from datetime import datetime
@@ -20,13 +22,10 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 
-from exporter.core.document import LIST_LIMIT, audience_document, ordered
-from exporter.core.drift import hint
-from exporter.core.model import AlertLevel, AudienceCheck, Status
-from exporter.core.snapshot import Snapshot
+from exporter.core.document import LIST_LIMIT, audience_document
 from exporter.core.times import format_time, parse_time
 from exporter.web.auth import Role
-from exporter.web.services import WebServices
+from exporter.web.page_view import ListQuery, badge, card_id, details_url, overview
 from exporter.web.services import services as _services
 from exporter.web.session import (
     COOKIE,
@@ -48,7 +47,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-LEVEL_RANK = {AlertLevel.NONE: 0, AlertLevel.INFO: 1, AlertLevel.WARNING: 2, AlertLevel.CRITICAL: 3}
 
 
 @pass_context
@@ -89,152 +87,161 @@ _ENV = Environment(
     lstrip_blocks=True,
 )
 _ENV.filters.update(ago=_ago, duration=_duration, iso=_iso, rule=_rule)
-_ENV.globals.update(hint=hint, card_id=lambda name: card_id(name))  # defined below
+_ENV.globals.update(card_id=card_id, details_url=details_url)
 
 
-def _render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     html = _ENV.get_template(name).render(now=_services(request).clock(), **context)
-    return _hardened(HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"}))
+    return hardened(HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"}))
 
 
-def _hardened(response: R) -> R:
+def hardened(response: R) -> R:
     response.headers.update(SECURITY_HEADERS)
     return response
-
-
-def card_id(audience: str) -> str:
-    """An element id for an audience: names are user data, ids must be plain."""
-    return "aud-" + hashlib.sha256(audience.encode()).hexdigest()[:12]
-
-
-# -- view model ----------------------------------------------------------------------------
-
-
-def _card(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> dict[str, Any]:
-    name = check.audience.audience
-    verdict = snapshot.verdict(check, now)
-    return {
-        "audience": name,
-        "id": card_id(name),
-        "namespace": check.audience.namespace,
-        "status": str(check.status),
-        "level": str(verdict.level),
-        "reason": verdict.reason,  # the side that set the level: missing | extra
-        "ignore": snapshot.ignore_of(name, now),
-        "check": check,
-        "missing": check.missing[:LIST_LIMIT],
-        "extra": check.extra[:LIST_LIMIT],
-        "missing_more": max(0, len(check.missing) - LIST_LIMIT),
-        "extra_more": max(0, len(check.extra) - LIST_LIMIT),
-    }
-
-
-def _badge(snapshot: Snapshot, now: datetime) -> dict[str, Any]:
-    """The header badge: audiences alerting, coloured by the worst level (error >= warning)."""
-    worst, entries = AlertLevel.NONE, []
-    for check in ordered(snapshot.alerting(now)):
-        level = snapshot.level(check, now)
-        if check.status is Status.ERROR:
-            level = max(level, AlertLevel.WARNING, key=LEVEL_RANK.__getitem__)
-            summary = "API error"
-        else:
-            parts = [(len(check.missing), "missing"), (len(check.extra), "extra")]
-            summary = ", ".join(f"{n} {word}" for n, word in parts if n)
-        worst = max(worst, level, key=LEVEL_RANK.__getitem__)
-        entries.append({"audience": check.audience.audience, "summary": summary})
-    return {"count": len(entries), "level": str(worst), "entries": entries}
-
-
-def _live(svc: WebServices) -> dict[str, Any]:
-    snapshot, now = svc.snapshots.current, svc.clock()
-    return {
-        "snapshot": snapshot,
-        "counts": snapshot.counts(),
-        "badge": _badge(snapshot, now),
-        "cards": [_card(c, snapshot, now) for c in ordered(snapshot.checks.values())],
-    }
 
 
 # -- routes --------------------------------------------------------------------------------
 
 
-def _session(request: Request) -> Session | None:
+def page_session(request: Request) -> Session | None:
+    """The page's session; none at all while the page is disabled (no admin token)."""
     svc = _services(request)
     return read_session(request) if svc.tokens.admin is not None else None
 
 
+def frame(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
+    """What every full page's frame (header, badge, dialogs) needs."""
+    svc = _services(request)
+    snapshot = svc.snapshots.current
+    context: dict[str, Any] = {
+        "session": session,
+        "can_act": session.role is Role.ADMIN,
+        "settings": snapshot.settings,
+        "badge": badge(snapshot, svc.clock(), set()),
+    }
+    context.update(extra)
+    return context
+
+
+def _logged_out(request: Request) -> Response:
+    if _services(request).tokens.admin is None:
+        return render(request, "disabled.html")
+    return hardened(RedirectResponse("/login", status_code=303))
+
+
 @router.get("/")
 def index(request: Request) -> Response:
-    svc = _services(request)
-    if svc.tokens.admin is None:
-        return _render(request, "disabled.html")
-    session = _session(request)
+    """The list: what needs action as cards (one page of them), in sync as a table.
+
+    Filters and paging are in the URL (``?status=&namespace=&q=&offset=``)."""
+    session = page_session(request)
     if session is None:
-        return _hardened(RedirectResponse("/login", status_code=303))
-    return _render(
-        request,
-        "index.html",
-        session=session,
-        can_act=session.role is Role.ADMIN,
-        settings=svc.snapshots.current.settings,
-        **_live(svc),
-    )
+        return _logged_out(request)
+    svc = _services(request)
+    view = overview(svc.snapshots.current, svc.clock(), ListQuery.parse(request.query_params))
+    return render(request, "index.html", **frame(request, session, **view))
 
 
 @router.get("/fragments/live")
 def live_fragment(request: Request) -> Response:
     """The refreshable parts of the page (badge, widget, list), for the page's script."""
-    session = _session(request)
+    session = page_session(request)
     if session is None:
-        return _render(request, "expired.html", status=401)
-    live = _live(_services(request))
-    return _render(request, "live.html", can_act=session.role is Role.ADMIN, **live)
+        return render(request, "expired.html", status=401)
+    svc = _services(request)
+    view = overview(svc.snapshots.current, svc.clock(), ListQuery.parse(request.query_params))
+    return render(request, "live.html", session=session, can_act=session.role is Role.ADMIN, **view)
 
 
-@router.get("/fragments/details")
-def details_fragment(
-    request: Request,
-    audience: Annotated[str, Query(min_length=1, max_length=200)],
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = LIST_LIMIT,
-) -> Response:
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+AudienceName = Annotated[str, Query(min_length=1, max_length=200)]
+
+
+def _details(request: Request, audience: str, offset: int, limit: int) -> dict[str, Any] | None:
     """One audience in full (the API's audience document), members paged by offset/limit."""
-    if _session(request) is None:
-        return _render(request, "expired.html", status=401)
     svc = _services(request)
     snapshot = svc.snapshots.current
     check = snapshot.checks.get(audience)
     if check is None:
-        return _render(request, "expired.html", status=404, message="unknown audience")
+        return None
     history = svc.operator.history(audience)
     doc = audience_document(
         check, snapshot, svc.clock(), limit, offset, history.episodes, history.syncs
     )
     shown = max(len(doc["missing"]), len(doc["extra"]))
     total = max(doc["missing_total"], doc["extra_total"])
-    return _render(
-        request,
-        "details.html",
-        doc=doc,
-        id=card_id(audience),
-        previous=max(0, offset - limit) if offset > 0 else None,
-        next=offset + limit if offset + limit < total else None,
-        first=offset + 1 if shown else 0,
-        last=offset + shown,
-        total=total,
-    )
+    return {
+        "doc": doc,
+        "id": card_id(audience),
+        "limit": limit,
+        "previous": details_url(audience, max(0, offset - limit), limit) if offset > 0 else None,
+        "next": details_url(audience, offset + limit, limit) if offset + limit < total else None,
+        "first": offset + 1 if shown else 0,
+        "last": offset + shown,
+        "total": total,
+    }
+
+
+@router.get("/fragments/details")
+def details_fragment(
+    request: Request, audience: AudienceName, offset: Offset = 0, limit: Limit = LIST_LIMIT
+) -> Response:
+    """The details view as a panel inside its card (the page's script loads it)."""
+    if page_session(request) is None:
+        return render(request, "expired.html", status=401)
+    details = _details(request, audience, offset, limit)
+    if details is None:
+        return render(request, "expired.html", status=404, message="unknown audience")
+    return render(request, "details.html", **details)
+
+
+@router.get("/details")
+def details_page(
+    request: Request, audience: AudienceName, offset: Offset = 0, limit: Limit = LIST_LIMIT
+) -> Response:
+    """The details view as a page of its own: without JavaScript, or opened in a new tab."""
+    session = page_session(request)
+    if session is None:
+        return _logged_out(request)
+    details = _details(request, audience, offset, limit)
+    if details is None:
+        context = frame(request, session, message="No audience has that name.")
+        return render(request, "notice_page.html", status=404, **context)
+    return render(request, "details_page.html", **frame(request, session, **details))
+
+
+@router.get("/settings")
+def settings_page(request: Request) -> Response:
+    """The settings form as a page (the list opens it as a dialog)."""
+    session = page_session(request)
+    if session is None:
+        return _logged_out(request)
+    return render(request, "settings_page.html", **frame(request, session))
+
+
+@router.get("/ignore")
+def ignore_page(request: Request, audience: AudienceName) -> Response:
+    """The ignore form of one audience as a page (the list opens it as a dialog)."""
+    session = page_session(request)
+    if session is None:
+        return _logged_out(request)
+    if audience not in _services(request).snapshots.current.checks:
+        context = frame(request, session, message="No audience has that name.")
+        return render(request, "notice_page.html", status=404, **context)
+    return render(request, "ignore_page.html", **frame(request, session, audience=audience))
 
 
 @router.get("/login")
 def login_form(request: Request) -> Response:
     if _services(request).tokens.admin is None:
-        return _render(request, "disabled.html")
+        return render(request, "disabled.html")
     return _login_page(request)
 
 
 def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
     token = secrets.token_urlsafe(24)
-    response = _render(request, "login.html", status=status, csrf=token, error=error)
+    response = render(request, "login.html", status=status, csrf=token, error=error)
     response.set_cookie(
         LOGIN_COOKIE,
         token,
@@ -255,7 +262,7 @@ def login(
 ) -> Response:
     svc = _services(request)
     if svc.tokens.admin is None:
-        return _render(request, "disabled.html", status=403)
+        return render(request, "disabled.html", status=403)
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not csrf_matches(Session(Role.READ, expected), csrf):
         return _login_page(request, "The login form expired: please try again.", 400)
@@ -263,7 +270,7 @@ def login(
     if role is None:
         return _login_page(request, "That token is not valid.", 401)
     value, _ = issue_session(request, role)
-    response = _hardened(RedirectResponse("/", status_code=303))
+    response = hardened(RedirectResponse("/", status_code=303))
     response.set_cookie(
         COOKIE,
         value,
@@ -281,8 +288,8 @@ def login(
 def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
     session = read_session(request)
     if session is not None and not csrf_matches(session, csrf):
-        return _render(request, "expired.html", status=403, message="missing or invalid CSRF token")
-    response = _hardened(RedirectResponse("/login", status_code=303))
+        return render(request, "expired.html", status=403, message="missing or invalid CSRF token")
+    response = hardened(RedirectResponse("/login", status_code=303))
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
@@ -291,10 +298,10 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
 def static(name: str) -> Response:
     """The page's stylesheet and script (files, so the CSP can forbid inline code)."""
     if name not in STATIC:
-        return _hardened(Response("not found", status_code=404, media_type="text/plain"))
+        return hardened(Response("not found", status_code=404, media_type="text/plain"))
     response = FileResponse(HERE / "static" / name, media_type=STATIC[name])
     response.headers["Cache-Control"] = "no-cache"
-    return _hardened(response)
+    return hardened(response)
 
 
 def _secure(request: Request) -> bool:

@@ -4,10 +4,7 @@ and a real uvicorn server on loopback for the browser tests."""
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -120,35 +116,6 @@ def build_world(
     )
     checker.check_all("startup")
     return World(path, simulator, checker, services, create_app(services))
-
-
-class LiveServer:
-    """The app under a real uvicorn on 127.0.0.1 (random port), in a thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("uvicorn did not start within 10 s")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
 
 
 def login(page: Any, url: str, token: str) -> None:

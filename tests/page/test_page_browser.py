@@ -27,6 +27,10 @@ def badge_count(page: Any) -> Any:
     return page.locator("#alerts .badge-count")
 
 
+def in_sync_row(page: Any, audience: str) -> Any:
+    return page.locator(f'#in-sync tr[data-audience="{audience}"]')
+
+
 def api_get(url: str, path: str) -> Any:
     answer = requests.get(url + path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=5)
     answer.raise_for_status()
@@ -70,8 +74,10 @@ def test_dry_run_then_sync_turns_in_sync(live: Live, browser_page: Any) -> None:
     emails = world.simulator.group(world.group_id("lms-instructors"))["include"]
     assert {"email": {"email": "bob@example.com"}} not in emails  # a dry run changed nothing
     panel.get_by_role("button", name="Confirm sync").click()
-    expect(lms.locator(".status")).to_have_text("IN SYNC")
-    expect(lms.locator(".panel")).to_contain_text("added 2")
+    expect(in_sync_row(page, "lms-instructors")).to_have_count(1)  # in sync: a row, no card
+    expect(lms).to_have_count(0)
+    expect(page.locator("#announce")).to_contain_text("lms-instructors: added 2")
+    expect(page.locator("#announce")).to_be_focused()
     assert page.evaluate("window.__sameDocument") is True  # refreshed without a reload
     emails = world.simulator.group(world.group_id("lms-instructors"))["include"]
     assert {"email": {"email": "bob@example.com"}} in emails
@@ -95,7 +101,8 @@ def test_guarded_sync_is_blocked_then_forced(live: Live, browser_page: Any) -> N
     expect(panel).to_contain_text("forced: guards off")
     expect(panel).to_contain_text("would remove 8")
     panel.get_by_role("button", name="Confirm forced sync").click()
-    expect(admins.locator(".status")).to_have_text("IN SYNC")
+    expect(in_sync_row(page, "administrators")).to_have_count(1)
+    expect(page.locator("#announce")).to_contain_text("removed 8")
     with sqlite3.connect(world.path) as conn:
         forced = conn.execute("SELECT forced, removed_count FROM sys_infra_drift_audit").fetchall()
     assert forced == [(1, 8)]
@@ -108,9 +115,11 @@ def test_ignore_drops_the_badge_then_stop_ignoring(live: Live, browser_page: Any
     expect(badge_count(page)).to_have_text("3")
     lms = card(page, "lms-instructors")
     lms.get_by_role("button", name="Ignore", exact=True).click()
-    lms.get_by_label("Ignore for").select_option("4h")
-    lms.get_by_label("Reason").fill("contractor <b>onboarding</b>")
-    lms.get_by_role("button", name="Ignore drift").click()
+    dialog = page.get_by_role("dialog", name="Ignore the drift of “lms-instructors”")
+    dialog.get_by_label("Ignore for").select_option("4h")
+    dialog.get_by_label("Reason").fill("contractor <b>onboarding</b>")
+    dialog.get_by_role("button", name="Ignore drift").click()
+    expect(dialog).to_be_hidden()
     expect(badge_count(page)).to_have_text("2")
     expect(lms.locator(".ignored")).to_contain_text("— contractor <b>onboarding</b>")
     expect(lms.locator(".ignored")).to_contain_text("Ignored until 20")
@@ -126,7 +135,8 @@ def test_settings_saved_and_applied(live: Live, browser_page: Any) -> None:
     _, url = live
     page = browser_page
     login(page, url, ADMIN_TOKEN)
-    form = page.locator("#settings-form")
+    page.get_by_role("button", name="Settings", exact=True).click()
+    form = page.get_by_role("dialog", name="Settings").locator("#settings-form")
     form.get_by_label("Warning after").fill("3d")
     form.get_by_role("button", name="Save Settings").click()
     expect(form.locator('[data-error-for="warning_threshold_seconds"]')).to_contain_text(
@@ -161,11 +171,13 @@ def test_read_only_login_cannot_act(live: Live, browser_page: Any) -> None:
     page = browser_page
     login(page, url, READ_TOKEN)
     expect(page.locator(".notice")).to_contain_text("Read-only session")
-    for name in ("Sync Now", "Fix All", "Retry", "Create group", "Save Settings"):
+    page.get_by_role("button", name="Settings", exact=True).click()  # opens, read-only
+    for name in ("Sync Now", "Fix All", "Retry", "Create group", "Ignore", "Save Settings"):
         buttons = page.get_by_role("button", name=name, exact=True)
         assert buttons.count() >= 1, name
         for index in range(buttons.count()):
             expect(buttons.nth(index)).to_be_disabled()
+    page.keyboard.press("Escape")
     lms = card(page, "lms-instructors")
     lms.get_by_role("button", name="View Details").click()  # reading still works
     expect(lms.locator(".details-body")).to_contain_text("bob@example.com")
@@ -207,7 +219,8 @@ def test_injected_name_is_inert(live: Live, browser_page: Any, dialogs: list[str
     expect(evil.locator(".details-body")).to_contain_text("<script>alert(2)</script>")
     evil.get_by_role("button", name="Sync Now").click()
     evil.get_by_role("button", name="Confirm sync").click()
-    expect(evil.locator(".status")).to_have_text("IN SYNC")
+    expect(page.locator("#in-sync tr").filter(has_text="onerror")).to_have_count(1)
+    expect(page.locator("#in-sync th.name").filter(has_text="onerror")).to_have_text(EVIL_AUDIENCE)
     page.locator('[data-action="toggle-alerts"]').click()
     assert page.locator("img").count() == 0
     assert page.locator("script").count() == 1  # only /static/page.js
@@ -228,7 +241,7 @@ def test_fix_all_and_the_thirty_second_refresh(live: Live, browser_page: Any) ->
     # Someone edits a group by hand; the next check sees it; the page shows it within 30 s.
     world.add_extra_emails("developers", 1)
     world.checker.check_all("test")
-    expect(card(page, "developers").locator(".status")).to_have_text("IN SYNC")
+    expect(in_sync_row(page, "developers")).to_have_count(1)
     page.clock.run_for(31_000)
     expect(card(page, "developers").locator(".status")).to_have_text("DRIFT")
     expect(page.locator("#widget")).to_contain_text("1 drift detected")
@@ -240,8 +253,8 @@ def test_retry_and_create_group(live: Live, browser_page: Any) -> None:
     login(page, url, ADMIN_TOKEN)
     sales = card(page, "sales-team")
     sales.get_by_role("button", name="Retry").click()
-    expect(sales.locator(".panel")).to_contain_text("Checked: now error")
+    expect(sales.locator(".panel")).to_contain_text("sales-team: checked, now error")
     viewer = card(page, "lms-viewer")
     viewer.get_by_role("button", name="Create group").click()
-    expect(viewer.locator(".status")).to_have_text("IN SYNC")
-    expect(viewer.locator(".panel")).to_contain_text("Cloudflare group created")
+    expect(in_sync_row(page, "lms-viewer")).to_have_count(1)
+    expect(page.locator("#announce")).to_contain_text("Cloudflare group created")

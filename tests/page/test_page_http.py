@@ -99,14 +99,11 @@ def test_read_session_sees_everything_but_cannot_act(world: World) -> None:
     assert "lms-instructors" in html and "bob@example.com" in html
     assert "Read-only session" in html
     buttons = re.findall(
-        r'<button type="button"[^>]*data-action="(sync|retry|create-group)"[^>]*>', html
+        r'<button[^>]*data-action="(?:sync|retry|create-group|fix-all|unignore)"[^>]*>', html
     )
-    assert buttons and all(
-        "disabled" in b
-        for b in re.findall(
-            r'<button[^>]*data-action="(?:sync|retry|create-group|fix-all)"[^>]*>', html
-        )
-    )
+    assert len(buttons) == 5 and all("disabled" in b for b in buttons)
+    assert 'data-action="ignore"' not in html  # a disabled button, not the dialog's link
+    assert re.search(r'<input id="s-check_interval_seconds"[^>]* disabled>', html)
     headers = {"X-CSRF-Token": page_csrf(client), "X-Vault-Drift-Page": "1"}
     refused = client.post("/iam/drift/sync", json={"audience": "lms-instructors"}, headers=headers)
     assert refused.status_code == 403
@@ -171,12 +168,15 @@ def test_details_fragment_pages_members(world: World) -> None:
     world.checker.check_all("test")
     client = logged_in(world, READ_TOKEN)
     html = client.get("/").text
-    assert "and 50 more" in html
+    assert "and 145 more" in html  # a card shows 5 members per side
+    assert html.count('150 extra members</strong>, <span class="hint">manually added?') == 1
     first = client.get("/fragments/details", params={"audience": "developers"}).text
-    assert "(1\N{EN DASH}100 of 150)" in first and 'data-offset="100"' in first
+    assert "(1\N{EN DASH}100 of 150)" in first
+    assert 'href="/details?audience=developers&amp;offset=100&amp;limit=100"' in first
     assert "contractors.example.com" in first  # other rules, read-only
     second = client.get("/fragments/details", params={"audience": "developers", "offset": 100}).text
-    assert "(101\N{EN DASH}150 of 150)" in second and 'data-offset="0"' in second
+    assert "(101\N{EN DASH}150 of 150)" in second
+    assert 'href="/details?audience=developers&amp;limit=100"' in second  # back to offset 0
 
 
 def test_hints_name_exclusions_and_domain_rules_and_rules_show_their_list(world: World) -> None:

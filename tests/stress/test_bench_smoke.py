@@ -93,3 +93,18 @@ def test_compare_trees_small() -> None:
         assert result["metrics"][side]["bytes"] > 0
         assert len(result["full_check"]["steady"][side]["all"]) == 2
         assert len(result["full_check"]["revoking_2"][side]["all"]) == 2
+
+
+def test_page_scale_small() -> None:
+    from support import require_tool
+
+    require_tool("chromium")
+    result = run_bench("bench.page_scale")
+    screen = result["list"]["screen"]
+    assert result["audiences"] == 15 and screen["cards"] == 5
+    assert screen["count_in_first_screen"] is True
+    assert result["details"]["html_bytes"] > 0
+    assert all(
+        not counts or not ({"serious", "critical"} & set(counts))
+        for counts in result["axe_violations_by_impact"].values()
+    )

@@ -46,6 +46,15 @@ def test_filters(client: TestClient) -> None:
     assert bad.status_code == 422 and bad.json()["error"] == "invalid request"
 
 
+def test_name_search_q_with_the_other_filters(client: TestClient) -> None:
+    by_name = client.get("/iam/drift?q=LMS-", headers=auth()).json()
+    assert {i["audience"] for i in by_name["items"]} == {"lms-instructors", "lms-viewer"}
+    assert by_name["summary"]["total"] == 5  # the summary stays over every audience
+    both = client.get("/iam/drift?q=view&namespace=lms&status=pending", headers=auth()).json()
+    assert [i["audience"] for i in both["items"]] == ["lms-viewer"]
+    assert client.get("/iam/drift?q=nobody", headers=auth()).json()["items"] == []
+
+
 def test_one_audience_in_full_with_paging(client: TestClient) -> None:
     page = client.get("/iam/drift/lms-instructors?limit=1&offset=1", headers=auth()).json()
     assert page["missing_total"] == 2 and page["limit"] == 1

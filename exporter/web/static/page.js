@@ -1,5 +1,7 @@
 // vault-drift operator page: acts through the JSON API, then re-renders from server fragments.
 // Data goes into the DOM with textContent only; HTML comes only from autoescaped templates.
+// Without this script the page still works: actions are forms, details, settings and ignore
+// are pages, filters are links. The script turns those into panels and dialogs in place.
 "use strict";
 (() => {
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -65,6 +67,15 @@
     panel.replaceChildren(el("div", { class: `msg msg-${kind}` }, ...children));
   }
 
+  // The outcome of an action: in the card's panel, or, when the card left the list (it is
+  // in sync now, or on another page), in the page's status line, which takes the focus.
+  function report(panel, kind, ...children) {
+    if (panel.isConnected) { show(panel, kind, ...children); return; }
+    const line = document.getElementById("announce");
+    line.textContent = children.map((c) => (typeof c === "string" ? c : c.textContent)).join(" ");
+    line.focus();
+  }
+
   const announce = (text) => { document.getElementById("announce").textContent = text; };
 
   // Runs one action: spinner in the panel, the card marked busy, errors shown in the panel.
@@ -84,11 +95,40 @@
     }
   }
 
-  // Replaces the live regions with fresh server-rendered ones, keeping the JS-owned
-  // parts ([data-keep]: result panels, open details, ignore forms) where they were.
+  // Links that act in place (details, dialogs) are buttons to assistive technology.
+  function enhance(root) {
+    for (const link of root.querySelectorAll("a[data-action]")) {
+      if (link.dataset.action === "page" && !link.closest("article[data-audience]")) continue;
+      link.setAttribute("role", "button");
+    }
+  }
+
+  // Where the keyboard focus was, to put it back on the same control once re-rendered.
+  function focusKey() {
+    const active = document.activeElement;
+    if (!active || active === document.body) return null;
+    const card = active.closest("article[data-audience]");
+    return { id: active.id, card: card && card.id, action: active.dataset.action, text: active.textContent };
+  }
+
+  function restoreFocus(key) {
+    if (!key || document.activeElement !== document.body) return;
+    let target = key.id ? document.getElementById(key.id) : null;
+    if (!target && key.card && key.action) {
+      target = document.querySelector(`#${CSS.escape(key.card)} [data-action="${CSS.escape(key.action)}"]`);
+    }
+    if (target) target.focus();
+  }
+
+  // Replaces the live regions with fresh server-rendered ones (same filters: the URL's),
+  // keeping the JS-owned parts ([data-keep]: result panels, open details) where they were.
   async function refresh() {
-    const doc = await fragment("/fragments/live");
+    if (!document.getElementById("drift-list")) return; // details, settings: nothing live
+    const doc = await fragment(`/fragments/live${location.search}`);
     const menuOpen = document.querySelector('[data-action="toggle-alerts"]').getAttribute("aria-expanded") === "true";
+    const inSync = document.getElementById("in-sync");
+    const inSyncOpen = inSync ? inSync.open : null;
+    const focus = focusKey();
     for (const id of LIVE) {
       const old = document.getElementById(id);
       const parsed = doc.getElementById(id);
@@ -102,9 +142,13 @@
         const target = fresh.querySelector(`#${CSS.escape(toggle.getAttribute("aria-controls"))}`);
         if (target) toggle.setAttribute("aria-expanded", String(!target.hidden));
       }
+      enhance(fresh);
       old.replaceWith(fresh);
     }
+    const freshInSync = document.getElementById("in-sync");
+    if (freshInSync && inSyncOpen !== null) freshInSync.open = inSyncOpen;
     if (menuOpen) toggleMenu(true);
+    restoreFocus(focus);
   }
 
   function outcomeLine(result, dry) {
@@ -142,7 +186,7 @@
     const data = await api("POST", "/iam/drift/sync", { ...target, force });
     const bad = data.results.some((r) => r.result === "blocked" || r.result === "error");
     await refresh();
-    show(panel, bad ? "warn" : "ok", el("p", {}, "Sync done:"), el("ul", {}, ...data.results.map((r) => outcomeLine(r, false))));
+    report(panel, bad ? "warn" : "ok", el("p", {}, "Sync done:"), el("ul", {}, ...data.results.map((r) => outcomeLine(r, false))));
   }
 
   const cardParts = (card) => ({
@@ -151,21 +195,51 @@
     details: document.getElementById(`${card.id}-details`),
   });
 
-  async function loadDetails(card, offset) {
+  async function loadDetails(card, params) {
     const { audience, details } = cardParts(card);
-    const query = new URLSearchParams({ audience, offset: String(offset) });
+    const query = new URLSearchParams(params || {});
+    query.set("audience", audience);
     const doc = await fragment(`/fragments/details?${query}`);
-    details.replaceChildren(document.importNode(doc.querySelector(".details-body"), true));
+    const body = document.importNode(doc.querySelector(".details-body"), true);
+    details.replaceChildren(body);
+    enhance(body);
   }
 
   async function toggleDetails(card, trigger) {
     const { details, panel } = cardParts(card);
-    const opening = details.hidden;
+    const opening = details.hidden || !trigger.getAttribute("aria-controls");
     card.querySelectorAll('[data-action="details"][aria-controls]').forEach((b) => b.setAttribute("aria-expanded", String(opening)));
-    if (!opening && trigger.getAttribute("aria-controls")) { details.hidden = true; return; }
+    if (!opening) { details.hidden = true; return; }
     details.hidden = false;
-    await run(panel, async () => { await loadDetails(card, 0); panel.replaceChildren(); });
+    await run(panel, async () => { await loadDetails(card); panel.replaceChildren(); });
+    const heading = details.querySelector("h4");
+    if (heading && !trigger.getAttribute("aria-controls")) { // "and N more": go to the list
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
   }
+
+  // The settings and ignore dialogs; focus goes back to what opened them.
+  let opener = null;
+
+  function openDialog(dialog, trigger, first) {
+    opener = trigger;
+    dialog.showModal();
+    (first || dialog.querySelector("input:not([type=hidden]), select, button")).focus();
+  }
+
+  function openIgnore(audience, trigger) {
+    const dialog = document.getElementById("ignore-dialog");
+    const form = dialog.querySelector("form");
+    form.reset();
+    form.elements.audience.value = audience;
+    dialog.querySelector(".ignore-name").textContent = audience;
+    openDialog(dialog, trigger, form.elements.duration);
+  }
+
+  document.addEventListener("close", (event) => {
+    if (event.target.tagName === "DIALOG" && opener && opener.isConnected) opener.focus();
+  }, true);
 
   function toggleMenu(open) {
     const toggle = document.querySelector('[data-action="toggle-alerts"]');
@@ -182,7 +256,7 @@
       return run(panel, async () => {
         const item = await api("POST", "/iam/drift/check", { audience });
         await refresh();
-        show(panel, item.status === "error" ? "warn" : "ok", `Checked: now ${item.status}${item.error_message ? ` (${item.error_message})` : ""}.`);
+        report(panel, item.status === "error" ? "warn" : "ok", `${audience}: checked, now ${item.status}${item.error_message ? ` (${item.error_message})` : ""}.`);
       });
     },
     "create-group": (card) => {
@@ -190,65 +264,90 @@
       return run(panel, async () => {
         const item = await api("POST", "/iam/drift/groups", { audience });
         await refresh();
-        show(panel, "ok", `Cloudflare group created; status now ${item.status}.`);
+        report(panel, "ok", `${audience}: Cloudflare group created; status now ${item.status}.`);
       });
-    },
-    ignore: (card, trigger) => {
-      const form = document.getElementById(`${card.id}-ignore`);
-      form.hidden = !form.hidden;
-      trigger.setAttribute("aria-expanded", String(!form.hidden));
-      if (!form.hidden) form.querySelector("select").focus();
     },
     unignore: (card) => {
       const { audience, panel } = cardParts(card);
       return run(panel, async () => {
         await api("DELETE", `/iam/drift/ignore/${encodeURIComponent(audience)}`);
         await refresh();
-        show(panel, "ok", "No longer ignored.");
+        report(panel, "ok", `${audience}: no longer ignored.`);
       });
     },
     details: (card, trigger) => toggleDetails(card, trigger),
     page: (card, trigger) => run(cardParts(card).panel, async () => {
-      await loadDetails(card, Number(trigger.dataset.offset));
+      const label = trigger.textContent;
+      await loadDetails(card, new URL(trigger.href).searchParams);
       cardParts(card).panel.replaceChildren();
+      const links = [...cardParts(card).details.querySelectorAll('[data-action="page"]')];
+      const again = links.find((a) => a.textContent === label) || links[0];
+      if (again) again.focus();
     }),
   };
 
   document.addEventListener("click", (event) => {
-    const trigger = event.target.closest("button[data-action]");
+    const trigger = event.target.closest("[data-action]");
     if (!trigger) {
       if (!event.target.closest("#alerts")) toggleMenu(false);
       return;
     }
+    if (trigger.disabled) return;
     const action = trigger.dataset.action;
     if (action === "toggle-alerts") { toggleMenu(); return; }
+    if (action === "close-dialog") { trigger.closest("dialog").close(); return; }
+    if (action === "settings") {
+      const dialog = document.getElementById("settings-dialog");
+      if (!dialog) return; // the settings page itself: follow the link
+      event.preventDefault();
+      openDialog(dialog, trigger);
+      return;
+    }
+    if (action === "ignore") {
+      if (!document.getElementById("ignore-dialog")) return;
+      event.preventDefault();
+      toggleMenu(false);
+      openIgnore(trigger.dataset.audience, trigger);
+      return;
+    }
     if (action === "fix-all") {
+      event.preventDefault();
       const panel = document.getElementById("fixall-panel");
       run(panel, () => preview(panel, { all: true }, false));
       return;
     }
     const card = trigger.closest("article[data-audience]");
-    if (card && cardActions[action]) cardActions[action](card, trigger);
+    if (card && cardActions[action]) {
+      event.preventDefault();
+      cardActions[action](card, trigger);
+    }
   });
 
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") toggleMenu(false);
+    const link = event.target.closest && event.target.closest('a[role="button"]');
+    if (link && event.key === " ") { event.preventDefault(); link.click(); }
   });
 
+  // Forms inside dialogs go through the API; elsewhere (their own pages) they post as they are.
   document.addEventListener("submit", (event) => {
     const form = event.target;
-    if (form.id === "settings-form") { event.preventDefault(); saveSettings(form); return; }
-    if (!form.classList.contains("ignore-form")) return;
+    const dialog = form.closest("dialog");
+    if (!dialog) return;
     event.preventDefault();
-    const card = form.closest("article[data-audience]");
-    const { audience, panel } = cardParts(card);
+    if (form.id === "settings-form") { saveSettings(form); return; }
+    if (form.id !== "ignore-form") return;
+    const audience = form.elements.audience.value;
     const reason = form.elements.reason.value.trim();
-    if (!reason) { show(panel, "error", "Give a reason for ignoring this drift."); form.elements.reason.focus(); return; }
+    const card = document.querySelector(`article[data-audience="${CSS.escape(audience)}"]`);
+    const panel = card ? cardParts(card).panel : document.getElementById("fixall-panel");
+    if (!reason) { form.elements.reason.setAttribute("aria-invalid", "true"); form.elements.reason.focus(); return; }
+    dialog.close();
     run(panel, async () => {
       const item = await api("POST", "/iam/drift/ignore", { audience, duration: form.elements.duration.value, reason });
-      form.hidden = true;
       await refresh();
-      show(panel, "ok", `Ignored until ${item.ignored_until} — ${item.ignore_reason}`);
+      const text = `${audience}: ignored until ${item.ignored_until} — ${item.ignore_reason}`;
+      report(panel, "ok", text);
     });
   });
 
@@ -303,6 +402,8 @@
       await refresh();
     });
   }
+
+  enhance(document);
 
   setInterval(() => {
     const active = document.activeElement;
