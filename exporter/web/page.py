@@ -22,7 +22,7 @@ from jinja2.runtime import Context
 
 from exporter.core.document import LIST_LIMIT, audience_document, ordered
 from exporter.core.drift import hint
-from exporter.core.model import AlertLevel, AudienceCheck, Status
+from exporter.core.model import AlertLevel, AudienceCheck, DriftMember, Status
 from exporter.core.snapshot import Snapshot
 from exporter.core.times import format_time, parse_time
 from exporter.web.auth import Role
@@ -66,6 +66,12 @@ def _ago(context: Context, value: datetime | str | None) -> str:
     return "just now"  # pragma: no cover
 
 
+@pass_context
+def _hint(context: Context, member: DriftMember) -> str:
+    """The core's hint, its "2 h ago" measured from the ``now`` the page is rendered at."""
+    return hint(member, context["now"])
+
+
 def _duration(seconds: int) -> str:
     """The largest whole unit: 900 -> 15m, 86400 -> 24h (as the settings form shows them)."""
     for size, unit in ((3600, "h"), (60, "m")):
@@ -89,7 +95,7 @@ _ENV = Environment(
     lstrip_blocks=True,
 )
 _ENV.filters.update(ago=_ago, duration=_duration, iso=_iso, rule=_rule)
-_ENV.globals.update(hint=hint, card_id=lambda name: card_id(name))  # defined below
+_ENV.globals.update(hint=_hint, card_id=lambda name: card_id(name))  # defined below
 
 
 def _render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
