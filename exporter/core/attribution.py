@@ -175,13 +175,14 @@ def first_attribution(
 
 
 def window(member: DriftMember) -> tuple[datetime, datetime]:
-    """The stretch of the log to read for ``member``: from the last check that saw both sides
-    without it drifting (less ``SKEW``) to when it was first seen. The entry that made it
-    drift may carry a time up to ``SKEW`` later than that (Cloudflare's clock is not ours)."""
+    """Where the entry that made ``member`` drift must be: after the last check that saw both
+    sides without it drifting, up to when it was first seen, ``SKEW`` wider either side
+    (Cloudflare's clock is not ours, and its log may show an entry a little late). Nothing
+    is said to be missing from the log before it was read to the end of this window."""
     attribution = member.attribution
     since = attribution.since if attribution is not None else None
     start = since if since is not None else member.first_seen_at - UNKNOWN_ONSET
-    return start - SKEW, member.first_seen_at
+    return start - SKEW, member.first_seen_at + SKEW
 
 
 def is_pending(member: DriftMember, now: datetime) -> bool:
@@ -228,9 +229,7 @@ def resolve(
     if member.first_seen_at < now - RETENTION:
         return Attribution(EXPIRED)
     since, until = window(member)
-    named = [
-        c for c in changes if since <= c.at <= until + SKEW and c.names(member.kind, member.email)
-    ]
+    named = [c for c in changes if since <= c.at <= until and c.names(member.kind, member.email)]
     if named:
         latest = max(named, key=lambda c: (c.at, c.audit_log_id))
         return Attribution(FOUND, changed_by=latest.changed_by())

@@ -87,11 +87,13 @@ class Attributor:
             return checks
         earliest = min(w.since for w in needed.values())
         coverage, changes = self.vault.attribution_cache(needed.keys(), earliest)
+        # What the log was not read for yet (up to now: the rest of a window, a moment after
+        # a member was first seen, is read by a later cycle before "no entry" is said).
         unread = {
-            g: w for g, w in needed.items() if g not in coverage or not coverage[g].covers(
-                w.since, w.until
-            )
-        }  # fmt: skip
+            g: w
+            for g, w in needed.items()
+            if g not in coverage or not coverage[g].covers(w.since, min(w.until, now))
+        }
         if unread and may_read and self.enabled:
             groups = {c.audience.group_id for c in checks if c.audience.group_id is not None}
             if self._read(unread, coverage, groups, now):
@@ -116,7 +118,9 @@ class Attributor:
         """One listing from the earliest stretch still unread to now; True when it was kept."""
         since = min(_unread_start(w, coverage.get(g)) for g, w in unread.items())
         try:
-            listing = self.reader.group_changes(since, now, groups)
+            # Up to a little past now: an entry stamped by Cloudflare's clock, a little ahead
+            # of ours, is read now rather than never (what was read is said to end at now).
+            listing = self.reader.group_changes(since, now + SKEW, groups)
         except RateLimited as exc:
             log.info("audit log not read this cycle: %s", exc)
             return False
@@ -140,7 +144,8 @@ class Attributor:
         classified = [
             replace(c, source=classify(c, self.vault_api_actors, own)) for c in listing.changes
         ]
-        read = _extended(coverage, groups, since, listing.read_until)
+        until = None if listing.read_until is None else min(listing.read_until, now)
+        read = _extended(coverage, groups, since, until)
         self.vault.record_group_changes(classified, read)
         if any(c.source == "manual" for c in classified):
             self._manual = None  # read the counts again
