@@ -93,3 +93,12 @@ def test_compare_trees_small() -> None:
         assert result["metrics"][side]["bytes"] > 0
         assert len(result["full_check"]["steady"][side]["all"]) == 2
         assert len(result["full_check"]["revoking_2"][side]["all"]) == 2
+
+
+def test_attribution_cost_small() -> None:
+    [run] = run_bench("bench.attribution_cost")["runs"]
+    assert run["listings"] <= run["checks"]  # at most one listing a cycle
+    assert run["audit_requests"] == run["listings"]  # a listing of these sizes is one page
+    assert run["manual_changes_counted"] == run["drifting_groups_per_hour"] * run["hours"]
+    assert run["extra_member_checks_attributed"] == run["extra_member_checks_resolved"] > 0
+    assert run["audit_budget_share_percent"] < 1
