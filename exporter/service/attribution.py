@@ -23,14 +23,16 @@ from datetime import datetime
 from exporter.cloudflare.audit import AuditLogReader
 from exporter.cloudflare.wire import CloudflareError, RateLimited
 from exporter.core.attribution import (
+    PENDING,
     SKEW,
     Coverage,
     GroupChange,
     classify,
+    drifting,
     pending_windows,
 )
 from exporter.core.drift import attribute
-from exporter.core.model import AudienceCheck
+from exporter.core.model import AudienceCheck, DriftMember
 from exporter.vault.store import VaultError, VaultStore
 
 log = logging.getLogger("vault_drift.attribution")
@@ -82,11 +84,15 @@ class Attributor:
     def _attach(
         self, checks: list[AudienceCheck], now: datetime, may_read: bool
     ) -> list[AudienceCheck]:
-        needed = pending_windows(checks, now)
-        if not needed:
+        waiting = [c for c in checks if any(_undecided(m) for m in drifting(c))]
+        if not waiting:
             return checks
-        earliest = min(w.since for w in needed.values())
-        coverage, changes = self.vault.attribution_cache(needed.keys(), earliest)
+        needed = pending_windows(waiting, now)  # empty when all are past the log's reach
+        coverage: dict[str, Coverage] = {}
+        changes: list[GroupChange] = []
+        if needed:
+            earliest = min(w.since for w in needed.values())
+            coverage, changes = self.vault.attribution_cache(needed.keys(), earliest)
         # What the log was not read for yet (up to now: the rest of a window, a moment after
         # a member was first seen, is read by a later cycle before "no entry" is said).
         unread = {
@@ -101,12 +107,14 @@ class Attributor:
         by_group: dict[str, list[GroupChange]] = {}
         for change in changes:
             by_group.setdefault(change.group_id, []).append(change)
-        return [
-            attribute(c, by_group.get(gid, ()), coverage.get(gid), now)
-            if (gid := c.audience.group_id) in needed
-            else c
-            for c in checks
-        ]
+        chosen = {id(c) for c in waiting}
+        result = []
+        for check in checks:
+            if id(check) in chosen:
+                group_id = check.audience.group_id or ""
+                check = attribute(check, by_group.get(group_id, ()), coverage.get(group_id), now)
+            result.append(check)
+        return result
 
     def _read(
         self,
@@ -160,6 +168,11 @@ class Attributor:
             },
         )
         return True
+
+
+def _undecided(member: DriftMember) -> bool:
+    attribution = member.attribution
+    return attribution is None or attribution.outcome == PENDING
 
 
 def _unread_start(window: Coverage, known: Coverage | None) -> datetime:

@@ -226,3 +226,22 @@ def test_at_most_one_listing_per_cycle_and_nothing_is_read_twice(
     assert member(restarted, "administrators", "administrators0@example.org").attribution == (
         member(services, "administrators", "administrators0@example.org").attribution
     )
+
+
+def test_a_drift_older_than_the_logs_reach_says_so_without_reading_it(
+    services: Services, simulator: CloudflareSimulator, clock: FixedClock, sample_db: Path
+) -> None:
+    settle(services, clock)
+    settle(services, clock)  # the first check's drift looked up to the end of its window
+    with sqlite3.connect(sample_db) as conn:  # olduser has been extra for 19 months, unknown why
+        conn.execute(
+            "UPDATE sys_infra_drift_member SET first_seen_at = '2025-04-01T00:00:00Z',"
+            " attribution = '{\"outcome\":\"pending\"}' WHERE email = 'olduser@example.com'"
+        )
+    before = audit_requests(simulator)
+    services.checker.check_all()
+    olduser = member(services, "lms-instructors", "olduser@example.com")
+    assert hint(olduser, clock()) == (
+        "in Cloudflare but not in Vault: no audit entry found (older than the audit log's 18 months)"
+    )
+    assert audit_requests(simulator) == before
