@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from support import T0, FixedClock, make_client
 
+from exporter.cloudflare.wire import CloudflareError
 from exporter.core.drift import hint
 from exporter.core.model import DriftMember, Group
 from exporter.demo.sample import build_sample
@@ -245,3 +246,29 @@ def test_a_drift_older_than_the_logs_reach_says_so_without_reading_it(
         "in Cloudflare but not in Vault: no audit entry found (older than the audit log's 18 months)"
     )
     assert audit_requests(simulator) == before
+
+
+class BrokenLog:
+    """An audit log whose every answer is a page cut short (what the reader raises then)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def group_changes(self, since: object, before: object, group_ids: object) -> None:
+        self.calls += 1
+        raise CloudflareError("invalid JSON in response", status=200, request="GET /audit_logs")
+
+
+def test_a_malformed_answer_never_fails_a_check_and_the_next_cycle_tries_again(
+    services: Services, clock: FixedClock
+) -> None:
+    attributor = services.checker.attribution
+    assert attributor is not None
+    attributor.reader = BrokenLog()  # type: ignore[assignment]
+    first = services.checker.check_all()
+    clock.advance(minutes=15)
+    second = services.checker.check_all()
+    assert first.cycle_error is None and second.cycle_error is None
+    assert first.attribution_up is False and attributor.enabled  # not off: tried again
+    assert attributor.reader.calls == 2  # type: ignore[attr-defined]
+    assert str(second.checks["lms-instructors"].status) == "drift"
