@@ -10,7 +10,15 @@ import argparse
 import json
 from typing import Any
 
-from . import budget, check_cost, d1_cost, listing_memory, page_scale, serve_latency
+from . import (
+    attribution_cost,
+    budget,
+    check_cost,
+    d1_cost,
+    listing_memory,
+    page_scale,
+    serve_latency,
+)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -25,6 +33,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "listing_memory": listing_memory.main(flags),
         "d1_cost": d1_cost.main(flags),
         "page_scale": page_scale.main(flags),
+        "attribution_cost": attribution_cost.main(flags),
     }
     print(json.dumps(results, indent=2))
     return results

@@ -91,6 +91,12 @@ class Config(BaseSettings):
     log_level: str = Field(
         "info", validation_alias=AliasChoices("VAULT_DRIFT_LOG_LEVEL", "log_level")
     )
+    # vault-api's Cloudflare actors (token ids, actor ids or emails): its writes in the audit
+    # log are named "vault-api", never counted as manual edits (SPEC §10).
+    vault_api_actors: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("VAULT_DRIFT_VAULT_API_ACTORS", "vault_api_actors"),
+    )
 
     @field_validator(
         "cloudflare_api_token",
@@ -174,6 +180,15 @@ class Config(BaseSettings):
     def _recipients(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("vault_api_actors", mode="before")
+    @classmethod
+    def _actors(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(part).strip().lower() for part in value if str(part).strip()]
         return value
 
     @field_validator("smtp_port")

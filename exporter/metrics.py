@@ -80,6 +80,12 @@ class AudienceCollector(Collector):
         checked = gauge("last_check_timestamp_seconds", "Last completed check of the audience")
         synced = gauge("last_sync_timestamp_seconds", "Last successful sync of the audience")
         sides = _Sides(gauge)
+        manual = CounterMetricFamily(
+            "vault_drift_audience_manual_changes",
+            "Cloudflare edits to the audience's group by anyone but vault-api and vault-drift,"
+            " as read from the account audit log (persisted)",
+            labels=LABELS,
+        )
         for check in snapshot.checks.values():
             a = check.audience
             labels = [a.audience, a.namespace, a.provider]
@@ -97,9 +103,11 @@ class AudienceCollector(Collector):
             checked.add_metric(labels, check.checked_at.timestamp())
             if a.last_sync_at is not None:
                 synced.add_metric(labels, a.last_sync_at.timestamp())
+            manual.add_metric(labels, snapshot.manual_changes.get(a.audience, 0))
         yield from (status.family, expected, actual, missing, extra, started, level.family)
         yield from (ignored, checked, synced)
         yield from sides.families()
+        yield manual
         yield revocation_histogram(snapshot)
 
 
@@ -206,15 +214,24 @@ class DriftCollector(Collector):
             if state is not None:
                 up.add_metric([source], 1 if state else 0)
         yield up
+        if snapshot.attribution_up is not None:
+            yield GaugeMetricFamily(
+                "vault_drift_attribution_up",
+                "1 while Cloudflare's audit log can be read to say who changed drifting"
+                " members; 0 once the token was refused it (403) or the last read failed",
+                value=1 if snapshot.attribution_up else 0,
+            )
 
     def _cloudflare_families(self, stats: dict[str, Any]) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "vault_drift_cloudflare_requests",
-            "HTTP requests sent to Cloudflare, by API (access, d1), method and status class",
+            "HTTP requests sent to Cloudflare, by API (access, audit, d1), method and status class",
             labels=["api", "method", "status_class"],
         )
         for (method, status_class), count in sorted(stats["requests"].items()):
             requests.add_metric(["access", method, status_class], count)
+        for (method, status_class), count in sorted(stats.get("audit", {}).items()):
+            requests.add_metric(["audit", method, status_class], count)
         d1 = stats.get("d1")
         for (method, status_class), count in sorted((d1 or {}).get("requests", {}).items()):
             requests.add_metric(["d1", method, status_class], count)

@@ -75,4 +75,12 @@ def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None 
     """Open the Vault store (VaultError if unusable) and connect the services."""
     client = cloudflare_client(config)
     vault = open_vault(config, client)
-    return Runtime(config, assemble(vault, client, clock=clock, events=events))
+    services = assemble(
+        vault,
+        client,
+        clock=clock,
+        events=events,
+        attribution=True,
+        vault_api_actors=config.vault_api_actors,
+    )
+    return Runtime(config, services)

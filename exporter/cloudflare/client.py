@@ -22,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 
+from exporter.cloudflare.audit import AuditLogReader
 from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, retry_policy
 from exporter.cloudflare.stream import CHUNK_BYTES, EnvelopeStream, NotAnObject, NotJson
 from exporter.cloudflare.wire import (
@@ -101,6 +102,19 @@ class CloudflareClient:
     def rate_gate(self) -> RateLimitGate:
         """The one 429 gate of this token's budget; the D1 client shares it (``d1.py``)."""
         return self._gate
+
+    def audit_log(self, **options: Any) -> AuditLogReader:
+        """The account audit log, read with this client's session, token, gate and budget."""
+        return AuditLogReader(
+            account_url=self._account_url,
+            token=self._token,
+            session=self._session,
+            gate=self._gate,
+            stats=self.stats,
+            timeout=self._timeout,
+            clock=self._clock,
+            **options,
+        )
 
     def pause_left(self) -> float | None:
         """Seconds until calls go out again after a 429; None when they go out now."""

@@ -112,6 +112,8 @@ class ClientStats:
     d1_rows_written: int = 0
     d1_seconds: float = 0.0  # time spent waiting for D1's answers
     d1_used: bool = False
+    # The account audit log (attribution, SPEC §10) shares the budget too: counted apart.
+    audit_requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_request(self, method: str, status: int | None) -> None:
@@ -122,6 +124,10 @@ class ClientStats:
         with self.lock:
             self.d1_requests[(method, status_class(status))] += 1
             self.d1_seconds += seconds
+
+    def count_audit_request(self, method: str, status: int | None) -> None:
+        with self.lock:
+            self.audit_requests[(method, status_class(status))] += 1
 
     def count_d1_rows(self, read: int, written: int) -> None:
         """Rows D1 says a successful answer read and wrote (its ``meta``)."""
@@ -147,6 +153,7 @@ class ClientStats:
                 "rate_limit_reset_seconds": self.rate_limit_reset_seconds,
                 "paused_until": self.paused_until,
                 "paused_until_wall": self.paused_until_wall,
+                "audit": dict(self.audit_requests),
                 "d1": {
                     "requests": dict(self.d1_requests),
                     "rows_read": self.d1_rows_read,

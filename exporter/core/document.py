@@ -99,15 +99,25 @@ def item_document(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> di
     return item
 
 
-def member_document(member: DriftMember) -> dict[str, Any]:
+def member_document(member: DriftMember, now: datetime | None = None) -> dict[str, Any]:
     document: dict[str, Any] = {
         "email": member.email,
         "first_seen_at": format_time(member.first_seen_at),
-        "hint": hint(member),
+        "hint": hint(member, now),
+        "changed_by": changed_by_document(member),
     }
     if member.kind == "missing":
         document["added_in_vault_at"] = format_time(member.added_in_vault_at)
     return document
+
+
+def changed_by_document(member: DriftMember) -> dict[str, Any] | None:
+    """Who made the member drift, from Cloudflare's audit log (SPEC §10); None when no
+    entry explains it (not looked up yet, none found, or a Vault change)."""
+    attribution = member.attribution
+    if attribution is None or attribution.changed_by is None:
+        return None
+    return attribution.changed_by.as_document()
 
 
 def audience_document(
@@ -123,8 +133,9 @@ def audience_document(
     document = item_document(check, snapshot, now)
     document.pop("drift_details", None)
     document["group_id_present"] = check.audience.group_id is not None
-    document["missing"] = [member_document(m) for m in check.missing[offset : offset + limit]]
-    document["extra"] = [member_document(m) for m in check.extra[offset : offset + limit]]
+    shown = slice(offset, offset + limit)
+    document["missing"] = [member_document(m, now) for m in check.missing[shown]]
+    document["extra"] = [member_document(m, now) for m in check.extra[shown]]
     document["missing_total"] = len(check.missing)
     document["extra_total"] = len(check.extra)
     document["limit"] = limit

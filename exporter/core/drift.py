@@ -9,10 +9,20 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from exporter.core.attribution import (
+    PENDING,
+    VAULT,
+    Coverage,
+    GroupChange,
+    attribution_words,
+    first_attribution,
+    resolve,
+)
 from exporter.core.exposure import closed_seconds, revocations
 from exporter.core.model import (
     Actual,
     AlertLevel,
+    Attribution,
     Audience,
     AudienceCheck,
     DriftMember,
@@ -137,7 +147,14 @@ def evaluate(
         for kind, emails in ((MISSING, missing), (EXTRA, extra))
         for email in emails
     }
-    missing_members = _missing_members(missing, first_seen, expected, excluded, actual.group)
+    attributions = _attributions(first_seen, memory, expected)
+    missing_members = _missing_members(
+        missing, first_seen, expected, excluded, actual.group, attributions
+    )
+    extra_members = tuple(
+        DriftMember(e, EXTRA, first_seen[(EXTRA, e)], attribution=attributions[(EXTRA, e)])
+        for e in extra
+    )
     return AudienceCheck(
         audience=audience,
         status=Status.DRIFT,
@@ -145,16 +162,13 @@ def evaluate(
         expected_count=len(expected.members),
         actual_count=len(have),
         missing=missing_members,
-        extra=tuple(DriftMember(e, EXTRA, first_seen[(EXTRA, e)]) for e in extra),
+        extra=extra_members,
         other_rules=others,
         memory=DriftMemory(
             drift_since=memory.drift_since or now,
             first_seen=first_seen,
-            notes={
-                (MISSING, m.email): note
-                for m in missing_members
-                if (note := access_note(m)) is not None
-            },
+            notes=_notes(missing_members, extra_members),
+            attributions=attributions,
             missing_since=(memory.missing_since or now) if missing else None,
             extra_since=(memory.extra_since or now) if extra else None,
             observed_at=now,
@@ -170,6 +184,7 @@ def _missing_members(
     expected: Expected,
     excluded: set[str],
     group: Group,
+    attributions: dict[tuple[str, str], Attribution],
 ) -> tuple[DriftMember, ...]:
     """Missing members, each with what the group's other rules say about its access."""
     domains = _domains(group.include) if missing else set()
@@ -181,9 +196,64 @@ def _missing_members(
             parse_time(expected.members[e]),
             excluded=e in excluded,
             domain_rule=_covering(e, domains),
+            attribution=attributions[(MISSING, e)],
         )
         for e in missing
     )
+
+
+def _attributions(
+    first_seen: dict[tuple[str, str], datetime], memory: DriftMemory, expected: Expected
+) -> dict[tuple[str, str], Attribution]:
+    """What is known of who made each member drift: kept while it drifts; for a new one,
+    to look up after the last check that saw both sides (unless a Vault grant explains it)."""
+    known, result = memory.attributions, {}
+    for key in first_seen:
+        kept = known.get(key)
+        if kept is None and key in memory.first_seen:
+            kept = Attribution(PENDING)  # drifting since before attributions were kept
+        if kept is None:
+            kind, email = key
+            granted = parse_time(expected.members.get(email)) if kind == MISSING else None
+            kept = first_attribution(kind, granted, memory.observed_at)
+        result[key] = kept
+    return result
+
+
+def _notes(*members: Iterable[DriftMember]) -> dict[tuple[str, str], str]:
+    return {
+        (m.kind, m.email): note
+        for side in members
+        for m in side
+        if (note := member_note(m)) is not None
+    }
+
+
+def attribute(
+    check: AudienceCheck, changes: Iterable[GroupChange], coverage: Coverage | None, now: datetime
+) -> AudienceCheck:
+    """The check with what the audit log says about its pending members, in its members and
+    in the memory that is persisted (their attribution, and the note reports show)."""
+    found = list(changes)
+    updates = {
+        (m.kind, m.email): result
+        for m in (*check.missing, *check.extra)
+        if (result := resolve(m, found, coverage, now)) is not None
+    }
+    if not updates:
+        return check
+
+    def update(member: DriftMember) -> DriftMember:
+        result = updates.get((member.kind, member.email))
+        return member if result is None else replace(member, attribution=result)
+
+    missing, extra = tuple(map(update, check.missing)), tuple(map(update, check.extra))
+    memory = replace(
+        check.memory,
+        attributions={**check.memory.attributions, **updates},
+        notes=_notes(missing, extra),
+    )
+    return replace(check, missing=missing, extra=extra, memory=memory)
 
 
 def _domains(include: Iterable[Rule]) -> set[str]:
@@ -292,14 +362,22 @@ def access_note(member: DriftMember) -> str | None:
     return None
 
 
-def hint(member: DriftMember) -> str:
-    """A short guess at why a member drifts, shown beside it."""
-    note = access_note(member)
+def member_note(member: DriftMember) -> str | None:
+    """What explains a member in words, as reports show it beside the email (persisted with
+    the member): the group's other rules first, then who changed it, with its date."""
+    return access_note(member) or attribution_words(member, None)
+
+
+def hint(member: DriftMember, now: datetime | None = None) -> str:
+    """Why a member drifts, shown beside it: what the audit log says (its age measured from
+    ``now``), else a short guess."""
+    note = access_note(member) or attribution_words(member, now)
     if note is not None:
         return note
     if member.kind == MISSING:
         added = member.added_in_vault_at
-        if added is not None and member.first_seen_at - added <= RECENT:
+        vault = member.attribution is not None and member.attribution.outcome == VAULT
+        if vault or (added is not None and member.first_seen_at - added <= RECENT):
             return "added in Vault recently: the push to Cloudflare may not have run yet"
         return "in Vault but not in Cloudflare: push failed or removed by hand"
     return "manually added? in Cloudflare but not in Vault (or removed from Vault)"

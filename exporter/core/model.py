@@ -10,6 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from exporter.core.times import format_time
+
 Rule = dict[str, Any]
 """A Cloudflare Access rule: a one-key object such as ``{"email": {"email": "a@x.com"}}``."""
 
@@ -103,6 +105,38 @@ class Actual:
 
 
 @dataclass(frozen=True)
+class ChangedBy:
+    """The audit-log entry that explains a drifting member (``changed_by`` in the API)."""
+
+    actor: str  # an email, "vault-api" or "vault-drift"
+    actor_type: str | None  # Cloudflare's actor.type as read ("user", "admin", ...)
+    interface: str  # dashboard | api | what Cloudflare said, lowercased | unknown
+    at: datetime
+    audit_log_id: str
+    source: str = "manual"  # manual | vault-api | exporter
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor,
+            "actor_type": self.actor_type,
+            "interface": self.interface,
+            "at": format_time(self.at),
+            "audit_log_id": self.audit_log_id,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What Cloudflare's audit log says about one drifting member (``core/attribution.py``):
+    ``pending`` | ``found`` | ``not_found`` | ``vault`` | ``expired``."""
+
+    outcome: str
+    since: datetime | None = None  # pending: the last check that saw both sides before
+    changed_by: ChangedBy | None = None
+
+
+@dataclass(frozen=True)
 class DriftMember:
     email: str
     kind: str  # "missing" | "extra"
@@ -111,6 +145,8 @@ class DriftMember:
     # What the group's other rules say about a missing member's access in Cloudflare.
     excluded: bool = False  # an email rule of exclude names them: no access, whatever include says
     domain_rule: str | None = None  # an email_domain include rule gives them access anyway
+    # What Cloudflare's audit log says about who made it drift (None: nothing known yet).
+    attribution: Attribution | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +181,8 @@ class DriftMemory:
     extra_since: datetime | None = None
     observed_at: datetime | None = None
     closed: MemberSeconds = field(default_factory=MemberSeconds)
+    # (kind, email): what the audit log says about a drifting member (persisted with it)
+    attributions: dict[tuple[str, str], Attribution] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -82,13 +82,16 @@ class SidePreview:
         return self.total - sum(len(group.shown) for group in self.groups)
 
 
-def preview(members: Sequence[DriftMember], limit: int = CARD_MEMBERS) -> SidePreview:
+def preview(
+    members: Sequence[DriftMember], now: datetime | None = None, limit: int = CARD_MEMBERS
+) -> SidePreview:
     """Group a side's members by hint (largest group first) and share ``limit`` places among
     the groups in turn, so that a rare hint (an exclusion) is not hidden by a common one.
-    Groups left without a place are counted in ``more``, not listed."""
+    Groups left without a place are counted in ``more``, not listed. ``now`` is what an
+    attributed hint's age ("2 h ago") is measured from."""
     by_hint: dict[str, list[DriftMember]] = {}
     for member in members:
-        by_hint.setdefault(hint(member), []).append(member)
+        by_hint.setdefault(hint(member, now), []).append(member)
     ordered = sorted(by_hint.items(), key=lambda item: -len(item[1]))  # stable: first seen
     places = [0] * len(ordered)
     left, turn = min(limit, len(members)), 0

@@ -23,6 +23,10 @@ class Snapshot:
     cloudflare_up: bool | None = None
     cycle_error: str | None = None
     revocations: RevocationTotals = field(default_factory=dict)  # by (namespace, provider)
+    # Cloudflare edits to each audience's group by anyone but vault-api and the exporter, as
+    # read from the audit log (persisted); None: attribution is not wired (one-shot tools).
+    manual_changes: dict[str, int] = field(default_factory=dict)  # by audience
+    attribution_up: bool | None = None  # False once the audit log cannot be read
 
     def counts(self) -> dict[str, int]:
         found = Counter(str(check.status) for check in self.checks.values())

@@ -28,12 +28,17 @@ from exporter.core.table import drift_table
 from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
+from exporter.demo.simulator_audit import Actor
 from exporter.server import check_listen, serve
 
 log = logging.getLogger("vault_drift.demo")
 LIFE_SECONDS = 60.0
 DEMO_ACCOUNT_ID, DEMO_CLOUDFLARE_TOKEN = "demo-account", "demo-token"
 DEMO_D1_DATABASE_ID = "00000000-0000-4000-8000-0000000000d1"
+# Who edits the demo's groups, as Cloudflare's audit log names them: a person in the
+# dashboard, and vault-api pushing Vault's changes (VAULT_DRIFT_VAULT_API_ACTORS names it).
+DEMO_EDITOR = "jane@corp.example"
+DEMO_VAULT_API = Actor("vault-api@demo-account.example")
 
 
 def run_demo(
@@ -132,6 +137,7 @@ def demo_config(
         admin_token=f"demo-admin-{secrets.token_hex(8)}",
         read_token=f"demo-read-{secrets.token_hex(8)}",
         check_interval="1m",
+        vault_api_actors=DEMO_VAULT_API.email,
     )
 
 
@@ -228,26 +234,33 @@ class DemoLife:
             self.notify(["developers"])
 
     def _cloudflare_catches_up(self) -> None:
+        """vault-api pushes the new hire (through the API, with its own token)."""
         group = self._group("developers")
         self.simulator.set_include(
-            group["id"], [*group["include"], {"email": {"email": "newhire@example.com"}}]
+            group["id"],
+            [*group["include"], {"email": {"email": "newhire@example.com"}}],
+            DEMO_VAULT_API,
+            interface="API",
         )
 
     def _manual_extra_in_cloudflare(self) -> None:
+        """Someone adds a contractor by hand in the dashboard: the page names her."""
         group = self._group("administrators")
         self.simulator.set_include(
-            group["id"], [*group["include"], {"email": {"email": "contractor@example.org"}}]
+            group["id"],
+            [*group["include"], {"email": {"email": "contractor@example.org"}}],
+            DEMO_EDITOR,
         )
 
     def _manual_extra_removed(self) -> None:
         group = self._group("administrators")
         keep = [r for r in group["include"] if r != {"email": {"email": "contractor@example.org"}}]
-        self.simulator.set_include(group["id"], keep)
+        self.simulator.set_include(group["id"], keep, DEMO_EDITOR)
         with sqlite3.connect(self.database) as conn:
             conn.execute("DELETE FROM iam_user_group WHERE user_id = 'u-newhire'")
         conn.close()
         group = self._group("developers")
         keep = [r for r in group["include"] if r != {"email": {"email": "newhire@example.com"}}]
-        self.simulator.set_include(group["id"], keep)
+        self.simulator.set_include(group["id"], keep, DEMO_VAULT_API, interface="API")
         if self.notify is not None:
             self.notify(["developers"])

@@ -32,6 +32,10 @@ What it models (from Cloudflare's public spec and docs, see SPEC §4):
   over-reporting ``total_count``; a throttled group, hidden from the listing, that answers
   429 to every request.
 
+- the account audit log (``simulator_audit.py``): every write through the API is an entry with
+  the actor of the token that made it (``tokens`` maps more tokens to their actors); a manual
+  edit (``set_include``) is a dashboard entry by a named person;
+
 What it does not model: zone-scoped groups, search/name filters, the fields of rules other
 than ``email`` (an ``{"group": {"id": ...}}`` may point anywhere), the 300-groups-per-account
 limit, other Access objects, API keys (only bearer tokens), gzip, HTTP/2 or TLS. A 5xx fault
@@ -39,8 +43,9 @@ is answered before the request is applied. ``add_group`` and the manual edit ref
 the API refuses (``ValueError``), so no test starts from a state Cloudflare could not hold.
 
 Control routes, no token, not counted in the budget: ``POST /_sim/faults`` (JSON object of
-``Faults`` fields), ``POST /_sim/groups/{id}/include`` (JSON list: a manual dashboard edit),
-``GET /_sim/groups``, ``GET /_sim/stats``.
+``Faults`` fields), ``POST /_sim/groups/{id}/include`` (JSON list, or ``{"include": [...],
+"by": "jane@corp.example"}``: a manual dashboard edit, by that person), ``GET /_sim/groups``,
+``GET /_sim/audit`` (the audit log's entries, oldest first), ``GET /_sim/stats``.
 """
 
 from __future__ import annotations
@@ -54,14 +59,16 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from itertools import islice
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.core.model import Rule
+from exporter.demo.simulator_audit import Actor, AuditLog, denied
 from exporter.demo.simulator_rules import first_refused
 from exporter.demo.simulator_wire import (
     Budget,
@@ -84,6 +91,10 @@ from exporter.demo.simulator_wire import (
 DEFAULT_PER_PAGE = 25
 REQUEST_LOG_SIZE = 10_000
 _API_PATH = re.compile(r"/client/v4/accounts/([^/]+)/access/groups(?:/([^/]+))?/?")
+_AUDIT_PATH = re.compile(r"/client/v4/accounts/([^/]+)/audit_logs/?")
+# Who the demo token acts as, and who edits groups in the dashboard unless a test names someone.
+TOKEN_ACTOR = Actor("automation@demo-account.example", type="user")
+DASHBOARD_USER = Actor("admin@demo-account.example")
 _SIM_INCLUDE_PATH = re.compile(r"/_sim/groups/([^/]+)/include/?")
 _HTML_ERROR = (
     "<!DOCTYPE html><html><head><title>{status} | api.cloudflare.com</title></head>"
@@ -128,9 +139,21 @@ class CloudflareSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        tokens: Mapping[str, Actor] | None = None,
+        token_actor: Actor = TOKEN_ACTOR,
+        audit_per_page_cap: int = 1000,
+        wall_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.account_id = account_id
         self._token = token
+        # Every token the API accepts, with who it acts as in the audit log.
+        self.tokens: dict[str, Actor] = {token: token_actor, **(tokens or {})}
+        self.audit = AuditLog(
+            account_id,
+            per_page_cap=audit_per_page_cap,
+            **({"clock": wall_clock} if wall_clock is not None else {}),
+        )
+        self.audit_denied: set[str] = set()  # tokens without the audit log's permission
         self.per_page_cap = per_page_cap
         self.per_page_limit = per_page_limit
         # Rule types Cloudflare does not have yet, declared by a test of pass-through.
@@ -234,13 +257,22 @@ class CloudflareSimulator:
             encoded = list(self._groups.values())
         return [json.loads(group) for group in encoded]
 
-    def set_include(self, group_id: str, include: list[Rule]) -> None:
-        """A manual edit in the dashboard: not an API request, not in the budget."""
+    def set_include(
+        self,
+        group_id: str,
+        include: list[Rule],
+        by: Actor | str | None = None,
+        interface: str = "UI",
+    ) -> None:
+        """A manual edit in the dashboard (by ``by``, a person): not an API request, not in
+        the budget, but in the audit log like every change."""
         self._check_rules({"include": include})
         with self._lock:
             current = json.loads(self._groups[group_id])
             edited = {**current, "include": include, "updated_at": now_iso()}
             self._groups[group_id] = encode(edited)
+        actor = Actor(by) if isinstance(by, str) else by or DASHBOARD_USER
+        self.audit.record("update", group_id, current, edited, actor, interface)
 
     def delete_group(self, group_id: str) -> None:
         with self._lock:
@@ -332,25 +364,37 @@ class CloudflareSimulator:
         with self._lock:
             return self._random.random() < 0.5
 
+    def _token_of(self, headers: Any) -> str | None:
+        given = headers.get("Authorization", "")
+        for token in self.tokens:
+            if hmac.compare_digest(given, f"Bearer {token}"):
+                return token
+        return None
+
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
     ) -> Reply:
-        expected = f"Bearer {self._token}"
-        if not hmac.compare_digest(headers.get("Authorization", ""), expected):
+        token = self._token_of(headers)
+        if token is None:
             return authentication_error()
-        match = _API_PATH.fullmatch(path)
+        audit = _AUDIT_PATH.fullmatch(path)
+        match = audit or _API_PATH.fullmatch(path)
         if match is None:
             return no_route()
         if match[1] != self.account_id:
             return unknown_account(path.removeprefix("/client/v4"))
-        group_id = match[2]
+        if audit is not None:
+            if method != "GET":
+                return no_route()
+            return denied() if token in self.audit_denied else self.audit.listing(query)
+        group_id, actor = match[2], self.tokens[token]
         if group_id is None:
             if method == "GET":
                 return self._list(query)
             if method == "POST":
-                return self._create(body)
+                return self._create(body, actor)
         elif method in ("GET", "PUT", "DELETE"):
-            return self._one_group(method, group_id, body)
+            return self._one_group(method, group_id, body, actor)
         return no_route()  # Cloudflare routes by method and path: PATCH has no route here
 
     def _list(self, query: dict[str, list[str]]) -> Reply:
@@ -382,16 +426,17 @@ class CloudflareSimulator:
         }
         return success(200, b"[" + b",".join(groups) + b"]", result_info)
 
-    def _create(self, body: bytes) -> Reply:
+    def _create(self, body: bytes, actor: Actor) -> Reply:
         fields_or_error = validated_group(body, self.future_rule_types)
         if isinstance(fields_or_error, Reply):
             return fields_or_error
         group_id = self.add_group(**fields_or_error)
         with self._lock:
             encoded = self._groups[group_id]
+        self.audit.record("create", group_id, None, json.loads(encoded), actor, "API")
         return success(201, encoded)
 
-    def _one_group(self, method: str, group_id: str, body: bytes) -> Reply:
+    def _one_group(self, method: str, group_id: str, body: bytes, actor: Actor) -> Reply:
         with self._lock:
             current = self._groups.get(group_id)
         if current is None:
@@ -401,6 +446,7 @@ class CloudflareSimulator:
         if method == "DELETE":
             with self._lock:
                 self._groups.pop(group_id, None)
+            self.audit.record("delete", group_id, json.loads(current), None, actor, "API")
             return success(202, encode({"id": group_id}))
         fields_or_error = validated_group(body, self.future_rule_types)
         if isinstance(fields_or_error, Reply):
@@ -408,6 +454,8 @@ class CloudflareSimulator:
         replaced = encode({**json.loads(current), **fields_or_error, "updated_at": now_iso()})
         with self._lock:
             self._groups[group_id] = replaced
+        old, new = json.loads(current), json.loads(replaced)
+        self.audit.record("update", group_id, old, new, actor, "API")
         return success(200, replaced)
 
     def _control(self, method: str, path: str, body: bytes) -> Reply:
@@ -418,10 +466,14 @@ class CloudflareSimulator:
                 self.faults = Faults(**json.loads(body or b"{}"))
                 return json_reply(200, asdict(self.faults))
             if method == "POST" and include_match is not None:
-                include = json.loads(body or b"null")
+                edit = json.loads(body or b"null")
+                by = edit.get("by") if isinstance(edit, dict) else None
+                include = edit.get("include") if isinstance(edit, dict) else edit
                 if not isinstance(include, list) or not all(isinstance(r, dict) for r in include):
                     raise ValueError("include must be a JSON list of rule objects")
-                self.set_include(include_match[1], include)
+                if by is not None and not isinstance(by, str):
+                    raise ValueError("by names a person: an email")
+                self.set_include(include_match[1], include, by)
                 return json_reply(200, self.group(include_match[1]))
         except KeyError:
             return json_reply(404, {"error": "no such group"})
@@ -433,6 +485,8 @@ class CloudflareSimulator:
                 encoded = list(self._groups.values())
             body = b"[" + b",".join(encoded) + b"]"
             return Reply(200, body, {"Content-Type": "application/json"})
+        if method == "GET" and path.rstrip("/") == "/_sim/audit":
+            return json_reply(200, self.audit.entries())
         if method == "GET" and path.rstrip("/") == "/_sim/stats":
             return json_reply(200, {"request_count": self.request_count})
         return json_reply(404, {"error": f"no control route {method} {path}"})

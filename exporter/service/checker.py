@@ -17,6 +17,7 @@ from exporter.core.exposure import RevocationTotals
 from exporter.core.model import Actual, Audience, AudienceCheck, DriftMemory, Expected, Status
 from exporter.core.packed import Unpacked, packed_actual
 from exporter.core.snapshot import Snapshot
+from exporter.service.attribution import Attributor
 from exporter.service.events import Events, NoEvents
 from exporter.service.snapshots import SnapshotStore
 from exporter.service.work_lock import WorkLock
@@ -53,10 +54,12 @@ class Checker:
         *,
         clock: Clock = utc_now,
         events: Events | None = None,
+        attribution: Attributor | None = None,
     ) -> None:
         self.vault, self.cloudflare = vault, cloudflare
         self.snapshots, self.lock, self.clock = snapshots, lock, clock
         self.events: Events = events or NoEvents()
+        self.attribution = attribution  # who changed it (SPEC §10); None: not wired
         self.after_full_check: list[Callable[[Snapshot], None]] = []
 
     def check_all(self, trigger: str = "schedule", timeout: float | None = None) -> Snapshot:
@@ -133,8 +136,13 @@ class Checker:
                 cycle_error=cycle_error,
                 # Read back whole: revocations a one-shot `check` or `sync` recorded count too.
                 revocations=self.vault.revocation_totals(),
+                manual_changes=self._manual_changes(checks),
+                attribution_up=self.attribution.up if self.attribution else None,
             )
         )
+
+    def _manual_changes(self, checks: list[AudienceCheck]) -> dict[str, int]:
+        return self.attribution.manual_changes(checks) if self.attribution else {}
 
     def _check_some(self, names: list[str], trigger: str) -> Snapshot:
         started, t0 = self.clock(), time.monotonic()
@@ -234,6 +242,8 @@ class Checker:
             )
             for a in audiences
         ]
+        if self.attribution is not None:  # a full cycle may read the audit log, once
+            checks = self.attribution.attach(checks, at, may_read=full)
         retention = timedelta(days=self.snapshots.current.settings.history_retention_days)
         self.vault.record_checks(
             CheckRecord(

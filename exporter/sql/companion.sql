@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_member (
     email           TEXT NOT NULL,
     first_seen_at   TEXT NOT NULL,
     note            TEXT,              -- what Cloudflare's other rules say: "excluded in Cloudflare", ...
+    attribution     TEXT,              -- JSON: what Cloudflare's audit log says about who made it
+                                       -- drift (SPEC §10); NULL: an older vault-drift wrote the row
     PRIMARY KEY (audience, kind, email)
 ) WITHOUT ROWID;
 
@@ -159,3 +161,30 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_revocation_total (
     seconds     REAL NOT NULL,
     PRIMARY KEY (namespace, provider, bucket)
 ) WITHOUT ROWID;
+
+-- Attribution (SPEC §10): the account audit log's entries about the audiences' Access groups,
+-- each read once. Entries by vault-api and by the exporter's own syncs are kept with their
+-- source; the manual ones also feed vault_drift_audience_manual_changes_total (never pruned).
+CREATE TABLE IF NOT EXISTS sys_infra_drift_group_change (
+    audit_log_id    TEXT PRIMARY KEY,      -- Cloudflare's entry id
+    group_id        TEXT NOT NULL,
+    at              TEXT NOT NULL,
+    actor_email     TEXT,
+    actor_id        TEXT,
+    actor_type      TEXT,
+    token_id        TEXT,
+    interface       TEXT,                  -- as Cloudflare wrote it (UI, API, ...)
+    action          TEXT,
+    added           TEXT,                  -- JSON array of the include emails it added; NULL when
+    removed         TEXT,                  -- the entry's values could not be read
+    source          TEXT NOT NULL          -- manual | vault-api | exporter
+);
+CREATE INDEX IF NOT EXISTS sys_infra_drift_group_change_group
+    ON sys_infra_drift_group_change (group_id, at);
+
+-- How far the audit log has been read for each group: never read twice.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_audit_read (
+    group_id    TEXT PRIMARY KEY,
+    since       TEXT NOT NULL,
+    until       TEXT NOT NULL
+);

@@ -22,18 +22,19 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from exporter.cloudflare.d1 import D1Client, D1Error
 from exporter.cloudflare.wire import CloudflareError
+from exporter.core.attribution import Coverage, GroupChange, OwnWrite
 from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Audience, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
 from exporter.core.times import format_time
-from exporter.vault import exposure, history, membership, operator, reporting, state
+from exporter.vault import attribution, exposure, history, membership, operator, reporting, state
 from exporter.vault.db import REQUIRED_TABLES, migrate
 from exporter.vault.sql import Outcome, Reader, RowsCursor, Statement
 from exporter.vault.sqlite import check_units
@@ -316,6 +317,17 @@ class D1Store:
     def changes(self) -> NoChangeFeed:
         return NoChangeFeed()
 
+    def attribution_cache(
+        self, group_ids: Collection[str], since: datetime
+    ) -> tuple[dict[str, Coverage], list[GroupChange]]:
+        return self._read(lambda conn: attribution.cached(conn, group_ids, since))
+
+    def manual_change_counts(self) -> dict[str, int]:
+        return self._read(attribution.manual_counts)
+
+    def own_writes(self, since: datetime) -> list[OwnWrite]:
+        return self._read(lambda conn: attribution.own_writes(conn, since))
+
     def period_history(self, start: datetime, end: datetime) -> PeriodHistory:
         return self._read(lambda conn: reporting.period_history(conn, start, end))
 
@@ -379,6 +391,13 @@ class D1Store:
 
     def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None:
         self._write([reporting.mark_episode_mailed(episode_id, kind, at)])
+
+    def record_group_changes(
+        self, changes: Collection[GroupChange], coverage: Mapping[str, Coverage]
+    ) -> None:
+        statements = attribution.record(changes, coverage)
+        if statements:
+            self._write(statements)
 
     # -- the writer lease (only ``serve`` takes it) --------------------------------------
 

@@ -105,6 +105,7 @@ def migrate(conn: Reader) -> None:
 # read and write the table (no schema version bump, which would make them refuse the file).
 ADDED_COLUMNS = (
     ("sys_infra_drift_member", "note", "TEXT"),
+    ("sys_infra_drift_member", "attribution", "TEXT"),
     ("sys_infra_drift_state", "missing_since", "TEXT"),
     ("sys_infra_drift_state", "extra_since", "TEXT"),
     ("sys_infra_drift_state", "observed_at", "TEXT"),

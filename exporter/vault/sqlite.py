@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from exporter.core.attribution import Coverage, GroupChange, OwnWrite
 from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Audience, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
-from exporter.vault import exposure, history, membership, operator, reporting, state
+from exporter.vault import attribution, exposure, history, membership, operator, reporting, state
 from exporter.vault.db import CACHE_KIB, VaultDB
 from exporter.vault.sql import Outcome, Reader, Statement
 from exporter.vault.store import (
@@ -85,6 +86,17 @@ class SqliteStore:
     def changes(self) -> SqliteChangeFeed:
         return SqliteChangeFeed(self.db.path)
 
+    def attribution_cache(
+        self, group_ids: Collection[str], since: datetime
+    ) -> tuple[dict[str, Coverage], list[GroupChange]]:
+        return self._read(lambda conn: attribution.cached(conn, group_ids, since))
+
+    def manual_change_counts(self) -> dict[str, int]:
+        return self._read(attribution.manual_counts)
+
+    def own_writes(self, since: datetime) -> list[OwnWrite]:
+        return self._read(lambda conn: attribution.own_writes(conn, since))
+
     def period_history(self, start: datetime, end: datetime) -> PeriodHistory:
         return self._read(lambda conn: reporting.period_history(conn, start, end))
 
@@ -130,6 +142,13 @@ class SqliteStore:
 
     def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None:
         self._write([reporting.mark_episode_mailed(episode_id, kind, at)])
+
+    def record_group_changes(
+        self, changes: Collection[GroupChange], coverage: Mapping[str, Coverage]
+    ) -> None:
+        statements = attribution.record(changes, coverage)
+        if statements:
+            self._write(statements)
 
     # -- plumbing -----------------------------------------------------------------------
 

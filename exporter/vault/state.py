@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from exporter.core.model import AudienceCheck, DriftMemory, MemberSeconds, Status
+from exporter.core.attribution import attribution_from_text, attribution_text
+from exporter.core.model import Attribution, AudienceCheck, DriftMemory, MemberSeconds, Status
 from exporter.core.times import format_time, parse_time
 from exporter.vault import exposure
 from exporter.vault.sql import MAX_PARAMS, Reader, Statement, chunks, insert_rows, marks
@@ -20,7 +21,9 @@ from exporter.vault.store import CycleSummary
 _OPEN_EPISODE = "(SELECT episode_id FROM sys_infra_drift_state WHERE audience = ?)"
 
 
-MEMORY_MEMBERS = "SELECT audience, kind, email, first_seen_at, note FROM sys_infra_drift_member"
+MEMORY_MEMBERS = (
+    "SELECT audience, kind, email, first_seen_at, note, attribution FROM sys_infra_drift_member"
+)
 MEMORY_STATES = (
     "SELECT audience, drift_since, consecutive_errors, error_since, missing_since,"
     " extra_since, observed_at, last_check_at, missing_seconds_closed,"
@@ -31,12 +34,15 @@ MEMORY_STATES = (
 def load_memories(conn: Reader) -> dict[str, DriftMemory]:
     seen: dict[str, dict[tuple[str, str], datetime]] = {}
     notes: dict[str, dict[tuple[str, str], str]] = {}
-    for audience, kind, email, first, note in conn.execute(MEMORY_MEMBERS):
+    known: dict[str, dict[tuple[str, str], Attribution]] = {}
+    for audience, kind, email, first, note, attribution in conn.execute(MEMORY_MEMBERS):
         seen.setdefault(audience, {})[(kind, email)] = parse_time(first) or datetime.min
         if note is not None:
             notes.setdefault(audience, {})[(kind, email)] = note
+        if (read := attribution_from_text(attribution)) is not None:
+            known.setdefault(audience, {})[(kind, email)] = read
     return {
-        row[0]: _memory(row, seen.get(row[0], {}), notes.get(row[0], {}))
+        row[0]: _memory(row, seen.get(row[0], {}), notes.get(row[0], {}), known.get(row[0], {}))
         for row in conn.execute(MEMORY_STATES)
     }
 
@@ -45,6 +51,7 @@ def _memory(
     row: tuple[Any, ...],
     seen: dict[tuple[str, str], datetime],
     notes: dict[tuple[str, str], str],
+    attributions: dict[tuple[str, str], Attribution],
 ) -> DriftMemory:
     _, since, errors, error_since, missing_since, extra_since, observed, last_check, *closed = row
     drift_since = parse_time(since)
@@ -58,6 +65,7 @@ def _memory(
         extra_since=parse_time(extra_since) or _onset(observed, drift_since, seen, "extra"),
         observed_at=parse_time(observed) or parse_time(last_check),
         closed=MemberSeconds(closed[0] or 0.0, closed[1] or 0.0),
+        attributions=attributions if since else {},
     )
 
 
@@ -227,25 +235,41 @@ def _write_members(audience: str, before: DriftMemory, after: DriftMemory) -> li
                     (audience, kind, *part),
                 )
             )
-    notes = after.notes
+    notes, known = after.notes, after.attributions
     statements += insert_rows(
         "INSERT OR REPLACE INTO sys_infra_drift_member (audience, kind, email, first_seen_at,"
-        " note) VALUES",
-        [(audience, *key, format_time(after.first_seen[key]), notes.get(key)) for key in new],
+        " note, attribution) VALUES",
+        [
+            (audience, *key, format_time(after.first_seen[key]), notes.get(key), _text(known, key))
+            for key in new
+        ],
     )
-    if not (notes or before.notes):
-        return statements  # the common case: no member has a note, before or after
     kept = sorted(after.first_seen.keys() & before.first_seen.keys())
-    statements += [
+    if notes or before.notes:  # the common case: no member has a note, before or after
+        statements += [
+            Statement(
+                "UPDATE sys_infra_drift_member SET note = ? WHERE audience = ? AND kind = ?"
+                " AND email = ?",
+                (notes.get(key), audience, *key),
+            )
+            for key in kept
+            if notes.get(key) != before.notes.get(key)
+        ]
+    statements += [  # an attribution changes once or twice in a member's drift
         Statement(
-            "UPDATE sys_infra_drift_member SET note = ? WHERE audience = ? AND kind = ?"
+            "UPDATE sys_infra_drift_member SET attribution = ? WHERE audience = ? AND kind = ?"
             " AND email = ?",
-            (notes.get(key), audience, *key),
+            (_text(known, key), audience, *key),
         )
         for key in kept
-        if notes.get(key) != before.notes.get(key)
+        if known.get(key) != before.attributions.get(key)
     ]
     return statements
+
+
+def _text(known: dict[tuple[str, str], Attribution], key: tuple[str, str]) -> str | None:
+    attribution = known.get(key)
+    return attribution_text(attribution) if attribution is not None else None
 
 
 def forget_removed(now: datetime) -> list[Statement]:
@@ -317,4 +341,9 @@ def prune_history(before: datetime) -> list[Statement]:
         ),
         Statement("DELETE FROM sys_infra_drift_mail WHERE at < ?", cutoff),
         exposure.prune_revocations(before),
+        # Audit-log entries that count for nothing once old: the manual ones stay (a counter).
+        Statement(
+            "DELETE FROM sys_infra_drift_group_change WHERE at < ? AND source != 'manual'",
+            cutoff,
+        ),
     ]

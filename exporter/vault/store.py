@@ -7,11 +7,12 @@ one batch), and no transaction is held open across calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from exporter.core.attribution import Coverage, GroupChange, OwnWrite
 from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Audience, AudienceCheck, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
@@ -158,6 +159,14 @@ class VaultStore(Protocol):
     def history(self, audience: str) -> AudienceHistory: ...
     def changes(self) -> ChangeFeed: ...
 
+    # -- attribution (SPEC §10) ---------------------------------------------------------
+    # How far the audit log was read for these groups, and their entries from ``since`` on.
+    def attribution_cache(
+        self, group_ids: Collection[str], since: datetime
+    ) -> tuple[dict[str, Coverage], list[GroupChange]]: ...
+    def manual_change_counts(self) -> dict[str, int]: ...  # by group id
+    def own_writes(self, since: datetime) -> list[OwnWrite]: ...  # our syncs that reached CF
+
     # -- reads for reports and mail -----------------------------------------------------
     def period_history(self, start: datetime, end: datetime) -> PeriodHistory: ...
     def mail_log(self, kind: str | None = None) -> list[MailRecord]: ...  # oldest first
@@ -178,5 +187,9 @@ class VaultStore(Protocol):
     ) -> None: ...
     def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None: ...
     def record_mail(self, record: MailRecord) -> None: ...
+    # One audit-log listing: its entries (each kept once) and how far each group was read.
+    def record_group_changes(
+        self, changes: Collection[GroupChange], coverage: Mapping[str, Coverage]
+    ) -> None: ...
     # kind: critical | resolved; an episode keeps its first mark
     def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None: ...

@@ -99,8 +99,8 @@ def card(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> dict[str, A
         "since": since(check),
         "ignore": snapshot.ignore_of(name, now),
         "check": check,
-        "missing": preview(check.missing),
-        "extra": preview(check.extra),
+        "missing": preview(check.missing, now),
+        "extra": preview(check.extra, now),
         "details_url": details_url(name),
     }
 

@@ -118,7 +118,7 @@ def test_preview_shows_at_most_limit_and_counts_every_member(
     ages: list[timedelta], limit: int
 ) -> None:
     side = [DriftMember(f"m{i}@x.com", "missing", NOW, NOW - age) for i, age in enumerate(ages)]
-    shown = preview(side, limit)
+    shown = preview(side, limit=limit)
     listed = [m for g in shown.groups for m in g.shown]
     assert len(listed) == min(limit, len(side)) == len(side) - shown.more
     assert sum(g.total for g in shown.groups) <= len(side)

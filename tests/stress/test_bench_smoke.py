@@ -108,3 +108,12 @@ def test_page_scale_small() -> None:
         not counts or not ({"serious", "critical"} & set(counts))
         for counts in result["axe_violations_by_impact"].values()
     )
+
+
+def test_attribution_cost_small() -> None:
+    [run] = run_bench("bench.attribution_cost")["runs"]
+    assert run["listings"] <= run["checks"]  # at most one listing a cycle
+    assert run["audit_requests"] == run["listings"]  # a listing of these sizes is one page
+    assert run["manual_changes_counted"] == run["drifting_groups_per_hour"] * run["hours"]
+    assert run["extra_member_checks_attributed"] == run["extra_member_checks_resolved"] > 0
+    assert run["audit_budget_share_percent"] < 1

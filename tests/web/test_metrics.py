@@ -40,6 +40,7 @@ FIXED_STATS = {
     "rate_limit_reset_seconds": 120.0,
     "paused_until": None,
     "paused_until_wall": None,
+    "audit": {("GET", "2xx"): 2},
 }
 
 
