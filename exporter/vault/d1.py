@@ -22,29 +22,23 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from exporter.cloudflare.d1 import D1Client, D1Error
 from exporter.cloudflare.wire import CloudflareError
-from exporter.core.attribution import Coverage, GroupChange, OwnWrite
-from exporter.core.exposure import LatencyTotals
-from exporter.core.model import Audience, DriftMemory, Expected, Ignore
-from exporter.core.settings import Settings
+from exporter.core.model import Audience, DriftMemory, Expected
 from exporter.core.times import format_time
-from exporter.vault import attribution, exposure, history, membership, operator, reporting, state
+from exporter.vault import membership, operator, state
 from exporter.vault.db import REQUIRED_TABLES, migrate
 from exporter.vault.sql import Outcome, Reader, RowsCursor, Statement
 from exporter.vault.sqlite import check_units
+from exporter.vault.statement_store import StatementStore
 from exporter.vault.store import (
-    AudienceHistory,
     AuditEntry,
     CheckRecord,
-    EpisodeRecord,
-    MailRecord,
-    PeriodHistory,
     VaultError,
 )
 
@@ -124,7 +118,7 @@ class _Lease:
     valid_until: float = 0.0  # monotonic: writes stop here unless a renewal moved it
 
 
-class D1Store:
+class D1Store(StatementStore):
     """A Vault in Cloudflare D1. ``open()`` checks it and creates our tables."""
 
     def __init__(
@@ -291,54 +285,8 @@ class D1Store:
         }
         return state.load_memories(PrefetchedReader(answers))
 
-    def revocation_totals(self) -> dict[tuple[str, str], LatencyTotals]:
-        result: dict[tuple[str, str], LatencyTotals] = self._read(exposure.revocation_totals)
-        return result
-
-    def settings(self) -> Settings:
-        return self._read(operator.load_settings)
-
-    def ignores(self) -> dict[str, Ignore]:
-        return self._read(operator.load_ignores)
-
-    def audit(
-        self, audience: str | None = None, *, result: str | None = None, limit: int = 20
-    ) -> list[dict[str, Any]]:
-        return self._read(lambda conn: operator.audit_rows(conn, audience, limit, result))
-
-    def history(self, audience: str) -> AudienceHistory:
-        return self._read(
-            lambda conn: AudienceHistory(
-                history.recent_episodes(conn, audience),
-                operator.audit_rows(conn, audience, limit=20),
-            )
-        )
-
     def changes(self) -> NoChangeFeed:
         return NoChangeFeed()
-
-    def attribution_cache(
-        self, group_ids: Collection[str], since: datetime
-    ) -> tuple[dict[str, Coverage], list[GroupChange]]:
-        return self._read(lambda conn: attribution.cached(conn, group_ids, since))
-
-    def manual_change_counts(self) -> dict[str, int]:
-        return self._read(attribution.manual_counts)
-
-    def own_writes(self, since: datetime) -> list[OwnWrite]:
-        return self._read(lambda conn: attribution.own_writes(conn, since))
-
-    def period_history(self, start: datetime, end: datetime) -> PeriodHistory:
-        return self._read(lambda conn: reporting.period_history(conn, start, end))
-
-    def mail_log(self, kind: str | None = None) -> list[MailRecord]:
-        return self._read(lambda conn: reporting.mail_log(conn, kind))
-
-    def episodes_awaiting_critical_mail(self) -> list[EpisodeRecord]:
-        return self._read(reporting.episodes_awaiting_critical_mail)
-
-    def episodes_awaiting_resolution_note(self) -> list[EpisodeRecord]:
-        return self._read(reporting.episodes_awaiting_resolution_note)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -360,44 +308,11 @@ class D1Store:
         if batch:
             self._write(batch)
 
-    def save_settings(self, settings: Settings) -> None:
-        self._write(operator.save_settings(settings))
-
-    def set_ignore(self, audience: str, ignore: Ignore, now: datetime) -> None:
-        self._write([operator.set_ignore(audience, ignore, now)])
-
-    def clear_ignore(self, audience: str) -> bool:
-        return self._write([operator.clear_ignore(audience)])[0].changes > 0
-
     def start_audit(self, entry: AuditEntry, now: datetime) -> int:
         outcome = self._write([operator.start_audit(entry, now)])[0]
         if not outcome.last_row_id:
             raise VaultError("Vault write failed: D1 gave no id for the audit row")
         return outcome.last_row_id
-
-    def finish_audit(self, audit_id: int, result: str, reason: str | None, now: datetime) -> None:
-        self._write([operator.finish_audit(audit_id, result, reason, now)])
-
-    def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None:
-        self._write(
-            [
-                state.set_group_id(audience, group_id, now),
-                operator.finish_audit(audit_id, "synced", None, now, group_id=group_id),
-            ]
-        )
-
-    def record_mail(self, record: MailRecord) -> None:
-        self._write([reporting.record_mail(record)])
-
-    def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None:
-        self._write([reporting.mark_episode_mailed(episode_id, kind, at)])
-
-    def record_group_changes(
-        self, changes: Collection[GroupChange], coverage: Mapping[str, Coverage]
-    ) -> None:
-        statements = attribution.record(changes, coverage)
-        if statements:
-            self._write(statements)
 
     # -- the writer lease (only ``serve`` takes it) --------------------------------------
 

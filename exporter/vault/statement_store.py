@@ -1,0 +1,119 @@
+"""What both Vault backends share: every read and write that is only SQL as data.
+
+A backend says how to run a read function (``_read``: a sqlite3 connection, or D1's ``/raw``)
+and how to apply a write's statements atomically (``_write``: one transaction, or one D1
+``batch``); the methods below turn each store call into those. What differs between the
+backends (the membership pages, the check cycle's batches, the change feed, the writer
+lease) stays in ``sqlite.py`` and ``d1.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from exporter.core.attribution import Coverage, GroupChange, OwnWrite
+from exporter.core.exposure import LatencyTotals
+from exporter.core.model import Ignore
+from exporter.core.settings import Settings
+from exporter.vault import attribution, exposure, history, operator, reporting, state
+from exporter.vault.sql import Outcome, Reader, Statement
+from exporter.vault.store import (
+    AudienceHistory,
+    EpisodeRecord,
+    MailRecord,
+    PeriodHistory,
+)
+
+T = TypeVar("T")
+
+
+class StatementStore(ABC):
+    @abstractmethod
+    def _read(self, read: Callable[[Reader], T]) -> T:
+        """Run a read function (VaultError when the Vault cannot be read)."""
+
+    @abstractmethod
+    def _write(self, statements: Sequence[Statement]) -> list[Outcome]:
+        """Apply one write's statements, all of them or none (VaultError otherwise)."""
+
+    def settings(self) -> Settings:
+        return self._read(operator.load_settings)
+
+    def ignores(self) -> dict[str, Ignore]:
+        return self._read(operator.load_ignores)
+
+    def audit(
+        self, audience: str | None = None, *, result: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        return self._read(lambda conn: operator.audit_rows(conn, audience, limit, result))
+
+    def history(self, audience: str) -> AudienceHistory:
+        def read(conn: Reader) -> AudienceHistory:
+            return AudienceHistory(
+                history.recent_episodes(conn, audience),
+                operator.audit_rows(conn, audience, limit=20),
+            )
+
+        return self._read(read)
+
+    def revocation_totals(self) -> dict[tuple[str, str], LatencyTotals]:
+        return self._read(exposure.revocation_totals)
+
+    def attribution_cache(
+        self, group_ids: Collection[str], since: datetime
+    ) -> tuple[dict[str, Coverage], list[GroupChange]]:
+        return self._read(lambda conn: attribution.cached(conn, group_ids, since))
+
+    def manual_change_counts(self) -> dict[str, int]:
+        return self._read(attribution.manual_counts)
+
+    def own_writes(self, since: datetime) -> list[OwnWrite]:
+        return self._read(lambda conn: attribution.own_writes(conn, since))
+
+    def period_history(self, start: datetime, end: datetime) -> PeriodHistory:
+        return self._read(lambda conn: reporting.period_history(conn, start, end))
+
+    def mail_log(self, kind: str | None = None) -> list[MailRecord]:
+        return self._read(lambda conn: reporting.mail_log(conn, kind))
+
+    def episodes_awaiting_critical_mail(self) -> list[EpisodeRecord]:
+        return self._read(reporting.episodes_awaiting_critical_mail)
+
+    def episodes_awaiting_resolution_note(self) -> list[EpisodeRecord]:
+        return self._read(reporting.episodes_awaiting_resolution_note)
+
+    def save_settings(self, settings: Settings) -> None:
+        self._write(operator.save_settings(settings))
+
+    def set_ignore(self, audience: str, ignore: Ignore, now: datetime) -> None:
+        self._write([operator.set_ignore(audience, ignore, now)])
+
+    def clear_ignore(self, audience: str) -> bool:
+        return self._write([operator.clear_ignore(audience)])[0].changes > 0
+
+    def finish_audit(self, audit_id: int, result: str, reason: str | None, now: datetime) -> None:
+        self._write([operator.finish_audit(audit_id, result, reason, now)])
+
+    def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None:
+        self._write(
+            [
+                state.set_group_id(audience, group_id, now),
+                operator.finish_audit(audit_id, "synced", None, now, group_id=group_id),
+            ]
+        )
+
+    def record_mail(self, record: MailRecord) -> None:
+        self._write([reporting.record_mail(record)])
+
+    def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None:
+        self._write([reporting.mark_episode_mailed(episode_id, kind, at)])
+
+    def record_group_changes(
+        self, changes: Collection[GroupChange], coverage: Mapping[str, Coverage]
+    ) -> None:
+        statements = attribution.record(changes, coverage)
+        if statements:
+            self._write(statements)
