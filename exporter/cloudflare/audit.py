@@ -28,12 +28,11 @@ from urllib.parse import urlencode
 
 import requests
 
-from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate
+from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, scrub
 from exporter.cloudflare.stream import CHUNK_BYTES, EnvelopeStream, NotAnObject, NotJson
 from exporter.cloudflare.wire import (
     CloudflareError,
     PageInfo,
-    RateLimited,
     decode,
     first_error,
 )
@@ -161,22 +160,14 @@ class AuditLogReader:
                 )
             if not fields["success"]:
                 code, message = first_error(fields)
-                reason = self._scrub(message) or "request failed"
+                reason = scrub(message, self._token) or "request failed"
                 raise CloudflareError(reason, status=status, code=code, request=request)
             return stream.item_count, PageInfo.parse(fields.get("result_info"), page, request)
 
         return items(), info
 
     def _get(self, params: dict[str, Any], request: str) -> requests.Response:
-        retry_at = self._gate.wait_turn(self._timeout)
-        if retry_at is not None:
-            wait = max(retry_at - self._clock(), 0.0)
-            raise RateLimited(
-                f"rate limited: calls paused for another {wait:.0f}s",
-                retry_at=retry_at,
-                retry_after_seconds=wait,
-                request=request,
-            )
+        self._gate.take_turn(self._timeout, request)
         started = self._clock()
         try:
             response = self._session.get(
@@ -195,19 +186,7 @@ class AuditLogReader:
             self.stats.count_audit_request("GET", attempt.status)
         self.stats.count_audit_request("GET", response.status_code)
         if response.status_code == 429:
-            retry_at, pause = self._gate.on_429(response.headers.get("retry-after"))
-            code, message = first_error(decode(response))
-            log.warning(
-                "Cloudflare rate limit (429) on %s: all calls paused for %.0fs", request, pause
-            )
-            raise RateLimited(
-                self._scrub(message) or f"rate limited: all calls paused for {pause:.0f}s",
-                retry_at=retry_at,
-                retry_after_seconds=pause,
-                status=429,
-                code=code,
-                request=request,
-            )
+            raise self._gate.rate_limited(response, request, self._token)
         self._gate.on_success(started)
         self.stats.record_ratelimit_header(response.headers.get("Ratelimit"))
         return response
@@ -215,13 +194,8 @@ class AuditLogReader:
     def _failed(self, response: requests.Response, request: str) -> CloudflareError:
         document = decode(response)
         code, message = first_error(document)
-        reason = self._scrub(message) or response.reason or "request failed"
+        reason = scrub(message, self._token) or response.reason or "request failed"
         return CloudflareError(reason, status=response.status_code, code=code, request=request)
-
-    def _scrub(self, text: str | None) -> str | None:
-        if text and self._token and self._token in text:
-            return text.replace(self._token, "<redacted>")
-        return text
 
 
 def _chunks(response: requests.Response, request: str) -> Iterator[bytes]:

@@ -10,11 +10,9 @@ Transient failures of idempotent calls are retried by urllib3.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from collections.abc import Callable, Generator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,7 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 
 from exporter.cloudflare.audit import AuditLogReader
-from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, retry_policy
+from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, retry_policy, scrub
 from exporter.cloudflare.stream import CHUNK_BYTES, EnvelopeStream, NotAnObject, NotJson
 from exporter.cloudflare.wire import (
     NOT_JSON,
@@ -36,7 +34,6 @@ from exporter.cloudflare.wire import (
     group_from_json,
 )
 from exporter.core.model import Group, Rule
-from exporter.core.times import format_time
 
 __all__ = [
     "ClientStats",
@@ -263,7 +260,7 @@ class CloudflareClient:
             )
         if not success:
             code, message = first_error(page.fields)
-            reason = self._scrub(message) or "request failed"
+            reason = scrub(message, self._token) or "request failed"
             raise CloudflareError(reason, status=status, code=code, request=request)
         if not page.has_list:
             raise CloudflareError("listing result is not a list", status=status, request=request)
@@ -317,34 +314,18 @@ class CloudflareClient:
     ) -> tuple[requests.Response, str]:
         """One API call: the answer unless it is a 429 (raises), its body not yet read."""
         request = f"{method} {path}" + (f"?{urlencode(params)}" if params else "")
-        self._wait_for_turn(request)
+        self._gate.take_turn(self._timeout, request)
         started = self._clock()
         response = self._send(method, path, params, body, request)
         log.debug(
             "%s -> %d in %.1f ms", request, response.status_code, (self._clock() - started) * 1e3
         )
         if response.status_code == 429:
-            raise self._rate_limited(response, request)
+            raise self._gate.rate_limited(response, request, self._token)
         # Any other answer means Cloudflare is serving this token again.
         self._gate.on_success(started)
         self.stats.record_ratelimit_header(response.headers.get("Ratelimit"))
         return response, request
-
-    def _wait_for_turn(self, request: str) -> None:
-        """Wait out a pause that ends within the timeout; refuse the call if it ends later."""
-        retry_at = self._gate.wait_turn(self._timeout)
-        if retry_at is None:
-            return
-        wait = max(retry_at - self._clock(), 0.0)
-        resume = datetime.fromtimestamp(math.ceil(self._wall_clock() + wait), UTC)
-        log.debug("%s refused: rate limited for another %.0fs", request, wait)
-        raise RateLimited(
-            f"rate limited: calls paused for another {math.ceil(wait)}s,"
-            f" until {format_time(resume)}",
-            retry_at=retry_at,
-            retry_after_seconds=wait,
-            request=request,
-        )
 
     def _send(
         self,
@@ -386,19 +367,6 @@ class CloudflareClient:
             self.stats.count_request(method, attempt.status)
         self.stats.count_request(method, response.status_code)
 
-    def _rate_limited(self, response: requests.Response, request: str) -> RateLimited:
-        retry_at, pause = self._gate.on_429(response.headers.get("retry-after"))
-        code, message = first_error(decode(response))
-        log.warning("Cloudflare rate limit (429) on %s: all calls paused for %.0fs", request, pause)
-        return RateLimited(
-            self._scrub(message) or f"rate limited: all calls paused for {pause:.0f}s",
-            retry_at=retry_at,
-            retry_after_seconds=pause,
-            status=429,
-            code=code,
-            request=request,
-        )
-
     def _envelope(self, response: requests.Response, request: str) -> dict[str, Any]:
         status = response.status_code
         document = decode(response)
@@ -412,12 +380,6 @@ class CloudflareClient:
             )
         if status >= 300 or not document["success"]:
             code, message = first_error(document)
-            reason = self._scrub(message) or response.reason or "request failed"
+            reason = scrub(message, self._token) or response.reason or "request failed"
             raise CloudflareError(reason, status=status, code=code, request=request)
         return document
-
-    def _scrub(self, text: str | None) -> str | None:
-        """Cloudflare's own message could echo a header back; the token never leaves."""
-        if text and self._token and self._token in text:
-            return text.replace(self._token, "<redacted>")
-        return text

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import requests
 
-from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate
+from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate, scrub
 from exporter.cloudflare.wire import NOT_JSON, CloudflareError, RateLimited, decode, first_error
 
 log = logging.getLogger("vault_drift.d1")
@@ -150,15 +150,7 @@ class D1Client:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(self, body: dict[str, Any], request: str) -> list[D1Result]:
-        retry_at = self._gate.wait_turn(self._timeout)
-        if retry_at is not None:
-            wait = max(retry_at - self._clock(), 0.0)
-            raise RateLimited(
-                f"rate limited: calls paused for another {wait:.0f}s",
-                retry_at=retry_at,
-                retry_after_seconds=wait,
-                request=request,
-            )
+        self._gate.take_turn(self._timeout, request)
         started = self._clock()
         try:
             response = self._session.post(
@@ -178,17 +170,7 @@ class D1Client:
             raise D1Error(f"no answer ({type(exc).__name__})", request=request) from exc
         self.stats.count_d1_request("POST", response.status_code, self._clock() - started)
         if response.status_code == 429:
-            retry_at, pause = self._gate.on_429(response.headers.get("retry-after"))
-            code, message = first_error(decode(response))
-            log.warning("D1 answered 429: all Cloudflare calls paused for %.0fs", pause)
-            raise RateLimited(
-                self._scrub(message) or f"D1 rate limited: calls paused for {pause:.0f}s",
-                retry_at=retry_at,
-                retry_after_seconds=pause,
-                status=429,
-                code=code,
-                request=request,
-            )
+            raise self._gate.rate_limited(response, request, self._token)
         self._gate.on_success(started)
         self.stats.record_ratelimit_header(response.headers.get("Ratelimit"))
         return self._results(response, request)
@@ -204,7 +186,7 @@ class D1Client:
             )
         if status >= 300 or document.get("success") is not True:
             code, message = first_error(document)
-            text = self._scrub(message) or response.reason or "request failed"
+            text = scrub(message, self._token) or response.reason or "request failed"
             transient = status in TRANSIENT_STATUSES or _is_transient(text)
             raise D1Error(text, status=status, code=code, transient=transient, request=request)
         items = document.get("result")
@@ -216,11 +198,6 @@ class D1Client:
             sum(_count(r.meta.get("rows_written")) for r in results),
         )
         return results
-
-    def _scrub(self, text: str | None) -> str | None:
-        if text and self._token and self._token in text:
-            return text.replace(self._token, "<redacted>")
-        return text
 
 
 def _result(item: Any, status: int, request: str) -> D1Result:

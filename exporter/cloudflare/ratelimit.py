@@ -11,16 +11,22 @@ touching the network.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Self
 
+import requests
 from urllib3.util.retry import Retry
+
+from exporter.cloudflare.wire import RateLimited, decode, first_error
+from exporter.core.times import format_time
 
 log = logging.getLogger("vault_drift.cloudflare")
 
@@ -220,6 +226,37 @@ class RateLimitGate:
             log.debug("waiting %.1fs for the rate-limit pause to end", wait)
             self._sleep(wait)
 
+    def take_turn(self, max_wait: float, request: str) -> None:
+        """Wait out a pause that ends within ``max_wait``; refuse the call (``RateLimited``,
+        saying when calls resume) if it ends later."""
+        retry_at = self.wait_turn(max_wait)
+        if retry_at is None:
+            return
+        wait = max(retry_at - self._clock(), 0.0)
+        resume = datetime.fromtimestamp(math.ceil(self._wall_clock() + wait), UTC)
+        log.debug("%s refused: rate limited for another %.0fs", request, wait)
+        raise RateLimited(
+            f"rate limited: calls paused for another {math.ceil(wait)}s,"
+            f" until {format_time(resume)}",
+            retry_at=retry_at,
+            retry_after_seconds=wait,
+            request=request,
+        )
+
+    def rate_limited(self, response: requests.Response, request: str, token: str) -> RateLimited:
+        """A 429 answer: pause every call (of every API sharing this gate) and say for how long."""
+        retry_at, pause = self.on_429(response.headers.get("retry-after"))
+        code, message = first_error(decode(response))
+        log.warning("Cloudflare rate limit (429) on %s: all calls paused for %.0fs", request, pause)
+        return RateLimited(
+            scrub(message, token) or f"rate limited: all calls paused for {pause:.0f}s",
+            retry_at=retry_at,
+            retry_after_seconds=pause,
+            status=429,
+            code=code,
+            request=request,
+        )
+
     def on_429(self, retry_after_header: str | None) -> tuple[float, float]:
         """Start (or keep) the pause; returns ``(retry_at, pause_seconds)``."""
         now = self._clock()
@@ -251,3 +288,10 @@ class RateLimitGate:
         with self._stats.lock:
             self._stats.paused_until = self._paused_until
             self._stats.paused_until_wall = None if pause is None else self._wall_clock() + pause
+
+
+def scrub(text: str | None, token: str | None) -> str | None:
+    """Cloudflare's own message could echo a header back; the token never leaves."""
+    if text and token and token in text:
+        return text.replace(token, "<redacted>")
+    return text
