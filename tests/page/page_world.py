@@ -13,18 +13,12 @@ from typing import Any
 
 import requests
 from fastapi import FastAPI
-from pydantic import SecretStr
 
+from bench.page_world import app_around
 from exporter.clock import Clock, utc_now
-from exporter.cloudflare.client import CloudflareClient
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
-from exporter.metrics import build_exposition
-from exporter.service import assemble
 from exporter.service.checker import Checker
-from exporter.vault import SqliteStore
-from exporter.web import create_app
-from exporter.web.auth import Tokens
 from exporter.web.services import WebServices
 
 ADMIN_TOKEN = "page-admin-token-0123456789"
@@ -95,27 +89,9 @@ def build_world(
     build_sample(path, simulator, clock())
     if evil:
         add_evil_audience(path, simulator, clock())
-    client = CloudflareClient(
-        base_url=simulator.base_url,
-        account_id="demo-account",
-        token="demo-token",
-        session=session,
-        timeout=5.0,
-    )
-    bundle = assemble(SqliteStore(path).open(), client, clock=clock)
-    checker = bundle.checker
-    exposition, _ = build_exposition(
-        lambda: checker.snapshots.current, client.stats.snapshot, clock
-    )
-    services = WebServices.around(
-        bundle,
-        exposition,
-        Tokens(SecretStr(admin) if admin else None, SecretStr(READ_TOKEN)),
-        clock=clock,
-        session_secret="page-tests-secret",
-    )
-    checker.check_all("startup")
-    return World(path, simulator, checker, services, create_app(services))
+    served = app_around(path, simulator, session, clock, admin, READ_TOKEN)
+    served.checker.check_all("startup")
+    return World(path, simulator, served.checker, served.services, served.app)
 
 
 def login(page: Any, url: str, token: str) -> None:
