@@ -102,6 +102,9 @@ class Actual:
     group: Group | None = None
     error: str | None = None
     emails: frozenset[str] | None = None
+    # The provider's users, when a member must be one (AWS): a missing member without one is
+    # "no AWS user with this email". None where any address can be added (Cloudflare).
+    accounts: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,8 @@ class SyncPlan:
     blocked_detail: str | None = None
     excluded: tuple[str, ...] = ()  # expected members an exclude rule names: no sync fixes them
     not_addresses: tuple[str, ...] = ()  # expected "emails" Cloudflare would refuse: never sent
+    # expected members the provider has no user for (AWS: users come from SCIM): never created
+    no_account: tuple[str, ...] = ()
 
     @property
     def is_noop(self) -> bool:

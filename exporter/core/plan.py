@@ -18,6 +18,7 @@ EMPTY_SOURCE = "empty_source"
 MASS_REMOVAL = "mass_removal"
 OVER_RULE_LIMIT = "rule_limit"
 BLOCK_REASONS = (EMPTY_SOURCE, MASS_REMOVAL, OVER_RULE_LIMIT)
+NO_ACCOUNT_NOTE = "no AWS user with this email"
 
 
 # What Cloudflare takes as the address of an email rule: a local part, one "@", a domain, no
@@ -41,6 +42,8 @@ def plan_sync(
     add_only: bool = False,
     remove_only: bool = False,
     force: bool = False,
+    rule_limit: int | None = RULE_LIMIT,
+    accounts: Collection[str] | None = None,
 ) -> SyncPlan:
     """The include list that makes ``group`` match Vault, and whether a guard forbids it.
 
@@ -48,7 +51,9 @@ def plan_sync(
     place (never in add-only mode), every other rule stays as Cloudflare has it (value,
     casing, position), and one email rule per member without one is appended (never in
     remove-only mode). ``exclude`` is never edited: expected members it names stay without
-    access and are reported.
+    access and are reported. ``rule_limit`` is the provider's per-group limit (None: none);
+    ``accounts``, when given, are the only addresses that can be added (the provider's users):
+    the others are reported, never sent.
     """
     listed = email_members(group.include)
     excluded = email_members(group.exclude) if group.exclude else set()
@@ -58,6 +63,10 @@ def plan_sync(
     wanted = [] if remove_only else missing
     added = [e for e in wanted if is_address(e)]
     not_addresses = tuple(e for e in wanted if not is_address(e))
+    no_account: tuple[str, ...] = ()
+    if accounts is not None:
+        no_account = tuple(e for e in added if e not in accounts)
+        added = [e for e in added if e in accounts]
     removed = () if add_only else tuple(e for e in extra if e not in excluded)
     dropped = set(removed)
     kept = [r for r in group.include if email_of(r) not in dropped] if dropped else group.include
@@ -70,8 +79,9 @@ def plan_sync(
         removed,
         excluded=tuple(sorted(want & excluded)),
         not_addresses=not_addresses,
+        no_account=no_account,
     )
-    blocked = _guard(plan, len(members), len(want), force)
+    blocked = _guard(plan, len(members), len(want), force, rule_limit)
     if blocked is None:
         return plan
     code, detail = blocked
@@ -100,13 +110,25 @@ def not_address_reason(plan: SyncPlan) -> str | None:
     )
 
 
-def _guard(plan: SyncPlan, current: int, expected: int, force: bool) -> tuple[str, str] | None:
+def no_account_reason(plan: SyncPlan) -> str | None:
+    """The words a sync's ``reason`` adds for Vault members the provider has no user for."""
+    if not plan.no_account:
+        return None
+    named = ", ".join(plan.no_account[:NAMED_IN_REASON])
+    more = len(plan.no_account) - NAMED_IN_REASON
+    tail = f" and {more} more" if more > 0 else ""
+    return f"{NO_ACCOUNT_NOTE}, never created (users come from SCIM): {named}{tail}"
+
+
+def _guard(
+    plan: SyncPlan, current: int, expected: int, force: bool, rule_limit: int | None
+) -> tuple[str, str] | None:
     group = plan.group
     total_rules = len(plan.new_include) + len(group.exclude) + len(group.require)
-    if total_rules > RULE_LIMIT:
+    if rule_limit is not None and total_rules > rule_limit:
         return (
             OVER_RULE_LIMIT,
-            f"the group would have {total_rules} rules, over Cloudflare's limit of {RULE_LIMIT}"
+            f"the group would have {total_rules} rules, over Cloudflare's limit of {rule_limit}"
             " per group (refused even with force)",
         )
     if force:

@@ -13,6 +13,7 @@ from exporter.core.plan import (
     OVER_RULE_LIMIT,
     email_rule,
     excluded_reason,
+    no_account_reason,
     not_address_reason,
     plan_sync,
     removal_allowance,
@@ -141,3 +142,18 @@ def test_an_expected_email_that_is_not_an_address_is_never_added() -> None:
     assert plan.new_include == [email_rule("a@x.com"), email_rule("b@x.com")]
     assert "'b c@x.com', 'd@@x.com', 'no-at-sign'" in (not_address_reason(plan) or "")
     assert not_address_reason(plan_sync("lms", g, ["a@x.com"])) is None
+
+
+def test_a_provider_without_rule_limit_and_with_accounts_adds_only_its_users() -> None:
+    g = group([email_rule("ann@x.com")])
+    wanted = ["ann@x.com", "bob@x.com", "zed@x.com", *(f"u{i}@x.com" for i in range(1100))]
+    accounts = {"bob@x.com", *(f"u{i}@x.com" for i in range(1100))}
+    plan = plan_sync("lms", g, wanted, rule_limit=None, accounts=accounts)
+    assert plan.blocked is None  # no per-group limit: 1,102 members are fine
+    assert "zed@x.com" not in plan.added and "bob@x.com" in plan.added
+    assert plan.no_account == ("zed@x.com",)
+    reason = no_account_reason(plan)
+    assert reason == (
+        "no AWS user with this email, never created (users come from SCIM): zed@x.com"
+    )
+    assert plan_sync("lms", g, wanted, accounts=accounts).blocked == OVER_RULE_LIMIT
