@@ -32,6 +32,10 @@ _D1_ID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
 D1_SCHEME = "d1://"
+# An IAM Identity Center identity store id: "d-" and 10 hex digits (or a UUID, as AWS allows).
+_AWS_STORE_ID = re.compile(
+    r"^(d-[0-9a-f]{10}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
 _LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
 
 
@@ -70,6 +74,12 @@ class Config(BaseSettings):
         1000,
         validation_alias=AliasChoices("VAULT_DRIFT_CLOUDFLARE_PAGE_SIZE", "cloudflare_page_size"),
     )
+    # AWS IAM Identity Center (audiences whose provider is aws_identity_center): the store,
+    # and a local endpoint; region and credentials come from AWS's standard chain.
+    aws_identity_store_id: str | None = _env(
+        "VAULT_DRIFT_AWS_IDENTITY_STORE_ID", "aws_identity_store_id"
+    )
+    aws_endpoint_url: str | None = _env("VAULT_DRIFT_AWS_ENDPOINT_URL", "aws_endpoint_url")
     listen: str = Field(
         DEFAULT_LISTEN, validation_alias=AliasChoices("VAULT_DRIFT_LISTEN", "listen")
     )
@@ -109,6 +119,8 @@ class Config(BaseSettings):
         "smtp_user",
         "smtp_password",
         "mail_from",
+        "aws_identity_store_id",
+        "aws_endpoint_url",
         mode="before",
     )
     @classmethod
@@ -161,7 +173,14 @@ class Config(BaseSettings):
             raise ValueError("must be between 5 and 1000")
         return value
 
-    @field_validator("cloudflare_base_url", "public_url")
+    @field_validator("aws_identity_store_id")
+    @classmethod
+    def _store_id(cls, value: str | None) -> str | None:
+        if value is not None and not _AWS_STORE_ID.match(value.strip()):
+            raise ValueError("must be an identity store id such as d-1234567890")
+        return value.strip() if value else value
+
+    @field_validator("cloudflare_base_url", "public_url", "aws_endpoint_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/]+", value):

@@ -101,3 +101,26 @@ def test_a_malformed_d1_id_and_missing_d1_credentials_are_one_line_each() -> Non
         "CLOUDFLARE_ACCOUNT_ID",
         "VAULT_DRIFT_D1_API_TOKEN",
     ]
+
+
+def test_the_aws_identity_store_and_its_local_endpoint() -> None:
+    config = load_config(
+        environ={
+            "VAULT_DRIFT_AWS_IDENTITY_STORE_ID": " d-9067a1b2c3 ",
+            "VAULT_DRIFT_AWS_ENDPOINT_URL": "http://127.0.0.1:5000/",
+        }
+    )
+    assert config.aws_identity_store_id == "d-9067a1b2c3"
+    assert config.aws_endpoint_url == "http://127.0.0.1:5000"
+    assert load_config(environ={}).aws_identity_store_id is None
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            environ={
+                "VAULT_DRIFT_AWS_IDENTITY_STORE_ID": "store-1",
+                "VAULT_DRIFT_AWS_ENDPOINT_URL": "localhost:5000",
+            }
+        )
+    assert caught.value.problems == [
+        "VAULT_DRIFT_AWS_IDENTITY_STORE_ID: must be an identity store id such as d-1234567890",
+        "VAULT_DRIFT_AWS_ENDPOINT_URL: must be an http(s) URL",
+    ]
