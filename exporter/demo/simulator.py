@@ -319,7 +319,7 @@ class CloudflareSimulator:
         if self._d1 is not None and self._d1.handles(path):
             if not hmac.compare_digest(headers.get("Authorization", ""), f"Bearer {self._token}"):
                 return authentication_error()
-            reply = self._d1.handle(method, path, body, self.account_id)
+            reply = self._d1.handle(method, path, body, self.account_id, query)
             reply.headers.update(limit_headers)
             return reply
         faults = self._faults
