@@ -14,8 +14,9 @@ import resource
 import time
 
 from exporter.cloudflare.client import CloudflareClient
-from exporter.core.drift import compact, evaluate
+from exporter.core.drift import evaluate
 from exporter.core.model import DriftMemory
+from exporter.core.rules import actual_of
 from exporter.service import assemble
 from exporter.vault import SqliteStore
 from exporter.vault.membership import expected_members, list_audiences
@@ -41,7 +42,7 @@ def naive_check(store: SqliteStore, base_url: str) -> dict[str, int]:
         for audience in list_audiences(conn):
             expected = expected_members(conn, [audience.audience])[audience.audience]
             assert audience.group_id is not None
-            actual = compact(cf.get_group(audience.group_id))
+            actual = actual_of(cf.get_group(audience.group_id))
             status = str(evaluate(audience, expected, actual, DriftMemory(), _now()).status)
             counts[status] = counts.get(status, 0) + 1
     return counts
@@ -86,7 +87,7 @@ def d1_checks(database_id: str, base_url: str, checks: int) -> dict[str, object]
                 "access_requests": sum(after["requests"].values())
                 - sum(before["requests"].values()),
                 "member_pages": store.pages_read - pages,
-                "member_bytes": sum(store._sizes.values()),
+                "member_bytes": store.pager.member_bytes,
                 "rows_read": after["d1"]["rows_read"] - before["d1"]["rows_read"],
                 "rows_written": after["d1"]["rows_written"] - before["d1"]["rows_written"],
                 "d1_seconds": after["d1"]["seconds"] - before["d1"]["seconds"],

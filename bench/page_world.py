@@ -215,7 +215,7 @@ def app_around(
     from exporter.vault import SqliteStore
     from exporter.web import create_app
     from exporter.web.auth import Tokens
-    from exporter.web.services import WebServices
+    from exporter.web.deps import WebServices
 
     client = CloudflareClient(
         base_url=simulator.base_url,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from exporter.core.drift import verdict
 from exporter.core.exposure import REVOCATION_SLO_SECONDS
+from exporter.core.levels import verdict
 from exporter.core.model import AlertLevel, Status
 from reports.duration import human_duration
 from reports.history import History

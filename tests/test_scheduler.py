@@ -10,13 +10,13 @@ from support import FixedClock, wait_for
 from exporter.cloudflare.client import CloudflareClient
 from exporter.core.model import AutoSync, Status
 from exporter.demo.simulator import CloudflareSimulator, Faults
-from exporter.scheduler import CheckScheduler, retry_delay
+from exporter.runtime.scheduler import CheckScheduler
 from exporter.service import Services, assemble
 from exporter.service.checker import Checker
-from exporter.service.operator import Operator
-from exporter.service.syncer import Syncer
+from exporter.service.cycle import retry_delay
+from exporter.service.decisions import Decisions
 from exporter.vault import SqliteStore
-from exporter.vault.operator import audit_rows
+from exporter.vault.decisions import audit_rows
 
 
 def test_the_retry_ladder() -> None:
@@ -29,10 +29,10 @@ def test_the_retry_ladder() -> None:
 
 
 def test_an_audience_in_error_is_retried_when_due_and_backs_off(
-    checker: Checker, syncer: Syncer, clock: FixedClock, simulator: CloudflareSimulator
+    services: Services, checker: Checker, clock: FixedClock, simulator: CloudflareSimulator
 ) -> None:
-    checker.check_all()
-    scheduler = CheckScheduler(checker, syncer, clock)
+    services.cycle.check_all("schedule")
+    scheduler = CheckScheduler(services.cycle, services.snapshots)
     before = simulator.request_count
     clock.advance(minutes=4)
     scheduler.retry_errors()
@@ -49,14 +49,12 @@ def test_an_audience_in_error_is_retried_when_due_and_backs_off(
     assert simulator.request_count == before + 2
 
 
-def test_a_new_interval_reschedules_without_restart(
-    services: Services, checker: Checker, syncer: Syncer, clock: FixedClock
-) -> None:
-    scheduler = CheckScheduler(checker, syncer, clock)
+def test_a_new_interval_reschedules_without_restart(services: Services) -> None:
+    scheduler = CheckScheduler(services.cycle, services.snapshots)
     scheduler._schedule_checks()
     [job] = [j for j in scheduler._jobs.jobs if "check" in j.tags]
     assert job.interval == 900
-    services.operator.update_settings({"check_interval_seconds": 60})
+    services.decisions.update_settings({"check_interval_seconds": 60})
     scheduler._follow_interval()
     [job] = [j for j in scheduler._jobs.jobs if "check" in j.tags]
     assert job.interval == 60 and job.latest == 63  # with a little jitter
@@ -69,7 +67,7 @@ def throttle_administrators(simulator: CloudflareSimulator, retry_after: int) ->
 
 
 def turn_auto_sync(checker: Checker, mode: AutoSync) -> None:
-    Operator(checker.vault, checker.snapshots).update_settings({"auto_sync": str(mode)})
+    Decisions(checker.vault, checker.snapshots).update_settings({"auto_sync": str(mode)})
 
 
 def puts(simulator: CloudflareSimulator) -> int:
@@ -77,12 +75,12 @@ def puts(simulator: CloudflareSimulator) -> int:
 
 
 def test_auto_sync_after_a_scheduled_check_waits_out_a_short_429_pause(
-    checker: Checker, syncer: Syncer, clock: FixedClock, simulator: CloudflareSimulator
+    services: Services, checker: Checker, clock: FixedClock, simulator: CloudflareSimulator
 ) -> None:
     turn_auto_sync(checker, AutoSync.FULL)
     throttle_administrators(simulator, retry_after=1)
 
-    CheckScheduler(checker, syncer, clock).full_cycle()
+    CheckScheduler(services.cycle, services.snapshots).full_cycle()
 
     checks = checker.snapshots.current.checks
     assert checks["administrators"].status is Status.ERROR
@@ -116,8 +114,8 @@ def test_auto_sync_cut_short_by_a_long_pause_runs_again_as_soon_as_it_ends(
         sleep=pause_clock.sleep,
     )
     services = assemble(SqliteStore(sample_db).open(), client, clock=clock)
-    checker, syncer = services.checker, services.syncer
-    scheduler = CheckScheduler(checker, syncer, clock, tick_seconds=0.05)
+    checker = services.checker
+    scheduler = CheckScheduler(services.cycle, services.snapshots, tick_seconds=0.05)
     turn_auto_sync(checker, AutoSync.FULL)
     throttle_administrators(simulator, retry_after=300)
 

@@ -15,17 +15,19 @@ from support import FixedClock, wait_for
 
 from exporter.core.snapshot import Snapshot
 from exporter.demo.sample import add_member
+from exporter.runtime.watcher import MembershipWatcher
+from exporter.service import Services
 from exporter.service.checker import Checker
-from exporter.watcher import MembershipWatcher
+from exporter.service.cycle import CycleService
 
 
 class Recorded:
-    """The checker's checks as the watcher asked for them (the real checker still runs them)."""
+    """The cycle's checks as the watcher asked for them (the real cycle still runs them)."""
 
-    def __init__(self, checker: Checker) -> None:
+    def __init__(self, cycle: CycleService) -> None:
         self.calls: list[tuple[str, ...]] = []
         self._lock = threading.Lock()
-        check_all, check_audiences = checker.check_all, checker.check_audiences
+        check_all, check_audiences = cycle.check_all, cycle.check_audiences
 
         def all_(trigger: str = "schedule", timeout: float | None = None) -> Snapshot:
             with self._lock:
@@ -37,8 +39,8 @@ class Recorded:
                 self.calls.append(("audiences", trigger, *names))
             return check_audiences(names, trigger, timeout)
 
-        checker.check_all = all_  # type: ignore[method-assign]
-        checker.check_audiences = some  # type: ignore[method-assign]
+        cycle.check_all = all_  # type: ignore[method-assign]
+        cycle.check_audiences = some  # type: ignore[method-assign]
 
 
 class Monotonic:
@@ -52,13 +54,13 @@ class Monotonic:
 
 
 @pytest.fixture
-def recorded(checker: Checker) -> Recorded:
-    return Recorded(checker)
+def recorded(services: Services) -> Recorded:
+    return Recorded(services.cycle)
 
 
-def watching(checker: Checker, **options: Any) -> Iterator[MembershipWatcher]:
+def watching(services: Services, **options: Any) -> Iterator[MembershipWatcher]:
     options = {"poll_seconds": 0.02, "debounce_seconds": 0, "check_timeout": 0.2, **options}
-    watcher = MembershipWatcher(checker, **options)
+    watcher = MembershipWatcher(services.vault, services.cycle, **options)
     watcher.start()
     try:
         wait_for(lambda: watcher.reads >= 1, 10, "the watcher's first reading")
@@ -68,8 +70,8 @@ def watching(checker: Checker, **options: Any) -> Iterator[MembershipWatcher]:
 
 
 @pytest.fixture
-def watcher(checker: Checker) -> Iterator[MembershipWatcher]:
-    yield from watching(checker)
+def watcher(services: Services) -> Iterator[MembershipWatcher]:
+    yield from watching(services)
 
 
 def write(db: Path, sql: str, *params: object) -> None:
@@ -101,9 +103,9 @@ def test_a_new_audience_row_re_checks_everything(
 
 
 def test_commits_that_change_no_membership_check_nothing(
-    watcher: MembershipWatcher, recorded: Recorded, checker: Checker, sample_db: Path
+    watcher: MembershipWatcher, recorded: Recorded, services: Services, sample_db: Path
 ) -> None:
-    checker.check_all("schedule")  # the exporter's own writes move data_version too
+    services.cycle.check_all("schedule")  # the exporter's own writes move data_version too
     write(sample_db, "UPDATE iam_organization SET name = name || '!'")
     write(sample_db, "UPDATE iam_user SET created_at = created_at")
     reads = watcher.reads
@@ -113,9 +115,13 @@ def test_commits_that_change_no_membership_check_nothing(
 
 
 def test_a_change_that_meets_a_running_check_is_checked_once_it_ends(
-    watcher: MembershipWatcher, recorded: Recorded, checker: Checker, sample_db: Path
+    watcher: MembershipWatcher,
+    recorded: Recorded,
+    services: Services,
+    checker: Checker,
+    sample_db: Path,
 ) -> None:
-    with checker.lock.hold():  # a check or sync in progress
+    with services.cycle.lock.hold():  # a check or sync in progress
         write(sample_db, "UPDATE iam_user SET status = 'suspended' WHERE email = 'ops@example.com'")
         wait_for(lambda: len(recorded.calls) >= 2, 10, "the watcher to meet Busy twice")
     wait_for(lambda: checker.snapshots.current.checks, 10, "the deferred check to run")
@@ -124,18 +130,18 @@ def test_a_change_that_meets_a_running_check_is_checked_once_it_ends(
     assert checker.snapshots.current.checks["administrators"].expected_count == 1
 
 
-def test_reads_stay_a_bounded_share_of_a_core(checker: Checker, sample_db: Path) -> None:
+def test_reads_stay_a_bounded_share_of_a_core(services: Services, sample_db: Path) -> None:
     clock = Monotonic()
-    watcher_ = watching(checker, read_share=0.25, clock=clock)
+    watcher_ = watching(services, read_share=0.25, clock=clock)
     watcher = next(watcher_)
     try:
-        original = watcher._read
+        original = watcher.read_memberships
 
         def slow_read() -> Any:
             clock.now += 2.0  # this read "took" 2 s: stay quiet for 6 s (25 % of a core)
             return original()
 
-        watcher._read = slow_read  # type: ignore[method-assign]
+        watcher.read_memberships = slow_read  # type: ignore[method-assign]
         write(sample_db, "UPDATE iam_organization SET name = name || '!'")
         wait_for(lambda: watcher.reads == 2, 10, "the read of the first commit")
         write(sample_db, "UPDATE iam_organization SET name = name || '?'")
@@ -147,6 +153,6 @@ def test_reads_stay_a_bounded_share_of_a_core(checker: Checker, sample_db: Path)
         watcher_.close()
 
 
-def test_a_share_outside_zero_to_one_is_refused(checker: Checker) -> None:
+def test_a_share_outside_zero_to_one_is_refused(services: Services) -> None:
     with pytest.raises(ValueError, match="read_share"):
-        MembershipWatcher(checker, read_share=0)
+        MembershipWatcher(services.vault, services.cycle, read_share=0)

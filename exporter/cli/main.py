@@ -14,7 +14,7 @@ from exporter.config import DEFAULT_LISTEN, Config, ConfigError, load_config, pa
 from exporter.core.document import drift_document
 from exporter.core.model import Status, SyncOutcome, SyncResultKind
 from exporter.core.table import drift_table, sync_table
-from exporter.runtime import build_runtime
+from exporter.runtime.wiring import build_runtime
 from exporter.service import Services
 from exporter.service.checker import UnknownAudience
 from exporter.service.syncer import SyncRequest
@@ -93,7 +93,7 @@ def _listen(args: argparse.Namespace) -> str | None:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "serve":
-        from exporter.server import serve
+        from exporter.runtime.server import serve
 
         return serve(config)
     if args.command == "report":
@@ -132,9 +132,9 @@ def _sync(services: Services, args: argparse.Namespace) -> int:
         actor="cli",
     )
     if args.all:
-        outcomes, check_error = services.syncer.check_then_sync(request, "cli")
+        outcomes, check_error = services.cycle.check_then_sync(request, "cli")
     else:
-        outcomes, check_error = services.syncer.sync(request), None
+        outcomes, check_error = services.cycle.sync(request), None
     _print_sync(outcomes, args, check_error)
     if check_error:
         return EXIT_ERROR

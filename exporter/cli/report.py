@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from exporter.clock import utc_now
 from exporter.config import Config
-from exporter.mailing import smtp_settings
-from exporter.runtime import open_vault
+from exporter.runtime.mailing import smtp_settings
+from exporter.runtime.wiring import open_vault
 from reports.command import run_report
 
 

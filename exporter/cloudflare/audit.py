@@ -37,7 +37,7 @@ from exporter.cloudflare.wire import (
     first_error,
 )
 from exporter.core.attribution import GroupChange
-from exporter.core.drift import email_members
+from exporter.core.rules import email_members
 from exporter.core.times import format_time, parse_time
 
 log = logging.getLogger("vault_drift.cloudflare.audit")

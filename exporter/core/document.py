@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from exporter.core.drift import hint
 from exporter.core.model import AudienceCheck, DriftMember, Status
 from exporter.core.snapshot import Snapshot
 from exporter.core.times import format_time
+from exporter.core.wording import hint
 
 LIST_LIMIT = 100  # members listed per kind in the summary document (the seed's "and N more")
 
@@ -127,7 +127,7 @@ def audience_document(
     limit: int,
     offset: int,
     history: list[dict[str, Any]],
-    syncs: list[dict[str, Any]],
+    syncs: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """``GET /iam/drift/{audience}``: one audience in full, members paginated."""
     document = item_document(check, snapshot, now)
@@ -142,5 +142,5 @@ def audience_document(
     document["offset"] = offset
     document["other_rules"] = [{"list": r.list_name, "rule": r.rule} for r in check.other_rules]
     document["history"] = history
-    document["syncs"] = syncs
+    document["syncs"] = list(syncs)
     return document

@@ -1,27 +1,25 @@
-"""The pure core of a check: diff, status, episodes, alert levels, ignores.
+"""The pure core of a check: diff, status, episodes (levels in ``levels.py``, Cloudflare's
+rules in ``rules.py``, words in ``wording.py``).
 
 No I/O and no clock reads: every function takes what it needs, ``now`` included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
 
 from exporter.core.attribution import (
     PENDING,
-    VAULT,
     Coverage,
     GroupChange,
-    attribution_words,
     first_attribution,
     resolve,
 )
 from exporter.core.exposure import closed_seconds, revocations
 from exporter.core.model import (
     Actual,
-    AlertLevel,
     Attribution,
     Audience,
     AudienceCheck,
@@ -29,72 +27,14 @@ from exporter.core.model import (
     DriftMemory,
     Expected,
     Group,
-    Ignore,
-    OtherRule,
-    Rule,
     Status,
 )
-from exporter.core.settings import Levels, Thresholds
+from exporter.core.rules import covering, domains_of, members_of, rules_beside_members
 from exporter.core.times import parse_time
+from exporter.core.wording import member_note
 
 MISSING = "missing"
 EXTRA = "extra"
-RECENT = timedelta(minutes=30)
-EXCLUDED_NOTE = "excluded in Cloudflare"
-
-
-def email_of(rule: Rule) -> str | None:
-    """The lowercased address of an ``email`` rule, None for every other rule."""
-    body = rule.get("email") if len(rule) == 1 else None
-    if type(body) is dict or isinstance(body, Mapping):  # the exact-type test is the fast path
-        address = body.get("email")
-        if type(address) is str and address.strip():
-            return address.strip().lower()
-    return None
-
-
-def domain_of(rule: Rule) -> str | None:
-    """The lowercased domain of an ``email_domain`` rule, None for every other rule."""
-    body = rule.get("email_domain") if len(rule) == 1 else None
-    if isinstance(body, Mapping):
-        domain = body.get("domain")
-        if type(domain) is str and domain.strip():
-            return domain.strip().lower()
-    return None
-
-
-def email_members(include: Iterable[Rule]) -> set[str]:
-    """The addresses of a list's email rules (of include: members, unless excluded)."""
-    return {email for rule in include if (email := email_of(rule)) is not None}
-
-
-def other_rules(include: Iterable[Rule]) -> list[Rule]:
-    """Every include rule that is not a member email, verbatim and in order."""
-    return [rule for rule in include if email_of(rule) is None]
-
-
-def rules_beside_members(group: Group) -> tuple[OtherRule, ...]:
-    """What the document shows as "other rules": include's non-email rules, then every rule
-    of exclude and of require, each marked with its list."""
-    return (
-        *(OtherRule("include", rule) for rule in other_rules(group.include)),
-        *(OtherRule("exclude", rule) for rule in group.exclude),
-        *(OtherRule("require", rule) for rule in group.require),
-    )
-
-
-def members_of(actual: Actual) -> tuple[Set[str], set[str]]:
-    """(members, excluded): include's email addresses minus those an exclude email rule names.
-
-    Exclusions are rare: without any, the include addresses are returned as they are.
-    """
-    assert actual.group is not None
-    group = actual.group
-    have = actual.emails if actual.emails is not None else email_members(group.include)
-    excluded = email_members(group.exclude) if group.exclude else set()
-    if excluded and not have.isdisjoint(excluded):
-        have = have - excluded
-    return have, excluded
 
 
 def diff(expected: Iterable[str], actual: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -187,7 +127,7 @@ def _missing_members(
     attributions: dict[tuple[str, str], Attribution],
 ) -> tuple[DriftMember, ...]:
     """Missing members, each with what the group's other rules say about its access."""
-    domains = _domains(group.include) if missing else set()
+    domains = domains_of(group.include) if missing else set()
     return tuple(
         DriftMember(
             e,
@@ -195,7 +135,7 @@ def _missing_members(
             first_seen[(MISSING, e)],
             parse_time(expected.members[e]),
             excluded=e in excluded,
-            domain_rule=_covering(e, domains),
+            domain_rule=covering(e, domains),
             attribution=attributions[(MISSING, e)],
         )
         for e in missing
@@ -256,16 +196,6 @@ def attribute(
     return replace(check, missing=missing, extra=extra, memory=memory)
 
 
-def _domains(include: Iterable[Rule]) -> set[str]:
-    """The domains of include's email_domain rules, lowercased."""
-    return {domain for rule in include if (domain := domain_of(rule)) is not None}
-
-
-def _covering(email: str, domains: set[str]) -> str | None:
-    domain = email.rpartition("@")[2]
-    return domain if domain in domains else None
-
-
 def _error_of(audience: Audience, expected: Expected, actual: Actual) -> str | None:
     if expected.error is not None:
         return expected.error
@@ -300,103 +230,4 @@ def _errored(
         actual_count=len(members_of(actual)[0]) if actual.group is not None else 0,
         error_message=message,
         memory=kept,
-    )
-
-
-def alert_level(
-    status: Status, drift_since: datetime | None, now: datetime, thresholds: Thresholds
-) -> AlertLevel:
-    """Seed's levels: info while young, warning past the warning threshold, then critical."""
-    if status is not Status.DRIFT or drift_since is None:
-        return AlertLevel.NONE
-    age = (now - drift_since).total_seconds()
-    if age >= thresholds.critical_seconds:
-        return AlertLevel.CRITICAL
-    if age >= thresholds.warning_seconds:
-        return AlertLevel.WARNING
-    return AlertLevel.INFO
-
-
-LEVEL_RANK = {AlertLevel.NONE: 0, AlertLevel.INFO: 1, AlertLevel.WARNING: 2, AlertLevel.CRITICAL: 3}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """An audience's alert level and the side that set it (``alert_reason``)."""
-
-    level: AlertLevel = AlertLevel.NONE
-    reason: str | None = None  # "missing" | "extra"; None when not drifting
-
-
-def verdict(
-    status: Status,
-    missing_since: datetime | None,
-    extra_since: datetime | None,
-    now: datetime,
-    levels: Levels,
-) -> Verdict:
-    """The higher of the missing side's level and the extra side's, each judged by its own
-    thresholds from its own onset. On a tie the extra side (an exposure) is named."""
-    if status is not Status.DRIFT:
-        return Verdict()
-    extra = alert_level(status, extra_since, now, levels.extra)
-    missing = alert_level(status, missing_since, now, levels.missing)
-    if extra_since is not None and LEVEL_RANK[extra] >= LEVEL_RANK[missing]:
-        return Verdict(extra, EXTRA)
-    if missing_since is not None:
-        return Verdict(missing, MISSING)
-    return Verdict()
-
-
-def active_ignore(ignore: Ignore | None, now: datetime) -> Ignore | None:
-    """The ignore in force, or None once it has expired."""
-    return ignore if ignore is not None and ignore.until > now else None
-
-
-def access_note(member: DriftMember) -> str | None:
-    """What the group's other rules say about a missing member's access, in words."""
-    if member.excluded:
-        return EXCLUDED_NOTE
-    if member.domain_rule is not None:
-        return f"has access through the domain rule {member.domain_rule}"
-    return None
-
-
-def member_note(member: DriftMember) -> str | None:
-    """What explains a member in words, as reports show it beside the email (persisted with
-    the member): the group's other rules first, then who changed it, with its date."""
-    return access_note(member) or attribution_words(member, None)
-
-
-def hint(member: DriftMember, now: datetime | None = None) -> str:
-    """Why a member drifts, shown beside it: what the audit log says (its age measured from
-    ``now``), else a short guess."""
-    note = access_note(member) or attribution_words(member, now)
-    if note is not None:
-        return note
-    if member.kind == MISSING:
-        added = member.added_in_vault_at
-        vault = member.attribution is not None and member.attribution.outcome == VAULT
-        if vault or (added is not None and member.first_seen_at - added <= RECENT):
-            return "added in Vault recently: the push to Cloudflare may not have run yet"
-        return "in Vault but not in Cloudflare: push failed or removed by hand"
-    return "manually added? in Cloudflare but not in Vault (or removed from Vault)"
-
-
-def compact(group: Group) -> Actual:
-    """Cloudflare's side with member emails extracted and only the other rules kept.
-
-    One pass over the rules (a full check sees a million of them); ``email_of`` decides.
-    """
-    emails: set[str] = set()
-    others: list[Rule] = []
-    for rule in group.include:
-        email = email_of(rule)
-        if email is None:
-            others.append(rule)
-        else:
-            emails.add(email)
-    return Actual(
-        group=Group(group.id, group.name, others, group.exclude, group.require),
-        emails=frozenset(emails),
     )

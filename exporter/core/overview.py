@@ -11,9 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from exporter.core.drift import LEVEL_RANK, hint
+from exporter.core.levels import LEVEL_RANK
 from exporter.core.model import AlertLevel, AudienceCheck, DriftMember, Status
 from exporter.core.snapshot import Snapshot
+from exporter.core.wording import hint
 
 CARD_MEMBERS = 5  # members shown per side on a card; the rest are in the details view
 NEEDS_ACTION = (Status.DRIFT, Status.ERROR, Status.PENDING)

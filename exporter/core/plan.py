@@ -6,8 +6,10 @@ import re
 from collections.abc import Collection
 from dataclasses import replace
 
-from exporter.core.drift import EXCLUDED_NOTE, diff, email_members, email_of
+from exporter.core.drift import diff
 from exporter.core.model import Group, Rule, SyncPlan
+from exporter.core.rules import email_members, email_of
+from exporter.core.wording import EXCLUDED_NOTE
 
 RULE_LIMIT = 1000  # Cloudflare's per-group limit, over include + exclude + require
 MIN_REMOVAL_GUARD = 5

@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from exporter.core.drift import Verdict, active_ignore, verdict
 from exporter.core.exposure import RevocationTotals
+from exporter.core.levels import Verdict, active_ignore, verdict
 from exporter.core.model import AlertLevel, AudienceCheck, Ignore, Status
 from exporter.core.settings import Settings
 

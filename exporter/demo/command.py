@@ -29,7 +29,7 @@ from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.demo.simulator_audit import Actor
-from exporter.server import check_listen, serve
+from exporter.runtime.server import check_listen, serve
 
 log = logging.getLogger("vault_drift.demo")
 LIFE_SECONDS = 60.0

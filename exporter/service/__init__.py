@@ -1,4 +1,4 @@
-"""The services the handlers call: Checker, Syncer, Operator, around one SnapshotStore."""
+"""The services the handlers call: Checker, Syncer, Decisions, around one SnapshotStore."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient
 from exporter.service.attribution import Attributor
 from exporter.service.checker import Checker, UnknownAudience
+from exporter.service.cycle import CycleService
+from exporter.service.decisions import Decisions
 from exporter.service.events import Events
-from exporter.service.operator import Operator
+from exporter.service.recovery import Recovery
 from exporter.service.snapshots import SnapshotStore
 from exporter.service.syncer import Syncer
 from exporter.service.work_lock import Busy, WorkLock
@@ -24,7 +26,8 @@ class Services:
     snapshots: SnapshotStore
     checker: Checker
     syncer: Syncer
-    operator: Operator
+    decisions: Decisions
+    cycle: CycleService
 
 
 def assemble(
@@ -40,8 +43,8 @@ def assemble(
     """The services around an open store and a client, the persisted decisions loaded;
     ``attribution`` reads Cloudflare's audit log to say who changed drifting members."""
     snapshots = SnapshotStore()
-    operator = Operator(vault, snapshots, clock=clock)
-    operator.load()
+    decisions = Decisions(vault, snapshots, clock=clock)
+    decisions.load()
     lock = WorkLock(lock_timeout)
     attributor = (
         Attributor(vault, cloudflare.audit_log(), vault_api_actors=vault_api_actors)
@@ -49,10 +52,21 @@ def assemble(
         else None
     )
     checker = Checker(
-        vault, cloudflare, snapshots, lock, clock=clock, events=events, attribution=attributor
+        vault, cloudflare, snapshots, clock=clock, events=events, attribution=attributor
     )
-    syncer = Syncer(vault, cloudflare, checker)
-    return Services(vault, cloudflare, snapshots, checker, syncer, operator)
+    syncer = Syncer(vault, cloudflare, snapshots, checker, clock=clock, events=events)
+    recovery = Recovery(vault, cloudflare, clock=clock)
+    cycle = CycleService(checker, syncer, recovery, lock, clock=clock)
+    return Services(vault, cloudflare, snapshots, checker, syncer, decisions, cycle)
 
 
-__all__ = ["Busy", "Checker", "Operator", "Services", "Syncer", "UnknownAudience", "assemble"]
+__all__ = [
+    "Busy",
+    "Checker",
+    "CycleService",
+    "Decisions",
+    "Services",
+    "Syncer",
+    "UnknownAudience",
+    "assemble",
+]

@@ -12,15 +12,15 @@ from datetime import datetime, timedelta
 
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient, CloudflareError
-from exporter.core.drift import compact, evaluate
+from exporter.core.drift import evaluate
 from exporter.core.exposure import RevocationTotals
 from exporter.core.model import Actual, Audience, AudienceCheck, DriftMemory, Expected, Status
 from exporter.core.packed import Unpacked, packed_actual
+from exporter.core.rules import actual_of
 from exporter.core.snapshot import Snapshot
 from exporter.service.attribution import Attributor
 from exporter.service.events import Events, NoEvents
 from exporter.service.snapshots import SnapshotStore
-from exporter.service.work_lock import WorkLock
 from exporter.vault.store import CheckRecord, CycleSummary, VaultError, VaultStore
 
 log = logging.getLogger("vault_drift.checker")
@@ -43,42 +43,41 @@ class Cycle:
 
 
 class Checker:
-    """Full checks (one paginated listing) and partial ones (one GET per group)."""
+    """Full checks (one paginated listing) and partial ones (one GET per group).
+
+    The caller holds the work lock (``serve``: the cycle service; the CLI runs alone).
+    """
 
     def __init__(
         self,
         vault: VaultStore,
         cloudflare: CloudflareClient,
         snapshots: SnapshotStore,
-        lock: WorkLock,
         *,
         clock: Clock = utc_now,
         events: Events | None = None,
         attribution: Attributor | None = None,
     ) -> None:
         self.vault, self.cloudflare = vault, cloudflare
-        self.snapshots, self.lock, self.clock = snapshots, lock, clock
+        self.snapshots, self.clock = snapshots, clock
         self.events: Events = events or NoEvents()
-        self.attribution = attribution  # who changed it (SPEC §10); None: not wired
-        self.after_full_check: list[Callable[[Snapshot], None]] = []
+        self.attribution = attribution  # who changed it (docs/attribution.md); None: not wired
 
-    def check_all(self, trigger: str = "schedule", timeout: float | None = None) -> Snapshot:
+    def check_all(self, trigger: str = "schedule") -> Snapshot:
         """A full cycle: every audience, Cloudflare read by one paginated listing."""
-        with self.lock.hold(timeout):
-            snapshot = self._check_all(trigger)
-        for hook in self.after_full_check:
-            try:
-                hook(snapshot)
-            except Exception:
-                log.exception("after-check hook failed")
-        return snapshot
+        return self._check_all(trigger)
 
-    def check_audiences(
-        self, names: list[str], trigger: str = "api", timeout: float | None = None
-    ) -> Snapshot:
-        """A partial cycle: only these audiences, one direct GET per group."""
-        with self.lock.hold(timeout):
+    def check_audiences(self, names: list[str], trigger: str = "api") -> Snapshot:
+        """A partial cycle: only these audiences, one direct GET per group.
+
+        Vault unreadable: those audiences are ``error`` (and the Vault source down), and the
+        ``VaultError`` goes on to the caller (the API answers 503).
+        """
+        try:
             return self._check_some(names, trigger)
+        except VaultError as exc:
+            self._vault_down(time.monotonic(), str(exc), names, scope="partial")
+            raise
 
     def record_sync(self, audience: str, actual: Actual, actor: str) -> Snapshot:
         """After our own sync: record what the read-back shows, so it never shows as drift.
@@ -165,6 +164,7 @@ class Checker:
             ignores=self.vault.ignores(),
             last_check_at=self.clock(),
             revocations=self._revocations(checks),
+            vault_up=True,  # it was read: a Vault that came back is up again
         )
 
     def _revocations(self, checks: list[AudienceCheck]) -> RevocationTotals | None:
@@ -196,7 +196,7 @@ class Checker:
         try:
             for group in self.cloudflare.iter_groups():
                 if group.id in wanted:
-                    found[wanted[group.id]] = packed_actual(compact(group))
+                    found[wanted[group.id]] = packed_actual(actual_of(group))
         except CloudflareError as exc:
             log.warning("cloudflare listing failed: %s", exc)
             return {name: Actual(error=str(exc)) for name in wanted.values()}, str(exc)
@@ -208,7 +208,7 @@ class Checker:
     def _get_actual(self, audience: Audience) -> Actual:
         assert audience.group_id is not None
         try:
-            return compact(self.cloudflare.get_group(audience.group_id))
+            return actual_of(self.cloudflare.get_group(audience.group_id))
         except CloudflareError as exc:
             if exc.status == 404:
                 return Actual()
@@ -268,8 +268,11 @@ class Checker:
             cycle.started, finished, cycle.trigger, cycle.scope, True, cycle.cloudflare_ok, counts
         )
 
-    def _vault_down(self, t0: float, message: str) -> Snapshot:
-        """Vault unreadable: every known audience is in error; nothing is guessed."""
+    def _vault_down(
+        self, t0: float, message: str, names: list[str] | None = None, scope: str = "full"
+    ) -> Snapshot:
+        """Vault unreadable: every known audience (or those named) is in error; nothing is
+        guessed."""
         log.error("%s", message)
         now = self.clock()
         previous = self.snapshots.current
@@ -284,8 +287,18 @@ class Checker:
                 revoked=(),
             )
             for name, check in previous.checks.items()
+            if names is None or name in names
         }
-        self.events.checked("full", False, time.monotonic() - t0)
+        self.events.checked(scope, False, time.monotonic() - t0)
+        if names is not None:
+            return self.snapshots.publish(
+                replace(
+                    previous,
+                    checks={**previous.checks, **checks},
+                    last_check_at=now,
+                    vault_up=False,
+                )
+            )
         return self.snapshots.publish(
             replace(previous, checks=checks, last_check_at=now, vault_up=False, cycle_error=message)
         )

@@ -39,6 +39,7 @@ class SnapshotStore:
         ignores: dict[str, Ignore] | None = None,
         last_check_at: datetime | None = None,
         revocations: RevocationTotals | None = None,
+        vault_up: bool | None = None,
     ) -> Snapshot:
         """Fold some audiences' fresh checks into the snapshot, keeping audiences in order."""
         with self._lock:
@@ -50,6 +51,7 @@ class SnapshotStore:
                 ignores=self._current.ignores if ignores is None else ignores,
                 last_check_at=last_check_at or self._current.last_check_at,
                 revocations=self._current.revocations if revocations is None else revocations,
+                vault_up=self._current.vault_up if vault_up is None else vault_up,
             )
             return self._current
 

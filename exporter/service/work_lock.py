@@ -1,4 +1,5 @@
-"""One lock for every check and sync, so those of one audience never interleave."""
+"""One lock for every check and sync, so those of one audience never interleave; the cycle
+service takes it, once per call."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ class Busy(Exception):
 class WorkLock:
     def __init__(self, timeout: float = 30.0) -> None:
         self.timeout = timeout
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # not re-entrant: taken once, by the cycle service
 
     @contextmanager
     def hold(self, timeout: float | None = None) -> Iterator[None]:

@@ -1,6 +1,6 @@
 """SQL as data: the statements a write is made of, and rows read back, for every backend.
 
-The write functions of ``state``, ``operator`` and ``reporting`` return statements instead of
+The write functions of ``state``, ``decisions`` and ``reporting`` return statements instead of
 running them. SQLite runs a write's statements in one transaction; D1 sends them as one
 ``batch``, which D1 applies atomically. So no statement may depend on a value Python read
 in the middle of the write: each one finds what it needs with a subquery.

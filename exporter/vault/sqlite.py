@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from exporter.core.model import Audience, DriftMemory, Expected
-from exporter.vault import membership, operator, state
+from exporter.vault import decisions, membership, state
 from exporter.vault.db import CACHE_KIB, VaultDB
 from exporter.vault.sql import Outcome, Reader, Statement
-from exporter.vault.statement_store import StatementStore
+from exporter.vault.statement_store import StatementStore, check_statements
 from exporter.vault.store import (
     AuditEntry,
     CheckRecord,
@@ -39,7 +39,7 @@ class SqliteStore(StatementStore):
         """Check the file, migrate the companion tables, seed the interval of a new database."""
         self.db.open()
         if seed_interval is not None:
-            self._write([operator.seed_interval(seed_interval)])
+            self._write([decisions.seed_interval(seed_interval)])
         return self
 
     # -- reads --------------------------------------------------------------------------
@@ -63,7 +63,7 @@ class SqliteStore(StatementStore):
         self._write(check_statements(record))
 
     def start_audit(self, entry: AuditEntry, now: datetime) -> int:
-        return int(self._write([operator.start_audit(entry, now)])[0].last_row_id or 0)
+        return int(self._write([decisions.start_audit(entry, now)])[0].last_row_id or 0)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -85,32 +85,6 @@ class SqliteStore(StatementStore):
         except sqlite3.Error as exc:
             raise VaultError(f"Vault write failed: {exc}") from exc
         return outcomes
-
-
-def check_statements(record: CheckRecord) -> list[Statement]:
-    """Everything a check leaves behind, in order; the cycle's own record comes last."""
-    return [statement for unit in check_units(record) for statement in unit]
-
-
-def check_units(record: CheckRecord) -> list[list[Statement]]:
-    """``check_statements`` cut into consistent units: one per audience (its status with its
-    companion rows), then the removals and the pruning, then the cycle's record alone."""
-    units = state.record_checks(
-        record.checks, dict(record.previous), record.at, record.closed_by_sync
-    )
-    if record.synced_at is not None:
-        for unit, check in zip(units, record.checks, strict=True):
-            unit.append(state.record_sync_time(check.audience.audience, record.synced_at))
-    tail: list[Statement] = []
-    if record.present is not None:
-        tail += state.forget_removed(record.at)
-    if record.prune_before is not None:
-        tail += state.prune_history(record.prune_before)
-    if tail:
-        units.append(tail)
-    if record.cycle is not None:
-        units.append([state.record_cycle(record.cycle)])
-    return units
 
 
 class SqliteChangeFeed:

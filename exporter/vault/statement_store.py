@@ -12,16 +12,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from exporter.core.attribution import Coverage, GroupChange, OwnWrite
 from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Ignore
 from exporter.core.settings import Settings
-from exporter.vault import attribution, exposure, history, operator, reporting, state
+from exporter.vault import attribution, decisions, exposure, history, reporting, state
 from exporter.vault.sql import Outcome, Reader, Statement
 from exporter.vault.store import (
     AudienceHistory,
+    AuditRow,
+    CheckRecord,
     EpisodeRecord,
     MailRecord,
     PeriodHistory,
@@ -40,21 +42,21 @@ class StatementStore(ABC):
         """Apply one write's statements, all of them or none (VaultError otherwise)."""
 
     def settings(self) -> Settings:
-        return self._read(operator.load_settings)
+        return self._read(decisions.load_settings)
 
     def ignores(self) -> dict[str, Ignore]:
-        return self._read(operator.load_ignores)
+        return self._read(decisions.load_ignores)
 
     def audit(
         self, audience: str | None = None, *, result: str | None = None, limit: int = 20
-    ) -> list[dict[str, Any]]:
-        return self._read(lambda conn: operator.audit_rows(conn, audience, limit, result))
+    ) -> list[AuditRow]:
+        return self._read(lambda conn: decisions.audit_rows(conn, audience, limit, result))
 
     def history(self, audience: str) -> AudienceHistory:
         def read(conn: Reader) -> AudienceHistory:
             return AudienceHistory(
                 history.recent_episodes(conn, audience),
-                operator.audit_rows(conn, audience, limit=20),
+                decisions.audit_rows(conn, audience, limit=20),
             )
 
         return self._read(read)
@@ -86,22 +88,22 @@ class StatementStore(ABC):
         return self._read(reporting.episodes_awaiting_resolution_note)
 
     def save_settings(self, settings: Settings) -> None:
-        self._write(operator.save_settings(settings))
+        self._write(decisions.save_settings(settings))
 
     def set_ignore(self, audience: str, ignore: Ignore, now: datetime) -> None:
-        self._write([operator.set_ignore(audience, ignore, now)])
+        self._write([decisions.set_ignore(audience, ignore, now)])
 
     def clear_ignore(self, audience: str) -> bool:
-        return self._write([operator.clear_ignore(audience)])[0].changes > 0
+        return self._write([decisions.clear_ignore(audience)])[0].changes > 0
 
     def finish_audit(self, audit_id: int, result: str, reason: str | None, now: datetime) -> None:
-        self._write([operator.finish_audit(audit_id, result, reason, now)])
+        self._write([decisions.finish_audit(audit_id, result, reason, now)])
 
     def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None:
         self._write(
             [
                 state.set_group_id(audience, group_id, now),
-                operator.finish_audit(audit_id, "synced", None, now, group_id=group_id),
+                decisions.finish_audit(audit_id, "synced", None, now, group_id=group_id),
             ]
         )
 
@@ -117,3 +119,29 @@ class StatementStore(ABC):
         statements = attribution.record(changes, coverage)
         if statements:
             self._write(statements)
+
+
+def check_statements(record: CheckRecord) -> list[Statement]:
+    """Everything a check leaves behind, in order; the cycle's own record comes last."""
+    return [statement for unit in check_units(record) for statement in unit]
+
+
+def check_units(record: CheckRecord) -> list[list[Statement]]:
+    """``check_statements`` cut into consistent units: one per audience (its status with its
+    companion rows), then the removals and the pruning, then the cycle's record alone."""
+    units = state.record_checks(
+        record.checks, dict(record.previous), record.at, record.closed_by_sync
+    )
+    if record.synced_at is not None:
+        for unit, check in zip(units, record.checks, strict=True):
+            unit.append(state.record_sync_time(check.audience.audience, record.synced_at))
+    tail: list[Statement] = []
+    if record.present is not None:
+        tail += state.forget_removed(record.at)
+    if record.prune_before is not None:
+        tail += state.prune_history(record.prune_before)
+    if tail:
+        units.append(tail)
+    if record.cycle is not None:
+        units.append([state.record_cycle(record.cycle)])
+    return units

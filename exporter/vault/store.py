@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from exporter.core.attribution import Coverage, GroupChange, OwnWrite
 from exporter.core.exposure import LatencyTotals
@@ -19,7 +19,34 @@ from exporter.core.settings import Settings
 
 
 class VaultError(Exception):
-    """The Vault database cannot be used: missing, corrupt, read-only or without its tables."""
+    """The Vault database cannot be used: missing, corrupt, read-only or without its tables,
+    unreachable (D1), or its writer lease lost. Every error of the store is one of these; the
+    web layer answers them 503 "vault unavailable"."""
+
+
+class VaultIncomplete(VaultError):
+    """Vault's members of an audience cannot be read completely: nothing is pushed."""
+
+
+class AuditRow(TypedDict):
+    """One row of the sync audit, as the store reads it back."""
+
+    id: int
+    started_at: str
+    finished_at: str | None
+    audience: str
+    action: str  # sync | create_group
+    trigger: str  # api | page | cli | auto
+    actor: str
+    mode: str  # full | add_only | remove_only
+    forced: bool
+    group_id: str | None
+    added: list[str]
+    removed: list[str]
+    added_count: int
+    removed_count: int
+    result: str  # in_progress | synced | noop | blocked | error
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -69,7 +96,7 @@ class AudienceHistory:
     """An audience's recent drift episodes and syncs, for its detailed view."""
 
     episodes: list[dict[str, Any]] = field(default_factory=list)
-    syncs: list[dict[str, Any]] = field(default_factory=list)
+    syncs: list[AuditRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -155,7 +182,7 @@ class VaultStore(Protocol):
     def ignores(self) -> dict[str, Ignore]: ...
     def audit(
         self, audience: str | None = None, *, result: str | None = None, limit: int = 20
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[AuditRow]: ...
     def history(self, audience: str) -> AudienceHistory: ...
     def changes(self) -> ChangeFeed: ...
 

@@ -12,9 +12,9 @@ from exporter.core.document import audience_document, drift_document, item_docum
 from exporter.core.settings import SettingsError
 from exporter.core.times import parse_duration
 from exporter.service.checker import UnknownAudience
-from exporter.service.syncer import GroupExists, GroupRefused, SyncRequest, VaultIncomplete
+from exporter.service.syncer import GroupExists, GroupRefused, SyncRequest
+from exporter.web.deps import Admin, ApiError, Reader, Svc, WebServices
 from exporter.web.schemas import CheckBody, GroupBody, IgnoreBody, SettingsBody, SyncBody
-from exporter.web.services import Admin, ApiError, Reader, Svc, WebServices
 
 router = APIRouter(prefix="/iam/drift", tags=["drift"])
 MAX_IGNORE = timedelta(days=90)
@@ -25,6 +25,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown audience"},
     409: {"description": "conflict: busy, or the state does not allow it"},
     422: {"description": "invalid request"},
+    503: {"description": "vault unavailable: the Vault database cannot be read or written"},
 }
 
 
@@ -54,7 +55,7 @@ def get_settings(svc: Svc, _: Reader) -> dict[str, Any]:
 def put_settings(body: SettingsBody, svc: Svc, _: Admin) -> dict[str, Any]:
     """Change settings; applied live (a new interval reschedules the checks)."""
     try:
-        settings = svc.operator.update_settings(body.changes())
+        settings = svc.decisions.update_settings(body.changes())
     except SettingsError as exc:
         raise ApiError(422, "invalid settings", exc.problems) from None
     return settings.as_document()
@@ -73,7 +74,7 @@ def get_audience(
     check = snapshot.checks.get(audience)
     if check is None:
         raise ApiError(404, "unknown audience", audience)
-    history = svc.operator.history(audience)
+    history = svc.decisions.history(audience)
     return audience_document(
         check, snapshot, svc.clock(), limit, offset, history.episodes, history.syncs
     )
@@ -92,9 +93,9 @@ def check_now(body: CheckBody, svc: Svc, _: Admin) -> dict[str, Any]:
     if body.audiences is not None:
         return _notified(body.audiences, svc)
     if body.audience is None:
-        return drift_document(svc.syncer.check_now("api"), svc.clock())
+        return drift_document(svc.cycle.check_all("api"), svc.clock())
     try:
-        snapshot = svc.syncer.check_now("api", [body.audience])
+        snapshot = svc.cycle.check_audiences([body.audience], "api")
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
     return item_document(snapshot.checks[body.audience], snapshot, svc.clock())
@@ -105,7 +106,7 @@ def _notified(audiences: list[str], svc: WebServices) -> dict[str, Any]:
     per group), answered with their items. An unknown name checks nothing: 404 naming it."""
     names = list(dict.fromkeys(audiences))
     try:
-        snapshot = svc.syncer.check_now("change", names)
+        snapshot = svc.cycle.check_audiences(names, "change")
     except UnknownAudience as exc:
         raise ApiError(404, "unknown audience", exc.names) from None
     now = svc.clock()
@@ -129,9 +130,9 @@ def sync(body: SyncBody, svc: Svc, role: Admin, request: Request) -> dict[str, A
     check_error: str | None = None
     try:
         if body.all:
-            outcomes, check_error = svc.syncer.check_then_sync(sync_request, "api")
+            outcomes, check_error = svc.cycle.check_then_sync(sync_request, "api")
         else:
-            outcomes = svc.syncer.sync(sync_request)
+            outcomes = svc.cycle.sync(sync_request)
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
     answer: dict[str, Any] = {
@@ -153,14 +154,14 @@ def create_group(body: GroupBody, svc: Svc, role: Admin, request: Request) -> di
     """Create the Cloudflare group of a pending audience, with Vault's members."""
     trigger = _trigger(request)
     try:
-        group_id = svc.syncer.create_group(
+        group_id = svc.cycle.create_group(
             body.audience, actor=f"{trigger}:{role.value}", trigger=trigger
         )
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
     except GroupExists as exc:
         raise ApiError(409, "the audience already has a group", str(exc)) from None
-    except (GroupRefused, VaultIncomplete) as exc:
+    except GroupRefused as exc:
         raise ApiError(409, "cannot create the group", str(exc)) from None
     except CloudflareError as exc:
         raise ApiError(409, "Cloudflare refused the group", str(exc)) from None
@@ -176,7 +177,7 @@ def ignore(body: IgnoreBody, svc: Svc, role: Admin) -> dict[str, Any]:
         raise ApiError(404, "unknown audience", body.audience)
     now = svc.clock()
     until = _until(body, now)
-    snapshot = svc.operator.ignore(body.audience, until, body.reason, f"api:{role.value}")
+    snapshot = svc.decisions.ignore(body.audience, until, body.reason, f"api:{role.value}")
     return item_document(snapshot.checks[body.audience], snapshot, now)
 
 
@@ -201,5 +202,5 @@ def unignore(audience: str, svc: Svc, _: Admin) -> dict[str, Any]:
     """Stop ignoring an audience."""
     if audience not in svc.snapshots.current.checks:
         raise ApiError(404, "unknown audience", audience)
-    removed, snapshot = svc.operator.unignore(audience)
+    removed, snapshot = svc.decisions.unignore(audience)
     return {"removed": removed, **item_document(snapshot.checks[audience], snapshot, svc.clock())}

@@ -9,11 +9,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exporter import __version__
 from exporter.service.work_lock import Busy
+from exporter.vault.store import VaultError
 from exporter.web.api import router as api_router
 from exporter.web.auth import AuthError
+from exporter.web.deps import ApiError, WebServices, error_response
 from exporter.web.page import router as page_router
 from exporter.web.page_forms import router as forms_router
-from exporter.web.services import ApiError, WebServices, error_response
 
 
 def create_app(services: WebServices, page: bool = True) -> FastAPI:
@@ -42,6 +43,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AuthError)
     async def _auth_error(_: Request, exc: AuthError) -> JSONResponse:
         return error_response(exc.status, exc.message)
+
+    @app.exception_handler(VaultError)
+    async def _vault_unavailable(_: Request, exc: VaultError) -> JSONResponse:
+        # Every endpoint that needs the Vault: the file locked or damaged, D1 refusing.
+        return error_response(503, "vault unavailable", str(exc))
 
     @app.exception_handler(Busy)
     async def _busy(_: Request, exc: Busy) -> JSONResponse:

@@ -25,8 +25,8 @@ from jinja2.runtime import Context
 from exporter.core.document import LIST_LIMIT, audience_document
 from exporter.core.times import format_time, parse_time
 from exporter.web.auth import Role
+from exporter.web.deps import services as _services
 from exporter.web.page_view import ListQuery, badge, card_id, details_url, overview
-from exporter.web.services import services as _services
 from exporter.web.session import (
     COOKIE,
     LOGIN_COOKIE,
@@ -165,7 +165,7 @@ def _details(request: Request, audience: str, offset: int, limit: int) -> dict[s
     check = snapshot.checks.get(audience)
     if check is None:
         return None
-    history = svc.operator.history(audience)
+    history = svc.decisions.history(audience)
     doc = audience_document(
         check, snapshot, svc.clock(), limit, offset, history.episodes, history.syncs
     )

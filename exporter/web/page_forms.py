@@ -17,12 +17,13 @@ from fastapi.responses import Response
 from exporter.cloudflare.client import CloudflareError
 from exporter.core.settings import SettingsError
 from exporter.core.times import format_time, parse_duration
-from exporter.service.syncer import GroupExists, GroupRefused, SyncRequest, VaultIncomplete
+from exporter.service.syncer import GroupExists, GroupRefused, SyncRequest
 from exporter.service.work_lock import Busy
+from exporter.vault.store import VaultError
 from exporter.web.auth import Role
+from exporter.web.deps import services as _services
 from exporter.web.page import frame, page_session, render
 from exporter.web.page_view import card_id
-from exporter.web.services import services as _services
 from exporter.web.session import Session, csrf_matches
 
 router = APIRouter(prefix="/forms", include_in_schema=False)
@@ -71,7 +72,7 @@ def _done(request: Request, session: Session, audience: str, message: str) -> Re
 
 
 def _guarded(handler: Any) -> Any:
-    """Turn ``Refused`` and a busy lock into their pages."""
+    """Turn ``Refused``, a busy lock and an unreadable Vault into their pages."""
 
     def run(request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
@@ -82,6 +83,10 @@ def _guarded(handler: Any) -> Any:
             session = page_session(request)
             assert session is not None  # _acting ran before any work
             return _notice(request, session, f"Busy: {busy}. Try again in a moment.", 409)
+        except VaultError as exc:
+            session = page_session(request)
+            assert session is not None
+            return _notice(request, session, f"Vault unavailable: {exc}", 503)
         return response
 
     return run
@@ -115,9 +120,9 @@ def _sync(
     )
     check_error = None
     if every:
-        outcomes, check_error = svc.syncer.check_then_sync(sync_request, "page")
+        outcomes, check_error = svc.cycle.check_then_sync(sync_request, "page")
     else:
-        outcomes = svc.syncer.sync(sync_request)
+        outcomes = svc.cycle.sync(sync_request)
     results = [o.as_document() for o in outcomes]
     context = frame(
         request,
@@ -140,7 +145,7 @@ def retry_form(request: Request, csrf: Field = "", audience: Field = "") -> Resp
 def _retry(request: Request, csrf: str, audience: str) -> Response:
     session = _acting(request, csrf)
     _known(request, session, audience)
-    check = _services(request).syncer.check_now("page", [audience]).checks[audience]
+    check = _services(request).cycle.check_audiences([audience], "page").checks[audience]
     error = f" ({check.error_message})" if check.error_message else ""
     return _done(request, session, audience, f"Checked {audience}: now {check.status}{error}.")
 
@@ -155,8 +160,8 @@ def _create_group(request: Request, csrf: str, audience: str) -> Response:
     _known(request, session, audience)
     svc = _services(request)
     try:
-        svc.syncer.create_group(audience, actor=ACTOR, trigger="page")
-    except (GroupExists, GroupRefused, VaultIncomplete, CloudflareError) as exc:
+        svc.cycle.create_group(audience, actor=ACTOR, trigger="page")
+    except (GroupExists, GroupRefused, VaultError, CloudflareError) as exc:
         return _notice(request, session, f"Cannot create the group of {audience}: {exc}", 409)
     status = svc.snapshots.current.checks[audience].status
     return _done(request, session, audience, f"Cloudflare group created; status now {status}.")
@@ -183,7 +188,7 @@ def _ignore(request: Request, csrf: str, audience: str, duration: str, reason: s
         return render(request, "ignore_page.html", 422, **context)
     svc = _services(request)
     until = svc.clock() + timedelta(seconds=parse_duration(duration))
-    svc.operator.ignore(audience, until, reason, ACTOR)
+    svc.decisions.ignore(audience, until, reason, ACTOR)
     message = f"Ignored {audience} until {format_time(until)} — {reason}"
     return _done(request, session, audience, message)
 
@@ -196,7 +201,7 @@ def unignore_form(request: Request, csrf: Field = "", audience: Field = "") -> R
 def _unignore(request: Request, csrf: str, audience: str) -> Response:
     session = _acting(request, csrf)
     _known(request, session, audience)
-    _services(request).operator.unignore(audience)
+    _services(request).decisions.unignore(audience)
     return _done(request, session, audience, f"{audience} is no longer ignored.")
 
 
@@ -234,7 +239,7 @@ def _settings(request: Request, fields: dict[str, str]) -> Response:
             errors[name] = "write a duration like 30s, 15m, 1h or 1d"
     if not errors:
         try:
-            _services(request).operator.update_settings(changes)
+            _services(request).decisions.update_settings(changes)
         except SettingsError as exc:
             errors = dict(exc.problems)
     if errors:

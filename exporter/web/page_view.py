@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from exporter.core.document import DriftFilter
-from exporter.core.drift import LEVEL_RANK
+from exporter.core.levels import LEVEL_RANK
 from exporter.core.model import AlertLevel, AudienceCheck, Status
 from exporter.core.overview import attention_level, by_attention, needs_action, preview, since
 from exporter.core.snapshot import Snapshot

@@ -48,10 +48,14 @@ def test_check_json_is_the_api_document(
 def test_sync_dry_run_then_sync_then_nothing_to_do(
     cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run("sync", "--all", "--dry-run", "--json") == 0
+    # sales-team's group is gone: its check errs, so --all answers for it too, and exits 2.
+    assert run("sync", "--all", "--dry-run", "--json") == 2
     plan = json.loads(capsys.readouterr().out)
     assert plan["dry_run"] is True
-    assert [r["audience"] for r in plan["results"]] == ["lms-instructors"]
+    assert [(r["audience"], r["result"]) for r in plan["results"]] == [
+        ("lms-instructors", "synced"),
+        ("sales-team", "error"),
+    ]
     assert run("check", "--audience", "lms-instructors") == 1  # still drifting
     assert run("sync", "--audience", "lms-instructors") == 0
     assert run("check", "--audience", "lms-instructors") == 0
@@ -113,7 +117,9 @@ def test_sync_blocked_is_1_and_error_wins_with_2(
 def test_sync_all_heals_every_audience_while_one_hidden_group_answers_429(
     cli_env: dict[str, str], simulator: CloudflareSimulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Issue 11 item 1: the check's 429 pauses calls for 1 s; the sync waits it out."""
+    """The check's 429 pauses calls for 1 s; the sync waits it out. The audiences it could
+    not read are results ``error`` with their reason, and the exit status is 2 (field
+    report 2, item 1: they used to be left out, with exit 0)."""
     groups = {g["name"]: g for g in simulator.groups()}
     developers = groups["developers"]
     simulator.set_include(developers["id"], developers["include"][:-1])  # dev5 goes missing
@@ -123,10 +129,13 @@ def test_sync_all_heals_every_audience_while_one_hidden_group_answers_429(
     results = {r["audience"]: r for r in json.loads(capsys.readouterr().out)["results"]}
 
     assert {name: r["result"] for name, r in results.items()} == {
+        "administrators": "error",
         "developers": "synced",
         "lms-instructors": "synced",
+        "sales-team": "error",
     }, results
-    assert code == 0
+    assert results["administrators"]["reason"].startswith("not checked: ")
+    assert code == 2
     assert run("check", "--audience", "developers", "--audience", "lms-instructors") == 0
 
 

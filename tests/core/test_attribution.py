@@ -24,7 +24,7 @@ from exporter.core.attribution import (
     pending_windows,
 )
 from exporter.core.document import member_document
-from exporter.core.drift import attribute, evaluate, hint, member_note
+from exporter.core.drift import attribute, evaluate
 from exporter.core.model import (
     Actual,
     Attribution,
@@ -34,6 +34,7 @@ from exporter.core.model import (
     Expected,
     Group,
 )
+from exporter.core.wording import hint, member_note
 
 NOW = datetime(2026, 11, 25, 10, tzinfo=UTC)
 BEFORE = NOW - timedelta(minutes=15)  # the previous check that saw both sides

@@ -7,16 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.core.drift import (
-    active_ignore,
-    alert_level,
-    compact,
-    diff,
-    email_members,
-    evaluate,
-    hint,
-    other_rules,
-)
+from exporter.core.drift import diff, evaluate
+from exporter.core.levels import active_ignore, alert_level
 from exporter.core.model import (
     Actual,
     AlertLevel,
@@ -27,7 +19,9 @@ from exporter.core.model import (
     Ignore,
     Status,
 )
+from exporter.core.rules import actual_of, email_members, other_rules
 from exporter.core.settings import Thresholds
+from exporter.core.wording import hint
 
 NOW = datetime(2026, 11, 25, 10, tzinfo=UTC)
 AUD = Audience("lms-viewer", "lms", "cloudflare_access", "g1")
@@ -127,7 +121,7 @@ def test_no_group_is_pending() -> None:
 
 def test_compact_keeps_members_and_other_rules_only() -> None:
     g = group("a@x.com", others=({"ip": {"ip": "10.0.0.0/8"}},))
-    actual = compact(g)
+    actual = actual_of(g)
     assert actual.emails == frozenset({"a@x.com"})
     assert actual.group is not None and actual.group.include == [{"ip": {"ip": "10.0.0.0/8"}}]
     assert evaluate(AUD, expected("a@x.com"), actual, DriftMemory(), NOW).status is Status.SYNCED
@@ -175,7 +169,7 @@ def test_an_excluded_expected_member_is_missing_with_its_hint() -> None:
         [{"email": {"email": "a@x.com"}}, {"email": {"email": "Barred@X.com"}}],
         exclude=[{"email": {"email": "barred@x.com"}}, {"email": {"email": "nobody@x.com"}}],
     )
-    for actual in (Actual(g), compact(g)):
+    for actual in (Actual(g), actual_of(g)):
         check = evaluate(AUD, expected("a@x.com", "barred@x.com"), actual, DriftMemory(), NOW)
         assert check.status is Status.DRIFT
         assert [m.email for m in check.missing] == ["barred@x.com"] and check.extra == ()
@@ -187,7 +181,7 @@ def test_an_excluded_expected_member_is_missing_with_its_hint() -> None:
 def test_a_missing_member_covered_by_a_domain_rule_stays_missing_with_a_hint() -> None:
     domain_rule = {"email_domain": {"domain": "Example.com"}}
     g = group("a@x.com", others=(domain_rule,))
-    for actual in (Actual(g), compact(g)):
+    for actual in (Actual(g), actual_of(g)):
         check = evaluate(
             AUD, expected("a@x.com", "b@example.com", "c@y.com"), actual, DriftMemory(), NOW
         )
@@ -204,7 +198,7 @@ def test_other_rules_come_from_all_three_lists_each_marked() -> None:
         exclude=[{"email": {"email": "z@x.com"}}],
         require=[{"geo": {"country_code": "FR"}}],
     )
-    check = evaluate(AUD, expected("a@x.com"), compact(g), DriftMemory(), NOW)
+    check = evaluate(AUD, expected("a@x.com"), actual_of(g), DriftMemory(), NOW)
     assert check.status is Status.SYNCED
     assert [(r.list_name, r.rule) for r in check.other_rules] == [
         ("include", {"ip": {"ip": "10.0.0.0/8"}}),

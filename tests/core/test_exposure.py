@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.core.drift import LEVEL_RANK, evaluate, verdict
+from exporter.core.drift import evaluate
 from exporter.core.exposure import (
     LatencyTotals,
     bucket_of,
     member_seconds,
 )
+from exporter.core.levels import LEVEL_RANK, verdict
 from exporter.core.model import (
     Actual,
     AlertLevel,

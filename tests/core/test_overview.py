@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.core.document import DriftFilter
-from exporter.core.drift import hint
 from exporter.core.model import (
     Audience,
     AudienceCheck,
@@ -19,6 +18,7 @@ from exporter.core.model import (
 )
 from exporter.core.overview import attention_level, by_attention, needs_action, preview
 from exporter.core.snapshot import Snapshot
+from exporter.core.wording import hint
 
 NOW = datetime(2026, 11, 25, 10, tzinfo=UTC)
 RECENT = "added in Vault recently: the push to Cloudflare may not have run yet"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.core.drift import diff, email_members, email_of, other_rules
+from exporter.core.drift import diff
 from exporter.core.model import Group
 from exporter.core.plan import (
     EMPTY_SOURCE,
@@ -18,6 +18,7 @@ from exporter.core.plan import (
     plan_sync,
     removal_allowance,
 )
+from exporter.core.rules import email_members, email_of, other_rules
 
 addresses = st.from_regex(r"[a-z]{1,8}@[a-z]{1,5}\.(com|org)", fullmatch=True)
 other = st.sampled_from(

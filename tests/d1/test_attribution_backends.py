@@ -7,7 +7,7 @@ import json
 
 from d1_world import World
 
-from exporter.core.drift import hint
+from exporter.core.wording import hint
 from exporter.service import Services, assemble
 
 

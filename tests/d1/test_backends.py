@@ -58,7 +58,7 @@ def test_text_stays_text_and_numbers_stay_numbers(backend: World) -> None:
     """D1 stores bound numbers as REAL: nothing the exporter writes may come back altered."""
     services = backend.services()
     services.checker.check_all("cli")
-    services.operator.update_settings({"check_interval_seconds": 120})
+    services.decisions.update_settings({"check_interval_seconds": 120})
     rows = backend.sql(
         "SELECT typeof(expected_count), typeof(consecutive_errors), typeof(drift_since)"
         " FROM sys_infra_drift_state WHERE audience = 'lms-instructors'"
@@ -128,7 +128,7 @@ def test_a_notification_checks_only_the_audiences_named(backend: World) -> None:
         " VALUES ('u-new', 'g-2', '2026-11-25T09:00:00Z')"
     )
     before = backend.access_requests()
-    snapshot = services.syncer.check_now("change", ["developers"])
+    snapshot = services.cycle.check_audiences(["developers"], "change")
     assert backend.access_requests() - before == 1  # one direct GET, no listing
     assert [m.email for m in snapshot.checks["developers"].missing] == ["new@example.com"]
 
@@ -168,18 +168,18 @@ def test_members_come_in_pages_under_the_byte_budget(d1_backend: World) -> None:
     store = services.vault
     assert isinstance(store, D1Store)
     sizes: list[tuple[int, int]] = []  # (audiences with members, bytes) per answer
-    real = store._read_page
+    real = store.pager.read_page
 
     def measured(page: list[str], with_broken: bool) -> Any:
         got, complete, broken = real(page, with_broken)
         sizes.append((len(got), sum(len(e) + len(a) for e, a in got.values())))
         return got, complete, broken
 
-    store._read_page = measured  # type: ignore[method-assign]
+    store.pager.read_page = measured  # type: ignore[method-assign]
     first = services.checker.check_all("cli")
     second = services.checker.check_all("cli")
     assert first.counts() == second.counts() == SAMPLE_COUNTS
-    total = sum(store._sizes.values())
+    total = store.pager.member_bytes
     # Over the budget only when one audience alone is bigger than it.
     assert all(size <= 300 or count == 1 for count, size in sizes)
     assert any(count > 1 for count, _ in sizes)
@@ -192,7 +192,7 @@ def test_an_audience_whose_page_did_not_arrive_is_an_error(d1_backend: World) ->
     store = services.vault
     assert isinstance(store, D1Store)
     pages: list[list[str]] = []
-    real = store._read_page
+    real = store.pager.read_page
 
     def flaky(page: list[str], with_broken: bool) -> Any:
         pages.append(page)
@@ -200,7 +200,7 @@ def test_an_audience_whose_page_did_not_arrive_is_an_error(d1_backend: World) ->
             raise D1Error("D1_ERROR: storage operation exceeded timeout", transient=True)
         return real(page, with_broken)
 
-    store._read_page = flaky  # type: ignore[method-assign]
+    store.pager.read_page = flaky  # type: ignore[method-assign]
     snapshot = services.checker.check_all("cli")
     arrived = set(pages[0])
     assert arrived and len(arrived) < len(snapshot.checks)

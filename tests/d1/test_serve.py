@@ -18,7 +18,8 @@ from support import free_port, wait_for
 
 from exporter.cloudflare.d1 import D1Client
 from exporter.vault import VaultError
-from exporter.vault.d1 import D1Store, LeaseHeld
+from exporter.vault.d1 import D1Store
+from exporter.vault.lease import LeaseHeld
 
 EXE = str(Path(sys.executable).parent / "vault-drift")
 ADMIN = "d1-admin-token-0123456789"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from support import T0, FixedClock
 
-from exporter.core.drift import hint
+from exporter.core.wording import hint
 from exporter.demo.command import DEMO_EDITOR, DemoLife, demo_config
 from exporter.demo.sample import build_sample
 from exporter.demo.simulator import CloudflareSimulator
-from exporter.runtime import build_runtime
+from exporter.runtime.wiring import build_runtime
 
 
 def test_the_demos_manual_edit_is_attributed_to_its_editor(tmp_path: Path) -> None:

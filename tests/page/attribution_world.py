@@ -18,7 +18,7 @@ from exporter.service import assemble
 from exporter.vault import SqliteStore
 from exporter.web import create_app
 from exporter.web.auth import Tokens
-from exporter.web.services import WebServices
+from exporter.web.deps import WebServices
 
 ADMIN = "page-admin-token-0123456789"
 JANE = "jane@corp.example"

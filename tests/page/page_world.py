@@ -19,7 +19,7 @@ from exporter.clock import Clock, utc_now
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.service.checker import Checker
-from exporter.web.services import WebServices
+from exporter.web.deps import WebServices
 
 ADMIN_TOKEN = "page-admin-token-0123456789"
 READ_TOKEN = "page-read-token-0123456789"

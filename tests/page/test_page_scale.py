@@ -20,7 +20,7 @@ from page_world import ADMIN_TOKEN, READ_TOKEN
 from test_page_http import logged_in
 
 from bench.page_world import LARGE, PageScaleWorld, serve_scale_world
-from exporter.core.drift import LEVEL_RANK
+from exporter.core.levels import LEVEL_RANK
 from exporter.core.model import AlertLevel
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.web.page_view import CARDS_PER_PAGE, card_id

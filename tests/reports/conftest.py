@@ -20,9 +20,9 @@ if "reports" in sys.modules and getattr(sys.modules["reports"], "__file__", None
 
 import pytest  # noqa: E402
 from reports_support import Inbox, SmtpServer, authenticate, free_port  # noqa: E402
+from support.example_week import build_example_vault  # noqa: E402
 
 from exporter.vault import SqliteStore  # noqa: E402
-from reports.example import build_example_vault  # noqa: E402
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from support.example_week import EXAMPLE_NOW
 
 from exporter.core.model import AudienceCheck, DriftMember, DriftMemory, Status
 from exporter.core.snapshot import Snapshot
 from exporter.vault.store import VaultStore
-from reports.example import EXAMPLE_NOW
 from reports.mail import SmtpSettings
 
 NOW = EXAMPLE_NOW

@@ -1,4 +1,4 @@
-"""Digest numbers against values worked out by hand from reports/example.py's week.
+"""Digest numbers against values worked out by hand from tests/support/example_week.py's week.
 
 Episodes closed within 2026-11-18T08:00Z .. 2026-11-25T08:00Z (id: opened -> closed):
   2: 11-17 08:00 -> 11-18 20:00 = 36 h     3: 2 h     4: 3 h (removed)

@@ -12,8 +12,8 @@ import pytest
 from support import T0, FixedClock, make_client
 
 from exporter.cloudflare.wire import CloudflareError
-from exporter.core.drift import hint
 from exporter.core.model import DriftMember, Group
+from exporter.core.wording import hint
 from exporter.demo.sample import build_sample
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.demo.simulator_audit import Actor

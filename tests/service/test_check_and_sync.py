@@ -11,11 +11,11 @@ from pathlib import Path
 from support import FixedClock, make_client
 
 from exporter.cloudflare.wire import group_from_json
-from exporter.core.drift import hint
 from exporter.core.model import AutoSync, Status, SyncResultKind
+from exporter.core.wording import hint
 from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator, Faults
-from exporter.service import assemble
+from exporter.service import Services, assemble
 from exporter.service.checker import Checker
 from exporter.service.syncer import Syncer, SyncRequest
 from exporter.vault import SqliteStore
@@ -335,8 +335,7 @@ def test_auto_sync_leaves_alone_a_drift_no_sync_can_fix(
 
 
 def test_interrupted_syncs_are_settled_from_a_read_back(
-    checker: Checker,
-    syncer: Syncer,
+    services: Services,
     sample_db: Path,
     simulator: CloudflareSimulator,
     clock: FixedClock,
@@ -353,9 +352,9 @@ def test_interrupted_syncs_are_settled_from_a_read_back(
     include = simulator.group(gid)["include"] + [{"email": {"email": "alice@example.com"}}]
     simulator.set_include(gid, include)
     clock.advance(minutes=1)
-    assert syncer.settle_interrupted() == 2
+    assert services.cycle.settle_interrupted() == 2
     assert [r[1] for r in audit(sample_db)] == ["synced", "error"]
-    assert syncer.settle_interrupted() == 0
+    assert services.cycle.settle_interrupted() == 0
 
 
 def test_settings_seed_only_an_empty_database(
@@ -371,7 +370,7 @@ def test_settings_seed_only_an_empty_database(
 
 
 def test_concurrent_syncs_of_one_audience_never_write_twice(
-    checker: Checker, syncer: Syncer, sample_db: Path, simulator: CloudflareSimulator
+    services: Services, sample_db: Path, simulator: CloudflareSimulator
 ) -> None:
     import threading
 
@@ -379,7 +378,7 @@ def test_concurrent_syncs_of_one_audience_never_write_twice(
     results: list[str] = []
 
     def sync() -> None:
-        [outcome] = syncer.sync(SyncRequest(["lms-instructors"]))
+        [outcome] = services.cycle.sync(SyncRequest(["lms-instructors"]))
         results.append(str(outcome.result))
 
     threads = [threading.Thread(target=sync) for _ in range(2)]

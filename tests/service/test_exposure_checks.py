@@ -13,9 +13,9 @@ from exporter.core.exposure import LatencyTotals, member_seconds
 from exporter.core.model import AutoSync, Status, SyncResultKind
 from exporter.demo.simulator import CloudflareSimulator, Faults
 from exporter.metrics import ExporterMetrics
+from exporter.runtime.watcher import MembershipWatcher
 from exporter.service import Services, assemble
 from exporter.vault import SqliteStore
-from exporter.watcher import MembershipWatcher
 
 LMS = ("lms", "cloudflare_access")
 
@@ -138,11 +138,11 @@ def test_a_leaver_loses_access_within_one_change_driven_check(
 ) -> None:
     """vault-api removes a leaver from Vault; with remove_only, the check that the change
     triggers revokes them in Cloudflare, with no human involved, and the histogram shows it."""
-    services.operator.update_settings({"auto_sync": "remove_only"})
+    services.decisions.update_settings({"auto_sync": "remove_only"})
     services.checker.check_all()
     assert "dev3@example.com" in group_emails(simulator, "developers")
     watcher = MembershipWatcher(
-        services.checker, poll_seconds=0.05, debounce_seconds=0, syncer=services.syncer
+        services.vault, services.cycle, poll_seconds=0.05, debounce_seconds=0
     )
     watcher.start()
     try:

@@ -8,6 +8,7 @@ content type. ``max_examples`` bounds the run (≈ 30 s by default).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,25 @@ def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
+def served_broken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``serve`` on a Vault whose membership table was renamed after it started."""
+    tmp = tmp_path_factory.mktemp("fuzz-broken")
+    with CloudflareSimulator(account_id=ACCOUNT, token=CF_TOKEN, per_page_cap=10) as sim:
+        world = mixed_world(tmp / "vault.db", sim, count=6)
+        served = Served(world.path, sim.base_url, tmp / "serve.log").wait_ready()
+        try:
+            with sqlite3.connect(world.path) as conn:
+                conn.execute("ALTER TABLE iam_user_group RENAME TO iam_user_group_moved")
+            conn.close()
+            yield served
+            assert served.healthy()
+            assert served.stop() == 0
+        finally:
+            served.kill()
+        assert "Traceback" not in Path(tmp / "serve.log").read_text()
+
+
+@pytest.fixture(scope="module")
 def api_schema(served_api: Served) -> Any:
     return schemathesis.openapi.from_url(f"{served_api.url}/openapi.json")
 
@@ -74,7 +94,9 @@ def unrouted(response: Any) -> bool:
 TOKENS = {"admin": ADMIN, "read": READ, "none": None}
 
 
-def fuzz_operation(operation: Any, served: Served, token: str | None) -> list[tuple[str, int]]:
+def fuzz_operation(
+    operation: Any, served: Served, token: str | None, checks: list[Any] = CHECKS
+) -> list[tuple[str, int]]:
     """Generated cases for one operation; every answer checked; (method path, status) seen."""
     seen: list[tuple[str, int]] = []
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -83,8 +105,10 @@ def fuzz_operation(operation: Any, served: Served, token: str | None) -> list[tu
     @FUZZ
     def run(case: Any) -> None:
         response = case.call_and_validate(
-            base_url=served.url, headers=headers, checks=CHECKS, timeout=60
+            base_url=served.url, headers=headers, checks=checks, timeout=60
         )
+        if response.status_code == 503 and case.path.startswith("/iam/"):
+            assert response.json()["error"] == "vault unavailable", response.text
         seen.append((f"{case.method} {case.path}", response.status_code))
         if not case.path.startswith("/iam/") or unrouted(response):
             return
@@ -108,3 +132,17 @@ def test_every_operation_survives_fuzzing(api_schema: Any, served_api: Served, w
     assert max(statuses) < 500
     if who == "admin":  # the fuzzing reached the handlers, not only the validation
         assert 200 in statuses and 422 in statuses, statuses
+
+
+def test_a_broken_vault_answers_503_never_500(served_broken: Served) -> None:
+    """The same fuzzing with the Vault unreadable: every answer that needs it is a declared
+    503 "vault unavailable" (JSON, as the schema says), never a 500."""
+    schema = schemathesis.openapi.from_url(f"{served_broken.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    seen: list[tuple[str, int]] = []
+    declared = [c for c in CHECKS if c is not not_a_server_error]
+    for operation in operations:
+        seen += fuzz_operation(operation, served_broken, ADMIN, declared)
+    statuses = {status for _, status in seen}
+    assert 503 in statuses and 500 not in statuses, statuses
+    assert {s for s in statuses if s >= 500} == {503}

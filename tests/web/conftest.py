@@ -9,13 +9,13 @@ from fastapi.testclient import TestClient
 from support import FixedClock
 from web_helpers import services_for
 
+from exporter.service import Services
 from exporter.service.checker import Checker
-from exporter.service.syncer import Syncer
 from exporter.web import create_app
 
 
 @pytest.fixture
-def client(checker: Checker, syncer: Syncer, clock: FixedClock) -> Iterator[TestClient]:
+def client(services: Services, checker: Checker, clock: FixedClock) -> Iterator[TestClient]:
     checker.check_all()
-    with TestClient(create_app(services_for(checker, syncer, clock), page=False)) as test_client:
+    with TestClient(create_app(services_for(services, clock), page=False)) as test_client:
         yield test_client

@@ -13,8 +13,8 @@ from web_helpers import ADMIN, READ, auth, services_for
 
 from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator, Faults
+from exporter.service import Services
 from exporter.service.checker import Checker
-from exporter.service.syncer import Syncer
 from exporter.web import create_app
 
 
@@ -136,7 +136,8 @@ def test_sync_contract(client: TestClient) -> None:
     ]
     done = client.post("/iam/drift/sync", json={"all": True}, headers=auth()).json()
     assert [(r["audience"], r["result"]) for r in done["results"]] == [
-        ("lms-instructors", "synced")
+        ("lms-instructors", "synced"),
+        ("sales-team", "error"),  # its group is gone: an error result, never left out
     ]
     after = client.get("/iam/drift/lms-instructors", headers=auth()).json()
     assert after["status"] == "synced" and after["syncs"][0]["trigger"] == "api"
@@ -250,11 +251,19 @@ def test_a_sync_right_after_a_check_that_met_a_429_waits_the_pause_out(
 def test_sync_all_through_the_api_heals_while_one_group_answers_429(
     client: TestClient, simulator: CloudflareSimulator
 ) -> None:
+    """Field report 2, item 1: the audience the check could not read is a result ``error``
+    with its reason, not left out (it used to answer only lms-instructors)."""
     throttle_administrators(simulator)
     done = client.post("/iam/drift/sync", json={"all": True}, headers=auth()).json()
-    assert [(r["audience"], r["result"]) for r in done["results"]] == [
-        ("lms-instructors", "synced")
-    ]
+    results = {r["audience"]: r for r in done["results"]}
+    assert {name: r["result"] for name, r in results.items()} == {
+        "administrators": "error",
+        "lms-instructors": "synced",
+        "sales-team": "error",
+    }
+    assert "429" in results["administrators"]["reason"] or "rate limit" in (
+        results["administrators"]["reason"].lower()
+    )
 
 
 def test_auto_sync_follows_a_forced_check_full_or_of_one_audience(
@@ -390,12 +399,10 @@ def test_auth_on_every_route(client: TestClient) -> None:
 
 
 def test_no_admin_token_disables_the_api(
-    checker: Checker, syncer: Syncer, clock: FixedClock
+    services: Services, checker: Checker, clock: FixedClock
 ) -> None:
     checker.check_all()
-    with TestClient(
-        create_app(services_for(checker, syncer, clock, admin=None), page=False)
-    ) as client:
+    with TestClient(create_app(services_for(services, clock, admin=None), page=False)) as client:
         for method, path in routes(client):
             assert client.request(method, path, headers=auth(READ)).status_code == 403
         assert client.get("/metrics").status_code == 200

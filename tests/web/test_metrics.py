@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from support import FixedClock, require_tool
 from web_helpers import services_for
 
-from exporter.metrics import DriftCollector, Exposition
+from exporter.metrics import Exposition, HealthCollector
+from exporter.service import Services
 from exporter.service.checker import Checker
-from exporter.service.syncer import Syncer
 from exporter.web import create_app
 
 GOLDENS = Path(__file__).resolve().parents[1] / "golden" / "metrics"
@@ -46,7 +46,7 @@ FIXED_STATS = {
 
 def exposition(checker: Checker, accept: str = "") -> tuple[str, str]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftCollector(lambda: checker.snapshots.current, lambda: FIXED_STATS))
+    registry.register(HealthCollector(lambda: checker.snapshots.current, lambda: FIXED_STATS))
     body, content_type = Exposition(
         lambda: checker.snapshots.current, registry, checker.clock
     ).render(accept)
@@ -108,12 +108,12 @@ def test_an_accept_version_prometheus_client_cannot_read_gets_the_text_format(
 
 
 def test_no_created_series_in_either_format(
-    checker: Checker, syncer: Syncer, clock: FixedClock
+    services: Services, checker: Checker, clock: FixedClock
 ) -> None:
     """prometheus_client's switch is process-wide: start from its default (on), and let
     building the exporter's exposition turn it off."""
     enable_created_metrics()
-    app = create_app(services_for(checker, syncer, clock), page=False)
+    app = create_app(services_for(services, clock), page=False)
     checker.check_all()  # counted by the exporter's own counters and histogram
     with TestClient(app) as client:
         for accept in (PROMETHEUS_ACCEPT, ""):

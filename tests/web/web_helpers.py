@@ -6,28 +6,23 @@ from pydantic import SecretStr
 from support import FixedClock
 
 from exporter.metrics import build_exposition
-from exporter.service.checker import Checker
-from exporter.service.operator import Operator
-from exporter.service.syncer import Syncer
+from exporter.service import Services
 from exporter.web.auth import Tokens
-from exporter.web.services import WebServices
+from exporter.web.deps import WebServices
 
 ADMIN = "admin-token-0123456789"
 READ = "read-token-0123456789ab"
 
 
-def services_for(
-    checker: Checker, syncer: Syncer, clock: FixedClock, admin: str | None = ADMIN
-) -> WebServices:
+def services_for(services: Services, clock: FixedClock, admin: str | None = ADMIN) -> WebServices:
     exposition, counters = build_exposition(
-        lambda: checker.snapshots.current, checker.cloudflare.stats.snapshot, clock
+        lambda: services.snapshots.current, services.cloudflare.stats.snapshot, clock
     )
-    checker.events = counters
+    services.checker.events = services.syncer.events = counters
     return WebServices(
-        snapshots=checker.snapshots,
-        checker=checker,
-        syncer=syncer,
-        operator=Operator(checker.vault, checker.snapshots, clock=clock),
+        snapshots=services.snapshots,
+        cycle=services.cycle,
+        decisions=services.decisions,
         exposition=exposition,
         tokens=Tokens(SecretStr(admin) if admin else None, SecretStr(READ)),
         clock=clock,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from exporter.config import Config
 from exporter.core.snapshot import Snapshot
 from exporter.metrics import ExporterMetrics
-from exporter.runtime import Runtime
+from exporter.runtime.wiring import Runtime
 from reports.command import send_scheduled_digest
 from reports.mail import SmtpSettings
 from reports.notify import CriticalNotifier
@@ -45,7 +45,7 @@ def install_mail(
     smtp = smtp_settings(runtime.config)
     assert smtp is not None, "install_mail is called only when mail is on"
     public_url = runtime.config.effective_public_url()
-    vault, clock = runtime.services.vault, runtime.services.checker.clock
+    vault, clock = runtime.services.vault, runtime.services.cycle.clock
     notifier = CriticalNotifier(vault, smtp, public_url, clock, counters.mailed)
 
     def after_check(snapshot: Snapshot) -> None:
@@ -54,5 +54,5 @@ def install_mail(
     def digest() -> None:
         send_scheduled_digest(vault, smtp, public_url, clock(), counters.mailed)
 
-    runtime.services.checker.after_full_check.append(after_check)
+    runtime.services.cycle.after_full_check.append(after_check)
     return [(DIGEST_POLL_SECONDS, digest)]

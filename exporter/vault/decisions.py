@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from exporter.core.model import AutoSync, Ignore
 from exporter.core.settings import Settings
 from exporter.core.times import format_time, parse_time
 from exporter.vault.sql import Reader, Statement
-from exporter.vault.store import AuditEntry
+from exporter.vault.store import AuditEntry, AuditRow
 
 
 def load_settings(conn: Reader) -> Settings:
@@ -117,7 +117,7 @@ def audit_rows(
     audience: str | None = None,
     limit: int = 20,
     result: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[AuditRow]:
     query = "SELECT * FROM sys_infra_drift_audit WHERE 1=1"
     params: list[Any] = []
     if audience is not None:
@@ -128,9 +128,11 @@ def audit_rows(
         params.append(result)
     cursor = conn.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit))
     names = [d[0] for d in cursor.description]
-    rows = [dict(zip(names, row, strict=True)) for row in cursor]
-    for row in rows:
+    rows = []
+    for values in cursor:
+        row = dict(zip(names, values, strict=True))
         row["added"] = json.loads(row["added"])
         row["removed"] = json.loads(row["removed"])
         row["forced"] = bool(row["forced"])
+        rows.append(cast(AuditRow, row))
     return rows

@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable, Iterable
 
 from exporter.core.packed import pack
-from exporter.service.checker import Checker
-from exporter.service.syncer import Syncer
+from exporter.service.cycle import CycleService
 from exporter.service.work_lock import Busy
-from exporter.vault.store import VaultError
+from exporter.vault.store import VaultError, VaultStore
 
 log = logging.getLogger("vault_drift.watcher")
 
@@ -37,21 +36,20 @@ class MembershipWatcher:
 
     def __init__(
         self,
-        checker: Checker,
+        vault: VaultStore,
+        cycle: CycleService,
         poll_seconds: float = 1.0,
         debounce_seconds: float = 2.0,
         *,
         check_timeout: float = 60.0,
         read_share: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
-        syncer: Syncer | None = None,
     ) -> None:
         if not 0 < read_share <= 1:
             raise ValueError("read_share must be in (0, 1]")
-        self.checker = checker
-        # With a syncer, auto-sync follows each change-driven check (a leaver removed from
-        # Vault is revoked by remove_only within that one check); without, checks only.
-        self.syncer = syncer
+        # Each change-driven check goes through the cycle: auto-sync and the rest follow (a
+        # leaver removed from Vault is revoked by remove_only within that one check).
+        self.vault, self.cycle = vault, cycle
         self.poll_seconds = poll_seconds
         self.debounce_seconds = debounce_seconds
         self.check_timeout = check_timeout
@@ -73,7 +71,7 @@ class MembershipWatcher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        feed = self.checker.vault.changes()
+        feed = self.vault.changes()
         try:
             while not self._stop.wait(self.poll_seconds):
                 if self._clock() < self._quiet_until:
@@ -109,23 +107,21 @@ class MembershipWatcher:
         self._last, self._layout = fingerprint, layout  # only once its check has run
 
     def _check(self, audiences: list[str] | None) -> None:
-        if self.syncer is not None:
-            self.syncer.check_now("change", audiences, timeout=self.check_timeout)
-        elif audiences is None:
-            self.checker.check_all("change", timeout=self.check_timeout)
+        if audiences is None:
+            self.cycle.check_all("change", timeout=self.check_timeout)
         else:
-            self.checker.check_audiences(audiences, "change", timeout=self.check_timeout)
+            self.cycle.check_audiences(audiences, "change", timeout=self.check_timeout)
 
     def _timed_read(self) -> tuple[list[tuple[str, str | None]], Fingerprint]:
         started = self._clock()
-        result = self._read()
+        result = self.read_memberships()
         self.reads += 1
         finished = self._clock()
         self._quiet_until = finished + (finished - started) * (1 / self.read_share - 1)
         return result
 
-    def _read(self) -> tuple[list[tuple[str, str | None]], Fingerprint]:
-        vault = self.checker.vault
+    def read_memberships(self) -> tuple[list[tuple[str, str | None]], Fingerprint]:
+        vault = self.vault
         audiences = vault.audiences()
         layout = [(a.audience, a.group_id) for a in audiences]
         expected = vault.expected_members([a.audience for a in audiences])

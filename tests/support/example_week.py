@@ -2,7 +2,7 @@
 
 The tests build their database with :func:`build_example_vault` and assert the digest's
 numbers against the values worked out by hand in ``tests/reports/test_digest.py``. Rerun
-``python -m reports.example docs`` to regenerate ``docs/digest-example.html`` (the file
+``PYTHONPATH=tests python -m support.example_week docs`` to regenerate ``docs/digest-example.html`` (the file
 version: chart as a ``data:`` URI) and ``docs/digest-example.png`` (headless Chromium).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from exporter.core.exposure import bucket_of
 from exporter.core.times import format_time, parse_time
-from exporter.vault.seed import write_vault
+from support.vault_files import write_vault
 
 EXAMPLE_NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 

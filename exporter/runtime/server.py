@@ -16,16 +16,17 @@ import uvicorn
 
 from exporter.config import Config, ConfigError
 from exporter.core.snapshot import Snapshot
-from exporter.logs import setup_logging
 from exporter.metrics import ExporterMetrics, Exposition, build_exposition
-from exporter.runtime import Runtime, build_runtime
-from exporter.scheduler import CheckScheduler
+from exporter.runtime.lease_keeper import LeaseKeeper
+from exporter.runtime.logs import setup_logging
+from exporter.runtime.scheduler import CheckScheduler
+from exporter.runtime.watcher import MembershipWatcher
+from exporter.runtime.wiring import Runtime, build_runtime
 from exporter.vault import VaultError
-from exporter.vault.d1 import D1Store, LeaseKeeper
-from exporter.watcher import MembershipWatcher
+from exporter.vault.d1 import D1Store
 from exporter.web import create_app
 from exporter.web.auth import Tokens
-from exporter.web.services import WebServices
+from exporter.web.deps import WebServices
 
 log = logging.getLogger("vault_drift.server")
 
@@ -50,7 +51,8 @@ def serve(config: Config, after_full_check: Sequence[Callable[[Snapshot], None]]
     if config.d1_database_id is None:
         with _single_instance(Path(config.database)):
             return _serve(build_runtime(config, events=counters), counters, after_full_check)
-    # On D1 no lock file can exist: the writer lease of the database replaces it (SPEC §8).
+    # On D1 no lock file can exist: the writer lease of the database replaces it
+    # (docs/design.md, "One writer").
     runtime = build_runtime(config, events=counters)
     vault = runtime.services.vault
     assert isinstance(vault, D1Store)
@@ -65,7 +67,7 @@ def _serve(
     lease: LeaseKeeper | None = None,
 ) -> int:
     config, services = runtime.config, runtime.services
-    services.checker.after_full_check.extend(after_full_check)
+    services.cycle.after_full_check.extend(after_full_check)
     exposition, _ = build_exposition(
         lambda: services.snapshots.current,
         services.cloudflare.stats.snapshot,
@@ -73,14 +75,14 @@ def _serve(
     )
     settle = _settle(runtime)
     scheduler = CheckScheduler(
-        services.checker,
-        services.syncer,
+        services.cycle,
+        services.snapshots,
         periodic=_mail_jobs(runtime, counters) + settle,
     )
     # The watcher polls SQLite's data_version; D1 has no change signal over REST, so there
     # vault-api's notification (POST /iam/drift/check {"audiences": [...]}) and the periodic
     # check are the whole story.
-    watcher = MembershipWatcher(services.checker, syncer=services.syncer) if lease is None else None
+    watcher = MembershipWatcher(services.vault, services.cycle) if lease is None else None
     app = create_app(_web_services(runtime, exposition))
     host, port = config.listen_address
     server = uvicorn.Server(
@@ -102,7 +104,7 @@ def _serve(
         if watcher is not None:
             watcher.stop()
         scheduler.stop()
-        with services.checker.lock.hold(timeout=60):  # let an in-flight write finish
+        with services.cycle.quiesced(timeout=60):  # let an in-flight write finish
             log.info("stopped")
     if lease is not None and lease.lost is not None:
         log.error("stopped: %s", lease.lost)
@@ -139,8 +141,7 @@ def _settle(runtime: Runtime) -> list[tuple[int, Callable[[], None]]]:
     ceiling = int(left[0]["id"])
 
     def settle() -> None:
-        with services.checker.lock.hold(timeout=60):
-            settled = services.syncer.settle_interrupted(up_to_id=ceiling)
+        settled = services.cycle.settle_interrupted(up_to_id=ceiling)
         if settled:
             log.warning("settled %d sync(s) interrupted by a previous stop", settled)
 
@@ -155,7 +156,9 @@ def _mail_jobs(runtime: Runtime, counters: ExporterMetrics) -> list[tuple[int, C
     if not runtime.config.mail_enabled:
         log.info("mail is off: VAULT_DRIFT_SMTP_HOST, _MAIL_FROM and _MAIL_TO are not all set")
         return []
-    from exporter.mailing import install_mail  # pandas and matplotlib load only when mail is on
+    from exporter.runtime.mailing import (
+        install_mail,  # pandas and matplotlib load only when mail is on
+    )
 
     return install_mail(runtime, counters)
 

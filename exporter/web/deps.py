@@ -14,10 +14,9 @@ from fastapi.responses import JSONResponse
 from exporter.clock import Clock, utc_now
 from exporter.metrics import Exposition
 from exporter.service import Services
-from exporter.service.checker import Checker
-from exporter.service.operator import Operator
+from exporter.service.cycle import CycleService
+from exporter.service.decisions import Decisions
 from exporter.service.snapshots import SnapshotStore
-from exporter.service.syncer import Syncer
 from exporter.web.auth import Role, Tokens, bearer
 from exporter.web.session import session_role
 
@@ -25,9 +24,8 @@ from exporter.web.session import session_role
 @dataclass(frozen=True)
 class WebServices:
     snapshots: SnapshotStore
-    checker: Checker
-    syncer: Syncer
-    operator: Operator
+    cycle: CycleService
+    decisions: Decisions
     exposition: Exposition
     tokens: Tokens
     clock: Clock = utc_now
@@ -40,9 +38,8 @@ class WebServices:
     ) -> WebServices:
         return cls(
             services.snapshots,
-            services.checker,
-            services.syncer,
-            services.operator,
+            services.cycle,
+            services.decisions,
             exposition,
             tokens,
             **options,

@@ -1,6 +1,7 @@
 """Background checks on the ``schedule`` library (the only module that imports it).
 
-One thread runs the jobs one after the other, so a check that overruns never stacks.
+One thread runs the jobs one after the other, so a check that overruns never stacks. Each
+job goes through the cycle service, so every check is followed by auto-sync and the rest.
 """
 
 from __future__ import annotations
@@ -8,39 +9,27 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 
 import schedule
 
-from exporter.clock import Clock, utc_now
-from exporter.core.model import Status
-from exporter.service.checker import Checker
-from exporter.service.syncer import Syncer
+from exporter.service.cycle import CycleService
+from exporter.service.snapshots import SnapshotStore
 from exporter.service.work_lock import Busy
 
 log = logging.getLogger("vault_drift.scheduler")
 
-RETRY_LADDER = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
-FULL_RETRY_ABOVE = 10  # more audiences in error than this: one listing beats N GETs
 JITTER = 0.05
-
-
-def retry_delay(consecutive_errors: int) -> timedelta:
-    """How long an audience in error waits before its next retry: 5 m, 15 m, then hourly."""
-    index = min(max(consecutive_errors, 1), len(RETRY_LADDER)) - 1
-    return RETRY_LADDER[index]
 
 
 class CheckScheduler:
     def __init__(
         self,
-        checker: Checker,
-        syncer: Syncer,
-        clock: Clock = utc_now,
+        cycle: CycleService,
+        snapshots: SnapshotStore,
         periodic: list[tuple[int, Callable[[], None]]] | None = None,
         tick_seconds: float = 1.0,
     ) -> None:
-        self.checker, self.syncer, self.clock = checker, syncer, clock
+        self.cycle, self.snapshots = cycle, snapshots
         self._jobs = schedule.Scheduler()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vault-drift-scheduler", daemon=True)
@@ -77,40 +66,27 @@ class CheckScheduler:
             self._stop.wait(self._tick)
 
     def _schedule_checks(self) -> None:
-        interval = self.checker.snapshots.current.settings.check_interval_seconds
+        interval = self.snapshots.current.settings.check_interval_seconds
         self._jobs.clear("check")
         upper = max(interval + 1, int(interval * (1 + JITTER)))
         self._jobs.every(interval).to(upper).seconds.do(self._guard, self.full_cycle).tag("check")
         self._interval = interval
 
     def _follow_interval(self) -> None:
-        if self.checker.snapshots.current.settings.check_interval_seconds != self._interval:
+        if self.snapshots.current.settings.check_interval_seconds != self._interval:
             log.info("check interval changed: rescheduling")
             self._schedule_checks()
 
     def full_cycle(self) -> None:
-        snapshot = self.checker.check_all("schedule", timeout=300)
-        self.syncer.auto_sync(snapshot.settings.auto_sync)
+        self.cycle.check_all("schedule", timeout=300)
 
     def resume_auto_sync(self) -> None:
         """Every tick: an auto-sync a long 429 pause cut short runs again as the pause ends."""
-        self.syncer.resume_auto_sync()
+        self.cycle.resume_auto_sync()
 
     def retry_errors(self) -> None:
-        now = self.clock()
-        due = [
-            name
-            for name, check in self.checker.snapshots.current.checks.items()
-            if check.status is Status.ERROR
-            and now - check.checked_at >= retry_delay(check.memory.consecutive_errors)
-        ]
-        if not due:
-            return
-        log.info("retrying %d audiences in error", len(due))
-        if len(due) > FULL_RETRY_ABOVE:
-            self.checker.check_all("retry", timeout=300)
-        else:
-            self.checker.check_audiences(due, "retry", timeout=300)
+        """Audiences in error, checked again when their retry is due (the whole cycle)."""
+        self.cycle.retry_errors(timeout=300)
 
     def _guard(self, job: Callable[[], None]) -> None:
         if self._stop.is_set():

@@ -10,10 +10,10 @@ from exporter.core.model import Ignore
 from exporter.core.settings import Settings, apply_settings
 from exporter.core.snapshot import Snapshot
 from exporter.service.snapshots import SnapshotStore
-from exporter.vault.store import AudienceHistory, VaultStore
+from exporter.vault.store import AudienceHistory, AuditRow, VaultStore
 
 
-class Operator:
+class Decisions:
     def __init__(
         self, vault: VaultStore, snapshots: SnapshotStore, *, clock: Clock = utc_now
     ) -> None:
@@ -42,7 +42,7 @@ class Operator:
     def history(self, audience: str) -> AudienceHistory:
         return self.vault.history(audience)
 
-    def audit(self, audience: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    def audit(self, audience: str | None = None, limit: int = 20) -> list[AuditRow]:
         return self.vault.audit(audience, limit=limit)
 
     def _reload_ignores(self) -> Snapshot:

@@ -1,0 +1,42 @@
+"""Why a member drifts, in words: the hints of the API, the page, the digest and the mail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from exporter.core.attribution import VAULT, attribution_words
+from exporter.core.model import DriftMember
+
+MISSING = "missing"
+RECENT = timedelta(minutes=30)
+EXCLUDED_NOTE = "excluded in Cloudflare"
+
+
+def access_note(member: DriftMember) -> str | None:
+    """What the group's other rules say about a missing member's access, in words."""
+    if member.excluded:
+        return EXCLUDED_NOTE
+    if member.domain_rule is not None:
+        return f"has access through the domain rule {member.domain_rule}"
+    return None
+
+
+def member_note(member: DriftMember) -> str | None:
+    """What explains a member in words, as reports show it beside the email (persisted with
+    the member): the group's other rules first, then who changed it, with its date."""
+    return access_note(member) or attribution_words(member, None)
+
+
+def hint(member: DriftMember, now: datetime | None = None) -> str:
+    """Why a member drifts, shown beside it: what the audit log says (its age measured from
+    ``now``), else a short guess."""
+    note = access_note(member) or attribution_words(member, now)
+    if note is not None:
+        return note
+    if member.kind == MISSING:
+        added = member.added_in_vault_at
+        vault = member.attribution is not None and member.attribution.outcome == VAULT
+        if vault or (added is not None and member.first_seen_at - added <= RECENT):
+            return "added in Vault recently: the push to Cloudflare may not have run yet"
+        return "in Vault but not in Cloudflare: push failed or removed by hand"
+    return "manually added? in Cloudflare but not in Vault (or removed from Vault)"

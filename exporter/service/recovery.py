@@ -1,0 +1,55 @@
+"""Recovery after a crash: syncs a previous process left ``in_progress`` are settled.
+
+Every sync writes its audit row *before* anything is sent, so a crash between the PUT and its
+bookkeeping leaves a row ``in_progress``: the group is read back and the row gets the outcome
+the read-back shows (docs/design.md, "Crash safety").
+"""
+
+from __future__ import annotations
+
+import logging
+
+from exporter.clock import Clock, utc_now
+from exporter.cloudflare.client import CloudflareClient, CloudflareError
+from exporter.core.rules import email_members
+from exporter.vault.store import AuditRow, VaultStore
+
+log = logging.getLogger("vault_drift.sync")
+
+
+class Recovery:
+    def __init__(
+        self, vault: VaultStore, cloudflare: CloudflareClient, *, clock: Clock = utc_now
+    ) -> None:
+        self.vault, self.cloudflare, self.clock = vault, cloudflare, clock
+
+    def settle_interrupted(self, up_to_id: int | None = None) -> int:
+        """Audit rows left ``in_progress`` by a crash: read the group back, record the outcome.
+
+        ``up_to_id`` limits it to the rows a previous process left (a later row may belong
+        to a sync still running, in this process or in a CLI next to it).
+        """
+        rows = self.vault.audit(result="in_progress", limit=1000)
+        if up_to_id is not None:
+            rows = [row for row in rows if row["id"] <= up_to_id]
+        settled = 0
+        for row in rows:
+            try:
+                outcome, reason = self._settle(row)
+            except CloudflareError as exc:
+                log.warning("cannot settle interrupted sync %s yet: %s", row["id"], exc)
+                continue
+            self.vault.finish_audit(row["id"], outcome, reason, self.clock())
+            settled += 1
+        return settled
+
+    def _settle(self, row: AuditRow) -> tuple[str, str]:
+        group_id = row.get("group_id")
+        if row["action"] != "sync" or not isinstance(group_id, str):
+            return "error", "interrupted by a restart before completion"
+        group = self.cloudflare.get_group(group_id)
+        have = email_members(group.include)
+        added, removed = set(row["added"]), set(row["removed"])
+        if added <= have and not (removed & have):
+            return "synced", "interrupted by a restart; the read-back shows the change applied"
+        return "error", "interrupted by a restart before the change reached Cloudflare"
