@@ -30,7 +30,7 @@ def client(base_url: str) -> CloudflareClient:
 
 def engine_check(store: SqliteStore, base_url: str) -> dict[str, int]:
     checker = assemble(store, client(base_url)).checker
-    snapshot = checker.check_all("bench", timeout=600)
+    snapshot = checker.check_all("bench")
     return snapshot.counts()
 
 
@@ -75,7 +75,7 @@ def d1_checks(database_id: str, base_url: str, checks: int) -> dict[str, object]
     for _ in range(checks):
         before, pages = cf.stats.snapshot(), store.pages_read
         started = time.perf_counter()
-        counts = checker.check_all("bench", timeout=600).counts()
+        counts = checker.check_all("bench").counts()
         seconds = time.perf_counter() - started
         after = cf.stats.snapshot()
         runs.append(
@@ -94,7 +94,7 @@ def d1_checks(database_id: str, base_url: str, checks: int) -> dict[str, object]
             }
         )
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"runs": runs, "peak_rss_mb": peak_kib / 1024, "page_bytes": store.page_bytes}
+    return {"runs": runs, "peak_rss_mb": peak_kib / 1024, "page_bytes": store.pager.page_bytes}
 
 
 def main() -> None:

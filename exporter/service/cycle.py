@@ -24,6 +24,7 @@ from exporter.service.checker import Checker
 from exporter.service.recovery import Recovery
 from exporter.service.syncer import Syncer, SyncRequest
 from exporter.service.work_lock import Busy, WorkLock
+from exporter.vault.store import VaultError
 
 log = logging.getLogger("vault_drift.cycle")
 
@@ -136,11 +137,14 @@ class CycleService:
         are an ``error`` result with the check's reason (never left out).
 
         When the check itself could not complete, nobody can be known to drift: nothing is
-        synced, and the second value says why the check failed.
+        synced. A Vault that could not be read raises ``VaultError`` (the API's 503); a
+        Cloudflare listing that failed is the second value, saying why.
         """
         with self.lock.hold(timeout):
             snapshot = self.checker.check_all(trigger)
             unchecked = _unchecked(snapshot)
+            if snapshot.vault_up is False:
+                raise VaultError(snapshot.cycle_error or "the Vault could not be read")
             if snapshot.cycle_error:
                 return unchecked, snapshot.cycle_error
             outcomes = self.syncer.sync(replace(request, audiences=None))

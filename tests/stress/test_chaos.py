@@ -275,7 +275,7 @@ def test_engine_times_out_and_still_tells_the_truth(
         )
         if rounds % 3 == 0:
             manual_edit(world, sim, rng, rounds)
-        snapshot = checker.check_all("chaos", timeout=60)
+        snapshot = services.cycle.check_all("chaos", timeout=60)
         observer.document(drift_document(snapshot, checker.clock()))
         syncer.auto_sync(AutoSync.FULL)
         observer.document(drift_document(checker.snapshots.current, checker.clock()))

@@ -143,6 +143,15 @@ def test_a_broken_vault_answers_503_never_500(served_broken: Served) -> None:
     declared = [c for c in CHECKS if c is not not_a_server_error]
     for operation in operations:
         seen += fuzz_operation(operation, served_broken, ADMIN, declared)
+    for path, body in [  # a real audience, which random names rarely are
+        ("/iam/drift/check", {"audience": "aud-01"}),
+        ("/iam/drift/sync", {"audience": "aud-01"}),
+        ("/iam/drift/sync", {"all": True}),
+    ]:
+        answer = served_broken.call("POST", path, body)
+        assert answer.status_code == 503, (path, body, answer.status_code, answer.text)
+        assert answer.json()["error"] == "vault unavailable" and answer.json()["detail"]
+        seen.append((f"POST {path}", answer.status_code))
     statuses = {status for _, status in seen}
     assert 503 in statuses and 500 not in statuses, statuses
     assert {s for s in statuses if s >= 500} == {503}
