@@ -101,6 +101,10 @@ class Config(BaseSettings):
     log_level: str = Field(
         "info", validation_alias=AliasChoices("VAULT_DRIFT_LOG_LEVEL", "log_level")
     )
+    # json, text, or auto: text when stderr is a terminal, JSON lines for log shippers.
+    log_format: str = Field(
+        "auto", validation_alias=AliasChoices("VAULT_DRIFT_LOG_FORMAT", "log_format")
+    )
     # vault-api's Cloudflare actors (token ids, actor ids or emails): its writes in the audit
     # log are named "vault-api", never counted as manual edits (SPEC §10).
     vault_api_actors: Annotated[list[str], NoDecode] = Field(
@@ -222,6 +226,13 @@ class Config(BaseSettings):
     def _level(cls, value: str) -> str:
         if value.lower() not in ("debug", "info", "warning", "error"):
             raise ValueError("must be debug, info, warning or error")
+        return value.lower()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in ("auto", "json", "text"):
+            raise ValueError("must be json or text (or auto: text on a terminal)")
         return value.lower()
 
     @property

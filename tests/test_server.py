@@ -213,3 +213,67 @@ def test_serve_mails_a_critical_drift_once_across_restarts(
         assert "smtp-password-never-shown" not in logs
     finally:
         controller.stop()
+
+
+def _serve_on_a_terminal(world: Path, simulator: CloudflareSimulator, env: dict[str, str]) -> str:
+    """``serve`` with its stderr on a pseudo-terminal, as at a shell; what it wrote there."""
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    port = free_port()
+    process = subprocess.Popen(
+        [EXE, "serve"],
+        env={
+            **os.environ,
+            "VAULT_DRIFT_DATABASE": str(world),
+            "CLOUDFLARE_API_TOKEN": "demo-token",
+            "CLOUDFLARE_ACCOUNT_ID": "demo-account",
+            "CLOUDFLARE_BASE_URL": simulator.base_url,
+            "VAULT_DRIFT_ADMIN_TOKEN": ADMIN,
+            "VAULT_DRIFT_LISTEN": f"127.0.0.1:{port}",
+            **env,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    out = b""
+    try:
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200,
+            30,
+            "/readyz",
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        while select.select([primary], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal's other side closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(primary)
+    return out.decode()
+
+
+def test_logs_on_a_terminal_are_text_lines(world: Path, simulator: CloudflareSimulator) -> None:
+    lines = [line for line in _serve_on_a_terminal(world, simulator, {}).splitlines() if line]
+    assert lines
+    for line in lines:
+        assert not line.lstrip().startswith("{"), line
+    assert any(" INFO " in line for line in lines), lines
+    assert ADMIN not in "\n".join(lines) and "demo-token" not in "\n".join(lines)
+
+
+def test_log_format_json_is_kept_on_a_terminal(
+    world: Path, simulator: CloudflareSimulator
+) -> None:
+    out = _serve_on_a_terminal(world, simulator, {"VAULT_DRIFT_LOG_FORMAT": "json"})
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["msg"] for line in lines)

@@ -46,7 +46,7 @@ def check_listen(config: Config) -> None:
 
 def serve(config: Config, after_full_check: Sequence[Callable[[Snapshot], None]] = ()) -> int:
     check_listen(config)
-    setup_logging(config.log_level, _secrets(config))
+    setup_logging(config.log_level, _secrets(config), config.log_format)
     counters = ExporterMetrics()
     if config.d1_database_id is None:
         with _single_instance(Path(config.database)):
