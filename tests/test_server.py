@@ -271,9 +271,7 @@ def test_logs_on_a_terminal_are_text_lines(world: Path, simulator: CloudflareSim
     assert ADMIN not in "\n".join(lines) and "demo-token" not in "\n".join(lines)
 
 
-def test_log_format_json_is_kept_on_a_terminal(
-    world: Path, simulator: CloudflareSimulator
-) -> None:
+def test_log_format_json_is_kept_on_a_terminal(world: Path, simulator: CloudflareSimulator) -> None:
     out = _serve_on_a_terminal(world, simulator, {"VAULT_DRIFT_LOG_FORMAT": "json"})
     lines = [line for line in out.splitlines() if line.strip()]
     assert lines and all(json.loads(line)["msg"] for line in lines)
