@@ -100,8 +100,8 @@ def run(
                     found += outcome == "found"
                     named += outcome in ("found", "not_found", "expired")
         stats = client.stats.snapshot()
-        audit = sum(stats["audit"].values())
-        access = sum(stats["requests"].values())
+        audit = sum(stats.audit.values())
+        access = sum(stats.requests.values())
         hours_f = float(hours)
         return {
             "groups": groups,

@@ -82,15 +82,13 @@ def d1_checks(database_id: str, base_url: str, checks: int) -> dict[str, object]
             {
                 "seconds": seconds,
                 "counts": counts,
-                "d1_requests": sum(after["d1"]["requests"].values())
-                - sum(before["d1"]["requests"].values()),
-                "access_requests": sum(after["requests"].values())
-                - sum(before["requests"].values()),
+                "d1_requests": sum(after.d1.requests.values()) - sum(before.d1.requests.values()),
+                "access_requests": sum(after.requests.values()) - sum(before.requests.values()),
                 "member_pages": store.pages_read - pages,
                 "member_bytes": store.pager.member_bytes,
-                "rows_read": after["d1"]["rows_read"] - before["d1"]["rows_read"],
-                "rows_written": after["d1"]["rows_written"] - before["d1"]["rows_written"],
-                "d1_seconds": after["d1"]["seconds"] - before["d1"]["seconds"],
+                "rows_read": after.d1.rows_read - before.d1.rows_read,
+                "rows_written": after.d1.rows_written - before.d1.rows_written,
+                "d1_seconds": after.d1.seconds - before.d1.seconds,
             }
         )
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

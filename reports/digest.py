@@ -15,7 +15,7 @@ import pandas as pd
 
 from exporter.core.exposure import REVOCATION_SLO_SECONDS
 from exporter.core.levels import verdict
-from exporter.core.model import AlertLevel, Status
+from exporter.core.model import AlertLevel, Side, Status
 from reports.duration import human_duration
 from reports.history import History
 from reports.measures import (
@@ -75,7 +75,7 @@ class CurrentDrift:
     since: datetime | None
     age: str
     level: AlertLevel  # info | warning | critical (a drift of unknown onset counts as new)
-    reason: str | None  # the side that set the level: extra (an exposure) | missing (an outage)
+    reason: Side | None  # the side that set the level: extra (an exposure), missing (an outage)
     missing: MemberList
     extra: MemberList
     episode_id: int | None
@@ -221,8 +221,8 @@ def current_drifts(history: History, now: datetime) -> list[CurrentDrift]:
         mine = members[members["audience"] == row["audience"]]
         noted = mine[mine["note"].notna()]
         notes = dict(zip(noted["email"], noted["note"], strict=True))
-        missing = list(mine[mine["kind"] == "missing"]["email"])
-        extra = list(mine[mine["kind"] == "extra"]["email"])
+        missing = list(mine[mine["kind"] == Side.MISSING]["email"])
+        extra = list(mine[mine["kind"] == Side.EXTRA]["email"])
         onsets = _onsets(row, since or now, bool(missing), bool(extra))
         judged = verdict(Status.DRIFT, *onsets, now, levels)
         result.append(

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from exporter.core.model import Side
 from reports.history import Period
 
 
@@ -60,7 +61,7 @@ def extra_intervals(
             "revoked": True,
         }
     )
-    extra = members[members["kind"] == "extra"]
+    extra = members[members["kind"] == Side.EXTRA]
     observed = dict(zip(state["audience"], state["observed_at"], strict=True))
     end = pd.Timestamp(period.end)
     ends = [_when(observed.get(a), end) for a in extra["audience"]]

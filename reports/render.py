@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from exporter.core.model import Side
 from reports.digest import Digest, MemberList
 from reports.duration import human_duration, utc_text
 
@@ -42,12 +43,16 @@ class CriticalAlert:
     duration_seconds: float
     missing: MemberList
     extra: MemberList
-    reason: str | None = None  # the side that made it critical: extra | missing
+    reason: Side | None = None  # the side that made it critical
 
     @property
     def kind(self) -> str | None:
         """What the drift is for people: an exposure (extra) or an outage (missing)."""
-        return {"extra": "exposure", "missing": "outage"}.get(self.reason or "")
+        return (
+            {Side.EXTRA: "exposure", Side.MISSING: "outage"}.get(self.reason)
+            if self.reason
+            else None
+        )
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,34 @@ def parse_ratelimit(value: str | None) -> tuple[float | None, float | None]:
     return fields.get("r"), fields.get("t")
 
 
+Tally = dict[tuple[str, str], int]
+"""Requests counted by (method, status class): ``("GET", "2xx")``, ``("POST", "error")``."""
+
+
+@dataclass(frozen=True)
+class D1Usage:
+    """What a Vault on Cloudflare D1 cost: its REST calls, the rows D1 billed, the wait."""
+
+    requests: Tally
+    rows_read: int
+    rows_written: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """A consistent copy of one client's counters, read by the metrics and the benchmarks."""
+
+    requests: Tally  # Access API calls
+    rate_limited_total: int
+    rate_limit_remaining: float | None
+    rate_limit_reset_seconds: float | None
+    paused_until: float | None  # monotonic; may lie in the past
+    paused_until_wall: float | None  # unix time
+    audit: Tally  # account audit-log calls
+    d1: D1Usage | None  # None while the Vault is not on D1
+
+
 @dataclass
 class ClientStats:
     """Counters of one client; every write and ``snapshot()`` hold ``lock``."""
@@ -118,7 +146,7 @@ class ClientStats:
     d1_rows_written: int = 0
     d1_seconds: float = 0.0  # time spent waiting for D1's answers
     d1_used: bool = False
-    # The account audit log (attribution, SPEC §10) shares the budget too: counted apart.
+    # The account audit log (attribution, docs/design.md) shares the budget too: counted apart.
     audit_requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -149,26 +177,22 @@ class ClientStats:
             self.rate_limit_remaining = remaining
             self.rate_limit_reset_seconds = reset
 
-    def snapshot(self) -> dict[str, Any]:
-        """A consistent copy: ``requests`` maps (method, status_class) to a count."""
+    def snapshot(self) -> StatsSnapshot:
+        """A consistent copy of the counters."""
         with self.lock:
-            return {
-                "requests": dict(self.requests),
-                "rate_limited_total": self.rate_limited_total,
-                "rate_limit_remaining": self.rate_limit_remaining,
-                "rate_limit_reset_seconds": self.rate_limit_reset_seconds,
-                "paused_until": self.paused_until,
-                "paused_until_wall": self.paused_until_wall,
-                "audit": dict(self.audit_requests),
-                "d1": {
-                    "requests": dict(self.d1_requests),
-                    "rows_read": self.d1_rows_read,
-                    "rows_written": self.d1_rows_written,
-                    "seconds": self.d1_seconds,
-                }
-                if self.d1_used
-                else None,
-            }
+            d1 = D1Usage(
+                dict(self.d1_requests), self.d1_rows_read, self.d1_rows_written, self.d1_seconds
+            )
+            return StatsSnapshot(
+                requests=dict(self.requests),
+                rate_limited_total=self.rate_limited_total,
+                rate_limit_remaining=self.rate_limit_remaining,
+                rate_limit_reset_seconds=self.rate_limit_reset_seconds,
+                paused_until=self.paused_until,
+                paused_until_wall=self.paused_until_wall,
+                audit=dict(self.audit_requests),
+                d1=d1 if self.d1_used else None,
+            )
 
 
 class RateLimitGate:

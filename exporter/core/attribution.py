@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from exporter.core.model import Attribution, AudienceCheck, ChangedBy, DriftMember
+from exporter.core.model import Attribution, AudienceCheck, ChangedBy, DriftMember, Side
 from exporter.core.times import format_time, parse_time
 
-MISSING, EXTRA = "missing", "extra"
+MISSING, EXTRA = Side.MISSING, Side.EXTRA
 # The account audit log (v1) answers 18 months back (Cloudflare support: "Understanding
 # Cloudflare Audit Logs"): an older drift has no entry to find.
 RETENTION = timedelta(days=548)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from exporter.core.model import AudienceCheck, DriftMember, Status
+from exporter.core.model import AudienceCheck, DriftMember, Side, Status
 from exporter.core.snapshot import Snapshot
 from exporter.core.times import format_time
 from exporter.core.wording import hint
@@ -106,7 +106,7 @@ def member_document(member: DriftMember, now: datetime | None = None) -> dict[st
         "hint": hint(member, now),
         "changed_by": changed_by_document(member),
     }
-    if member.kind == "missing":
+    if member.kind == Side.MISSING:
         document["added_in_vault_at"] = format_time(member.added_in_vault_at)
     return document
 

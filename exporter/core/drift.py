@@ -27,14 +27,15 @@ from exporter.core.model import (
     DriftMemory,
     Expected,
     Group,
+    MemberKey,
+    Side,
     Status,
 )
 from exporter.core.rules import covering, domains_of, members_of, rules_beside_members
 from exporter.core.times import parse_time
 from exporter.core.wording import member_note
 
-MISSING = "missing"
-EXTRA = "extra"
+MISSING, EXTRA = Side.MISSING, Side.EXTRA
 
 
 def diff(expected: Iterable[str], actual: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -120,11 +121,11 @@ def evaluate(
 
 def _missing_members(
     missing: list[str],
-    first_seen: dict[tuple[str, str], datetime],
+    first_seen: dict[MemberKey, datetime],
     expected: Expected,
     excluded: set[str],
     group: Group,
-    attributions: dict[tuple[str, str], Attribution],
+    attributions: dict[MemberKey, Attribution],
 ) -> tuple[DriftMember, ...]:
     """Missing members, each with what the group's other rules say about its access."""
     domains = domains_of(group.include) if missing else set()
@@ -143,8 +144,8 @@ def _missing_members(
 
 
 def _attributions(
-    first_seen: dict[tuple[str, str], datetime], memory: DriftMemory, expected: Expected
-) -> dict[tuple[str, str], Attribution]:
+    first_seen: dict[MemberKey, datetime], memory: DriftMemory, expected: Expected
+) -> dict[MemberKey, Attribution]:
     """What is known of who made each member drift: kept while it drifts; for a new one,
     to look up after the last check that saw both sides (unless a Vault grant explains it)."""
     known, result = memory.attributions, {}
@@ -160,7 +161,7 @@ def _attributions(
     return result
 
 
-def _notes(*members: Iterable[DriftMember]) -> dict[tuple[str, str], str]:
+def _notes(*members: Iterable[DriftMember]) -> dict[MemberKey, str]:
     return {
         (m.kind, m.email): note
         for side in members

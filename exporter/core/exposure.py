@@ -13,9 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from exporter.core.model import Audience, DriftMemory, MemberSeconds, Revocation
+from exporter.core.model import Audience, DriftMemory, MemberKey, MemberSeconds, Revocation, Side
 
-EXTRA = "extra"
 # Buckets of vault_drift_revocation_duration_seconds (SPEC §9); 900 s is the SLO's threshold.
 REVOCATION_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0)
 REVOCATION_SLO_SECONDS = 900.0  # the digest's "missed the SLO" (alerts.yml sets its own once)
@@ -30,14 +29,14 @@ def member_seconds(memory: DriftMemory) -> MemberSeconds:
     """The exposure counters' values: closed totals plus the members drifting now."""
     if not memory.first_seen:
         return memory.closed
-    sums = {"missing": memory.closed.missing, EXTRA: memory.closed.extra}
+    sums = {Side.MISSING: memory.closed.missing, Side.EXTRA: memory.closed.extra}
     for (kind, _), first in memory.first_seen.items():
         sums[kind] = sums.get(kind, 0.0) + _span(first, memory.observed_at)
-    return MemberSeconds(sums["missing"], sums[EXTRA])
+    return MemberSeconds(sums[Side.MISSING], sums[Side.EXTRA])
 
 
 def closed_seconds(
-    memory: DriftMemory, current: Mapping[tuple[str, str], datetime], at: datetime | None
+    memory: DriftMemory, current: Mapping[MemberKey, datetime], at: datetime | None
 ) -> MemberSeconds:
     """``memory``'s closed totals plus the members no longer in ``current``, each counted up
     to ``at`` (never before its last observation, so a clock step back cannot lower them)."""
@@ -46,16 +45,16 @@ def closed_seconds(
         return memory.closed
     if at is not None and memory.observed_at is not None:
         at = max(at, memory.observed_at)
-    sums = {"missing": memory.closed.missing, EXTRA: memory.closed.extra}
+    sums = {Side.MISSING: memory.closed.missing, Side.EXTRA: memory.closed.extra}
     for key in gone:
         sums[key[0]] = sums.get(key[0], 0.0) + _span(memory.first_seen[key], at)
-    return MemberSeconds(sums["missing"], sums[EXTRA])
+    return MemberSeconds(sums[Side.MISSING], sums[Side.EXTRA])
 
 
 def revocations(
     audience: Audience,
     memory: DriftMemory,
-    current: Mapping[tuple[str, str], datetime],
+    current: Mapping[MemberKey, datetime],
     now: datetime,
 ) -> tuple[Revocation, ...]:
     """The members extra at the previous check that this check (which read the group) no
@@ -63,7 +62,7 @@ def revocations(
     gone = sorted(
         (email, first)
         for (kind, email), first in memory.first_seen.items()
-        if kind == EXTRA and (kind, email) not in current
+        if kind == Side.EXTRA and (kind, email) not in current
     )
     return tuple(
         Revocation(audience.audience, audience.namespace, audience.provider, email, first, now)

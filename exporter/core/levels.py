@@ -6,11 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from exporter.core.model import AlertLevel, Ignore, Status
+from exporter.core.model import AlertLevel, Ignore, Side, Status
 from exporter.core.settings import Levels, Thresholds
-
-MISSING = "missing"
-EXTRA = "extra"
 
 
 def alert_level(
@@ -35,7 +32,7 @@ class Verdict:
     """An audience's alert level and the side that set it (``alert_reason``)."""
 
     level: AlertLevel = AlertLevel.NONE
-    reason: str | None = None  # "missing" | "extra"; None when not drifting
+    reason: Side | None = None  # None when not drifting
 
 
 def verdict(
@@ -52,9 +49,9 @@ def verdict(
     extra = alert_level(status, extra_since, now, levels.extra)
     missing = alert_level(status, missing_since, now, levels.missing)
     if extra_since is not None and LEVEL_RANK[extra] >= LEVEL_RANK[missing]:
-        return Verdict(extra, EXTRA)
+        return Verdict(extra, Side.EXTRA)
     if missing_since is not None:
-        return Verdict(missing, MISSING)
+        return Verdict(missing, Side.MISSING)
     return Verdict()
 
 

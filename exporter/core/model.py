@@ -30,6 +30,19 @@ class AlertLevel(StrEnum):
     CRITICAL = "critical"
 
 
+class Side(StrEnum):
+    """The two sides of a drift: in Vault but not in Cloudflare (``missing``: an outage), or
+    in Cloudflare but not in Vault (``extra``: an exposure). The value is what the API, the
+    metrics' labels and the store spell."""
+
+    MISSING = "missing"
+    EXTRA = "extra"
+
+
+MemberKey = tuple[Side, str]
+"""A drifting member in the memory: (its side, its email)."""
+
+
 class AutoSync(StrEnum):
     OFF = "off"
     ADD_ONLY = "add_only"
@@ -142,7 +155,7 @@ class Attribution:
 @dataclass(frozen=True)
 class DriftMember:
     email: str
-    kind: str  # "missing" | "extra"
+    kind: Side
     first_seen_at: datetime
     added_in_vault_at: datetime | None = None
     # What the group's other rules say about a missing member's access in Cloudflare.
@@ -159,8 +172,8 @@ class MemberSeconds:
     missing: float = 0.0
     extra: float = 0.0
 
-    def of(self, kind: str) -> float:
-        return self.extra if kind == "extra" else self.missing
+    def of(self, kind: Side) -> float:
+        return self.extra if kind == Side.EXTRA else self.missing
 
 
 @dataclass(frozen=True)
@@ -176,16 +189,16 @@ class DriftMemory:
     """
 
     drift_since: datetime | None = None
-    first_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (kind, email)
+    first_seen: dict[MemberKey, datetime] = field(default_factory=dict)  # (kind, email)
     consecutive_errors: int = 0
     error_since: datetime | None = None
-    notes: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, email): access note
+    notes: dict[MemberKey, str] = field(default_factory=dict)  # (kind, email): access note
     missing_since: datetime | None = None
     extra_since: datetime | None = None
     observed_at: datetime | None = None
     closed: MemberSeconds = field(default_factory=MemberSeconds)
     # (kind, email): what the audit log says about a drifting member (persisted with it)
-    attributions: dict[tuple[str, str], Attribution] = field(default_factory=dict)
+    attributions: dict[MemberKey, Attribution] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from exporter.core.model import AutoSync
+from exporter.core.model import AutoSync, Side
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class Levels:
     missing: Thresholds = field(default_factory=Thresholds)
     extra: Thresholds = field(default_factory=lambda: Thresholds(900, 3600))
 
-    def of(self, kind: str) -> Thresholds:
-        return self.extra if kind == "extra" else self.missing
+    def of(self, kind: Side) -> Thresholds:
+        return self.extra if kind == Side.EXTRA else self.missing
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from exporter.core.model import SyncOutcome
+from exporter.core.model import Side, SyncOutcome
 
 
 def drift_table(document: dict[str, Any]) -> str:
@@ -39,7 +39,7 @@ def _notes(item: dict[str, Any], details: dict[str, Any]) -> list[str]:
     name = item["audience"]
     lines = [f"{name}: missing in Cloudflare: {e}" for e in details.get("missing", [])]
     lines += [f"{name}: extra in Cloudflare: {e}" for e in details.get("extra", [])]
-    for kind in ("missing", "extra"):
+    for kind in Side:
         more = details.get(f"{kind}_total", 0) - len(details.get(kind, []))
         if more > 0:
             lines.append(f"{name}: and {more} more {kind}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from exporter.core.attribution import VAULT, attribution_words
-from exporter.core.model import DriftMember
+from exporter.core.model import DriftMember, Side
 
-MISSING = "missing"
 RECENT = timedelta(minutes=30)
 EXCLUDED_NOTE = "excluded in Cloudflare"
 
@@ -33,7 +32,7 @@ def hint(member: DriftMember, now: datetime | None = None) -> str:
     note = access_note(member) or attribution_words(member, now)
     if note is not None:
         return note
-    if member.kind == MISSING:
+    if member.kind == Side.MISSING:
         added = member.added_in_vault_at
         vault = member.attribution is not None and member.attribution.outcome == VAULT
         if vault or (added is not None and member.first_seen_at - added <= RECENT):

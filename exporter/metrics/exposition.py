@@ -6,12 +6,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
 
 from exporter.clock import Clock, utc_now
+from exporter.cloudflare.ratelimit import StatsSnapshot
+from exporter.core.model import Side
 from exporter.core.snapshot import Snapshot
 from exporter.metrics.audiences import AudienceCollector
 from exporter.metrics.counters import ExporterMetrics
@@ -81,7 +82,7 @@ def next_change(snapshot: Snapshot, now: datetime) -> datetime:
     levels = snapshot.settings.levels
     moments = [ignore.until for ignore in snapshot.ignores.values()]
     for check in snapshot.checks.values():
-        for kind, since in (("missing", check.missing_since), ("extra", check.extra_since)):
+        for kind, since in ((Side.MISSING, check.missing_since), (Side.EXTRA, check.extra_since)):
             if since is not None:
                 thresholds = levels.of(kind)
                 moments.append(since + timedelta(seconds=thresholds.warning_seconds))
@@ -91,7 +92,7 @@ def next_change(snapshot: Snapshot, now: datetime) -> datetime:
 
 def build_exposition(
     snapshot: Callable[[], Snapshot],
-    cloudflare_stats: Callable[[], dict[str, Any]],
+    cloudflare_stats: Callable[[], StatsSnapshot],
     clock: Clock = utc_now,
     counters: ExporterMetrics | None = None,
 ) -> tuple[Exposition, ExporterMetrics]:

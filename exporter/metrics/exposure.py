@@ -12,11 +12,11 @@ from prometheus_client.core import (
 )
 
 from exporter.core.exposure import LatencyTotals, member_seconds
-from exporter.core.model import AudienceCheck
+from exporter.core.model import AudienceCheck, Side
 from exporter.core.snapshot import Snapshot
 from exporter.metrics.families import FROM_LAST_CHECK, LABELS, StateSets
 
-SIDES = ("missing", "extra")
+SIDES = tuple(Side)
 
 
 class ExposureSides:
@@ -44,8 +44,8 @@ class ExposureSides:
             for kind in SIDES
         }
 
-    def add(self, labels: list[str], check: AudienceCheck, reason: str | None) -> None:
-        since = {"missing": check.missing_since, "extra": check.extra_since}
+    def add(self, labels: list[str], check: AudienceCheck, reason: Side | None) -> None:
+        since = {Side.MISSING: check.missing_since, Side.EXTRA: check.extra_since}
         totals = member_seconds(check.memory)
         for kind in SIDES:
             moment = since[kind]

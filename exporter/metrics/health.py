@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -15,6 +14,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter.cloudflare.ratelimit import StatsSnapshot
 from exporter.core.snapshot import Snapshot
 
 
@@ -24,16 +24,16 @@ class HealthCollector(Collector):
     def __init__(
         self,
         snapshot: Callable[[], Snapshot],
-        cloudflare_stats: Callable[[], dict[str, Any]],
+        cloudflare_stats: Callable[[], StatsSnapshot],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._snapshot = snapshot
         self._cloudflare_stats = cloudflare_stats
         self._monotonic = monotonic
 
-    def _pausing(self, stats: dict[str, Any]) -> bool:
+    def _pausing(self, stats: StatsSnapshot) -> bool:
         """The client's pause is still running (its end may lie in the past)."""
-        until = stats.get("paused_until")
+        until = stats.paused_until
         return until is not None and until > self._monotonic()
 
     def collect(self) -> Iterator[Metric]:
@@ -72,48 +72,47 @@ class HealthCollector(Collector):
                 value=1 if snapshot.attribution_up else 0,
             )
 
-    def _cloudflare_families(self, stats: dict[str, Any]) -> Iterator[Metric]:
+    def _cloudflare_families(self, stats: StatsSnapshot) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "vault_drift_cloudflare_requests",
             "HTTP requests sent to Cloudflare, by API (access, audit, d1), method and status class",
             labels=["api", "method", "status_class"],
         )
-        for (method, status_class), count in sorted(stats["requests"].items()):
-            requests.add_metric(["access", method, status_class], count)
-        for (method, status_class), count in sorted(stats.get("audit", {}).items()):
-            requests.add_metric(["audit", method, status_class], count)
-        d1 = stats.get("d1")
-        for (method, status_class), count in sorted((d1 or {}).get("requests", {}).items()):
+        d1 = stats.d1
+        for api, tally in (("access", stats.requests), ("audit", stats.audit)):
+            for (method, status_class), count in sorted(tally.items()):
+                requests.add_metric([api, method, status_class], count)
+        for (method, status_class), count in sorted((d1.requests if d1 else {}).items()):
             requests.add_metric(["d1", method, status_class], count)
         yield requests
         if d1 is not None:
             yield CounterMetricFamily(
                 "vault_drift_d1_rows_read",
                 "Rows D1 read for the exporter (meta.rows_read of its answers; D1 bills them)",
-                value=d1["rows_read"],
+                value=d1.rows_read,
             )
             yield CounterMetricFamily(
                 "vault_drift_d1_rows_written",
                 "Rows D1 wrote for the exporter (meta.rows_written of its answers)",
-                value=d1["rows_written"],
+                value=d1.rows_written,
             )
             yield CounterMetricFamily(
                 "vault_drift_d1_request_seconds",
                 "Time spent waiting for D1's answers (reads and writes of the Vault)",
-                value=round(d1["seconds"], 6),
+                value=round(d1.seconds, 6),
             )
         yield CounterMetricFamily(
             "vault_drift_cloudflare_rate_limited",
             "429 answers received from Cloudflare",
-            value=stats["rate_limited_total"],
+            value=stats.rate_limited_total,
         )
-        if stats["rate_limit_remaining"] is not None:
+        if stats.rate_limit_remaining is not None:
             yield GaugeMetricFamily(
                 "vault_drift_cloudflare_rate_limit_remaining",
                 "Requests left in Cloudflare's current rate-limit window (Ratelimit header)",
-                value=stats["rate_limit_remaining"],
+                value=stats.rate_limit_remaining,
             )
-        paused = stats["paused_until_wall"]
+        paused = stats.paused_until_wall
         yield GaugeMetricFamily(
             "vault_drift_cloudflare_paused_until_timestamp_seconds",
             "While Cloudflare calls are paused after a 429: when they resume; 0 otherwise",

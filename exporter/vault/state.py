@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from exporter.core.attribution import attribution_from_text, attribution_text
-from exporter.core.model import Attribution, AudienceCheck, DriftMemory, MemberSeconds, Status
+from exporter.core.model import (
+    Attribution,
+    AudienceCheck,
+    DriftMemory,
+    MemberKey,
+    MemberSeconds,
+    Side,
+    Status,
+)
 from exporter.core.times import format_time, parse_time
 from exporter.vault import exposure
 from exporter.vault.sql import MAX_PARAMS, Reader, Statement, chunks, insert_rows, marks
@@ -32,10 +40,11 @@ MEMORY_STATES = (
 
 
 def load_memories(conn: Reader) -> dict[str, DriftMemory]:
-    seen: dict[str, dict[tuple[str, str], datetime]] = {}
-    notes: dict[str, dict[tuple[str, str], str]] = {}
-    known: dict[str, dict[tuple[str, str], Attribution]] = {}
-    for audience, kind, email, first, note, attribution in conn.execute(MEMORY_MEMBERS):
+    seen: dict[str, dict[MemberKey, datetime]] = {}
+    notes: dict[str, dict[MemberKey, str]] = {}
+    known: dict[str, dict[MemberKey, Attribution]] = {}
+    for audience, side, email, first, note, attribution in conn.execute(MEMORY_MEMBERS):
+        kind = Side(side)
         seen.setdefault(audience, {})[(kind, email)] = parse_time(first) or datetime.min
         if note is not None:
             notes.setdefault(audience, {})[(kind, email)] = note
@@ -49,9 +58,9 @@ def load_memories(conn: Reader) -> dict[str, DriftMemory]:
 
 def _memory(
     row: tuple[Any, ...],
-    seen: dict[tuple[str, str], datetime],
-    notes: dict[tuple[str, str], str],
-    attributions: dict[tuple[str, str], Attribution],
+    seen: dict[MemberKey, datetime],
+    notes: dict[MemberKey, str],
+    attributions: dict[MemberKey, Attribution],
 ) -> DriftMemory:
     _, since, errors, error_since, missing_since, extra_since, observed, last_check, *closed = row
     drift_since = parse_time(since)
@@ -61,8 +70,9 @@ def _memory(
         consecutive_errors=int(errors or 0),
         error_since=parse_time(error_since),
         notes=notes if since else {},
-        missing_since=parse_time(missing_since) or _onset(observed, drift_since, seen, "missing"),
-        extra_since=parse_time(extra_since) or _onset(observed, drift_since, seen, "extra"),
+        missing_since=parse_time(missing_since)
+        or _onset(observed, drift_since, seen, Side.MISSING),
+        extra_since=parse_time(extra_since) or _onset(observed, drift_since, seen, Side.EXTRA),
         observed_at=parse_time(observed) or parse_time(last_check),
         closed=MemberSeconds(closed[0] or 0.0, closed[1] or 0.0),
         attributions=attributions if since else {},
@@ -72,8 +82,8 @@ def _memory(
 def _onset(
     observed: str | None,
     drift_since: datetime | None,
-    seen: dict[tuple[str, str], datetime],
-    kind: str,
+    seen: dict[MemberKey, datetime],
+    kind: Side,
 ) -> datetime | None:
     """A row that an older version wrote (no ``observed_at``) has no side onsets: the
     episode's start stands in for each side it shows (never a later, lower level)."""
@@ -225,7 +235,7 @@ def _write_members(audience: str, before: DriftMemory, after: DriftMemory) -> li
     gone = sorted(before.first_seen.keys() - after.first_seen.keys())
     new = sorted(after.first_seen.keys() - before.first_seen.keys())
     statements = []
-    for kind in ("missing", "extra"):
+    for kind in Side:
         emails = [email for k, email in gone if k == kind]
         for part in chunks(emails, MAX_PARAMS - 2):
             statements.append(
@@ -267,7 +277,7 @@ def _write_members(audience: str, before: DriftMemory, after: DriftMemory) -> li
     return statements
 
 
-def _text(known: dict[tuple[str, str], Attribution], key: tuple[str, str]) -> str | None:
+def _text(known: dict[MemberKey, Attribution], key: MemberKey) -> str | None:
     attribution = known.get(key)
     return attribution_text(attribution) if attribution is not None else None
 

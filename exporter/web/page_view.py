@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from exporter.core.document import DriftFilter
 from exporter.core.levels import LEVEL_RANK
-from exporter.core.model import AlertLevel, AudienceCheck, Status
+from exporter.core.model import AlertLevel, AudienceCheck, Side, Status
 from exporter.core.overview import attention_level, by_attention, needs_action, preview, since
 from exporter.core.snapshot import Snapshot
 
@@ -116,7 +116,7 @@ def badge(snapshot: Snapshot, now: datetime, on_page: set[str]) -> dict[str, Any
         if check.status is Status.ERROR:
             summary = "API error"
         else:
-            parts = [(len(check.missing), "missing"), (len(check.extra), "extra")]
+            parts = [(len(check.missing), Side.MISSING), (len(check.extra), Side.EXTRA)]
             summary = ", ".join(f"{n} {word}" for n, word in parts if n)
         worst = max(worst, attention_level(check, snapshot, now), key=LEVEL_RANK.__getitem__)
         href = f"#{card_id(name)}" if name in on_page else details_url(name)

@@ -59,8 +59,8 @@ def test_reads_every_page_oldest_first_and_keeps_the_groups_entries() -> None:
     assert manual.added == {"contractor@example.org"} and manual.removed == {"ops@example.com"}
     # values as JSON text (oldValue / newValue) are read too
     assert by_vault_api.added == frozenset() and by_vault_api.removed == {"dev2@example.com"}
-    assert client.stats.snapshot()["audit"] == {("GET", "2xx"): 2}
-    assert client.stats.snapshot()["requests"] == {}  # not counted as Access calls
+    assert client.stats.snapshot().audit == {("GET", "2xx"): 2}
+    assert client.stats.snapshot().requests == {}  # not counted as Access calls
 
 
 def test_values_that_cannot_be_read_name_nobody() -> None:
@@ -130,7 +130,7 @@ def test_a_token_without_audit_rights_is_a_403_with_cloudflares_code() -> None:
         client.audit_log().group_changes(SINCE, BEFORE, GROUPS)
     assert (raised.value.status, raised.value.code) == (403, 10000)
     assert TOKEN not in str(raised.value) and "/audit_logs" in str(raised.value)
-    assert client.stats.snapshot()["audit"] == {("GET", "4xx"): 1}
+    assert client.stats.snapshot().audit == {("GET", "4xx"): 1}
 
 
 @responses.activate

@@ -624,7 +624,7 @@ def test_timeout_is_an_error_without_status(timeout: Exception) -> None:
     assert str(caught.value) == (
         "Cloudflare API timeout after 7.5s on GET /access/groups?page=1&per_page=1000"
     )
-    assert client.stats.snapshot()["requests"] == {("GET", "error"): 1}
+    assert client.stats.snapshot().requests == {("GET", "error"): 1}
 
 
 @responses.activate
@@ -730,9 +730,9 @@ def test_a_long_pause_refuses_every_call_at_once_and_says_when_calls_resume() ->
         )
     assert clock.slept == []
     assert len(responses.calls) == 1
-    assert client.stats.snapshot()["rate_limited_total"] == 1
-    assert client.stats.snapshot()["paused_until"] == first.value.retry_at
-    assert client.stats.snapshot()["paused_until_wall"] == WALL + 120
+    assert client.stats.snapshot().rate_limited_total == 1
+    assert client.stats.snapshot().paused_until == first.value.retry_at
+    assert client.stats.snapshot().paused_until_wall == WALL + 120
     assert client.pause_left() == pytest.approx(111)
 
     clock.now += 111
@@ -740,7 +740,7 @@ def test_a_long_pause_refuses_every_call_at_once_and_says_when_calls_resume() ->
     responses.replace(responses.GET, GROUPS_URL, json=page(1, []))
     assert client.list_groups() == []
     assert len(responses.calls) == 2
-    assert client.stats.snapshot()["paused_until"] is None
+    assert client.stats.snapshot().paused_until is None
 
 
 @responses.activate
@@ -757,7 +757,7 @@ def test_a_call_meeting_a_short_pause_waits_it_out_then_goes_out() -> None:
 
     assert clock.slept == [7]
     assert len(responses.calls) == 2
-    assert client.stats.snapshot()["paused_until"] is None
+    assert client.stats.snapshot().paused_until is None
 
 
 @responses.activate
@@ -797,7 +797,7 @@ def test_waiting_calls_that_meet_429_again_keep_the_exponential_backoff() -> Non
         client.list_groups()
     assert refused.value.status is None
     assert len(responses.calls) == 3
-    assert client.stats.snapshot()["rate_limited_total"] == 3
+    assert client.stats.snapshot().rate_limited_total == 3
 
 
 @responses.activate
@@ -825,7 +825,7 @@ def test_repeated_429s_double_the_pause_up_to_the_cap_and_a_success_resets_it() 
     with pytest.raises(RateLimited) as after_success:
         client.list_groups()
     assert after_success.value.retry_after_seconds == 10
-    assert client.stats.snapshot()["rate_limited_total"] == 5
+    assert client.stats.snapshot().rate_limited_total == 5
 
 
 @pytest.mark.parametrize("retry_after", [None, "soon", "-5", "nan"])
@@ -899,9 +899,9 @@ def test_ratelimit_header_and_requests_are_counted() -> None:
         client.get_group("x")
 
     stats = client.stats.snapshot()
-    assert stats["rate_limit_remaining"] == 1187
-    assert stats["rate_limit_reset_seconds"] == 240
-    assert stats["requests"] == {("GET", "2xx"): 2, ("GET", "4xx"): 1}
+    assert stats.rate_limit_remaining == 1187
+    assert stats.rate_limit_reset_seconds == 240
+    assert stats.requests == {("GET", "2xx"): 2, ("GET", "4xx"): 1}
 
 
 # -- the token never leaks -------------------------------------------------------------------

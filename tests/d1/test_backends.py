@@ -145,11 +145,11 @@ def test_d1_faults_are_waited_out_or_retried(d1_backend: World, status: int, mes
     stats = services.cloudflare.stats.snapshot()
     if status == 429:
         # One budget, one gate: D1's 429 paused the Access calls too, and was counted.
-        assert stats["rate_limited_total"] == 1
-        assert stats["d1"]["requests"][("POST", "4xx")] == 1
+        assert stats.rate_limited_total == 1
+        assert stats.d1.requests[("POST", "4xx")] == 1
     else:
-        assert stats["rate_limited_total"] == 0
-    assert stats["d1"]["rows_read"] > 0 and stats["d1"]["rows_written"] > 0
+        assert stats.rate_limited_total == 0
+    assert stats.d1.rows_read > 0 and stats.d1.rows_written > 0
 
 
 def test_a_sql_error_is_not_retried_and_leaves_the_audiences_in_error(d1_backend: World) -> None:

@@ -177,7 +177,7 @@ def test_past_the_budget_every_call_gets_429_for_the_block() -> None:
         client = client_for(sim)
         for _ in range(4):
             client.list_groups()
-        assert client.stats.snapshot()["rate_limit_remaining"] == 0
+        assert client.stats.snapshot().rate_limit_remaining == 0
 
         with pytest.raises(RateLimited) as caught:
             client.list_groups()
@@ -237,7 +237,7 @@ def test_5xx_fault_is_retried_then_reported_with_its_status(sim: CloudflareSimul
 
     assert caught.value.status in (502, 503)
     assert sim.request_count == 3  # the first try and two retries
-    assert client.stats.snapshot()["requests"] == {("GET", "5xx"): 3}
+    assert client.stats.snapshot().requests == {("GET", "5xx"): 3}
     assert {status for _, _, status in sim.request_log} <= {502, 503}
 
 

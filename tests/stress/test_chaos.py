@@ -259,7 +259,7 @@ def test_engine_times_out_and_still_tells_the_truth(
     checker, syncer = services.checker, services.syncer
     observer = Observer(world, sim, margin=30.0)
     rng = random.Random(11)
-    timeouts_before = client.stats.snapshot()["requests"].get(("GET", "error"), 0)
+    timeouts_before = client.stats.snapshot().requests.get(("GET", "error"), 0)
     started, rounds = time.monotonic(), 0
     while time.monotonic() - started < (120 if LONG else 15):
         sim.faults = Faults(
@@ -280,18 +280,18 @@ def test_engine_times_out_and_still_tells_the_truth(
         syncer.auto_sync(AutoSync.FULL)
         observer.document(drift_document(checker.snapshots.current, checker.clock()))
         rounds += 1
-        paused = client.stats.snapshot()["paused_until"]
+        paused = client.stats.snapshot().paused_until
         if paused is not None:  # rather than hammer a paused client, wait like the scheduler
             time.sleep(max(0.0, min(paused - time.monotonic(), 3.0)))
     sim.faults = Faults()
-    time.sleep(max(0.0, (client.stats.snapshot()["paused_until"] or 0) - time.monotonic()))
+    time.sleep(max(0.0, (client.stats.snapshot().paused_until or 0) - time.monotonic()))
     checker.check_all("chaos")
     syncer.auto_sync(AutoSync.FULL)
     final = drift_document(checker.check_all("chaos"), checker.clock())
     observer.document(final)
     for item in final["items"]:
         assert item["status"] == truth(world, sim, item["audience"]), item
-    timeouts = client.stats.snapshot()["requests"].get(("GET", "error"), 0) - timeouts_before
+    timeouts = client.stats.snapshot().requests.get(("GET", "error"), 0) - timeouts_before
     assert timeouts >= 1, "no request timed out: the fault mix did not exercise timeouts"
     engine_run = {**summary(sim, observer, len(sim.requests)), "timeouts": timeouts}
     print(json.dumps({"engine_chaos": engine_run}))

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from support import FixedClock, require_tool
 from web_helpers import services_for
 
+from exporter.cloudflare.ratelimit import StatsSnapshot
 from exporter.metrics import Exposition, HealthCollector
 from exporter.service import Services
 from exporter.service.checker import Checker
@@ -33,15 +34,16 @@ PROMETHEUS_ACCEPT = (
 )
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
-FIXED_STATS = {
-    "requests": {("GET", "2xx"): 12, ("PUT", "2xx"): 1, ("GET", "5xx"): 2, ("GET", "error"): 1},
-    "rate_limited_total": 3,
-    "rate_limit_remaining": 1150.0,
-    "rate_limit_reset_seconds": 120.0,
-    "paused_until": None,
-    "paused_until_wall": None,
-    "audit": {("GET", "2xx"): 2},
-}
+FIXED_STATS = StatsSnapshot(
+    requests={("GET", "2xx"): 12, ("PUT", "2xx"): 1, ("GET", "5xx"): 2, ("GET", "error"): 1},
+    rate_limited_total=3,
+    rate_limit_remaining=1150.0,
+    rate_limit_reset_seconds=120.0,
+    paused_until=None,
+    paused_until_wall=None,
+    audit={("GET", "2xx"): 2},
+    d1=None,
+)
 
 
 def exposition(checker: Checker, accept: str = "") -> tuple[str, str]:
