@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from exporter.core.signing import BadSecret, decode_secret
 from exporter.core.times import parse_duration
 
 DEFAULT_PORT = 9847
@@ -36,6 +37,7 @@ D1_SCHEME = "d1://"
 _AWS_STORE_ID = re.compile(
     r"^(d-[0-9a-f]{10}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
 )
+_WEBHOOK_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 _LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
 
 
@@ -112,6 +114,13 @@ class Config(BaseSettings):
         validation_alias=AliasChoices("VAULT_DRIFT_VAULT_API_ACTORS", "vault_api_actors"),
     )
 
+    # Signed webhooks (README "Webhooks"): receivers, and the Standard Webhooks secret.
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("VAULT_DRIFT_WEBHOOK_URLS", "webhook_urls"),
+    )
+    webhook_secret: SecretStr | None = _env("VAULT_DRIFT_WEBHOOK_SECRET", "webhook_secret")
+
     @field_validator(
         "cloudflare_api_token",
         "cloudflare_account_id",
@@ -125,6 +134,7 @@ class Config(BaseSettings):
         "mail_from",
         "aws_identity_store_id",
         "aws_endpoint_url",
+        "webhook_secret",
         mode="before",
     )
     @classmethod
@@ -214,6 +224,32 @@ class Config(BaseSettings):
             return [str(part).strip().lower() for part in value if str(part).strip()]
         return value
 
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _webhook_urls(cls, value: Any) -> Any:
+        """Each an http(s) URL; a bad one is named by its position (a URL may hold a token)."""
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list):
+            return value
+        urls = [str(part).strip() for part in value if str(part).strip()]
+        bad = [str(n) for n, url in enumerate(urls, 1) if not _WEBHOOK_URL.match(url)]
+        if bad:
+            raise ValueError(f"entry {', '.join(bad)} is not an http(s) URL")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a URL is listed twice")
+        return urls
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                decode_secret(value.get_secret_value())
+            except BadSecret as exc:  # its message never holds the value
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("smtp_port")
     @classmethod
     def _port(cls, value: int) -> int:
@@ -254,6 +290,23 @@ class Config(BaseSettings):
     @property
     def mail_enabled(self) -> bool:
         return bool(self.smtp_host and self.mail_from and self.mail_to)
+
+    @property
+    def webhook_key(self) -> bytes | None:
+        """The signing key of ``VAULT_DRIFT_WEBHOOK_SECRET`` (validated at load)."""
+        if self.webhook_secret is None:
+            return None
+        return decode_secret(self.webhook_secret.get_secret_value())
+
+    def check_webhooks(self) -> None:
+        """Receivers need the secret that signs what they get."""
+        if self.webhook_urls and self.webhook_secret is None:
+            raise ConfigError(
+                [
+                    "VAULT_DRIFT_WEBHOOK_SECRET: required when VAULT_DRIFT_WEBHOOK_URLS is set"
+                    " (whsec_ followed by the base64 of at least 24 random bytes)"
+                ]
+            )
 
     def effective_public_url(self) -> str:
         if self.public_url:

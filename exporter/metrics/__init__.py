@@ -5,11 +5,13 @@ exposition. The collectors never call Cloudflare or the database; the exporter's
 from exporter.metrics.counters import ExporterMetrics
 from exporter.metrics.exposition import Exposition, build_exposition, negotiate, next_change
 from exporter.metrics.health import HealthCollector
+from exporter.metrics.webhooks import WebhookMetrics
 
 __all__ = [
     "ExporterMetrics",
     "Exposition",
     "HealthCollector",
+    "WebhookMetrics",
     "build_exposition",
     "negotiate",
     "next_change",

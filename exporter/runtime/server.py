@@ -21,7 +21,7 @@ from exporter.runtime.lease_keeper import LeaseKeeper
 from exporter.runtime.logs import setup_logging
 from exporter.runtime.scheduler import CheckScheduler
 from exporter.runtime.watcher import MembershipWatcher
-from exporter.runtime.wiring import Runtime, build_runtime
+from exporter.runtime.wiring import Runtime, build_runtime, webhook_delivery
 from exporter.vault import VaultError
 from exporter.vault.d1 import D1Store
 from exporter.web import create_app
@@ -74,6 +74,7 @@ def _serve(
         counters=counters,
     )
     settle = _settle(runtime)
+    webhooks = webhook_delivery(runtime, counters)  # a follower of the cycle: before it runs
     scheduler = CheckScheduler(
         services.cycle,
         services.snapshots,
@@ -94,6 +95,8 @@ def _serve(
     scheduler.run_now()
     if watcher is not None:
         watcher.start()
+    if webhooks is not None:
+        webhooks.start()
     log.info("serving", extra={"listen": f"{host}:{port}"})
     # uvicorn handles SIGTERM/SIGINT, then re-raises the signal once it has shut down;
     # a no-op handler turns that into a clean return, so `serve` exits 0.
@@ -103,6 +106,8 @@ def _serve(
     finally:
         if watcher is not None:
             watcher.stop()
+        if webhooks is not None:
+            webhooks.stop()
         scheduler.stop()
         with services.cycle.quiesced(timeout=60):  # let an in-flight write finish
             log.info("stopped")
@@ -170,8 +175,14 @@ def _secrets(config: Config) -> list[str]:
         config.admin_token,
         config.read_token,
         config.smtp_password,
+        config.webhook_secret,
     ]
-    return [v.get_secret_value() for v in values if v is not None]
+    found = [v.get_secret_value() for v in values if v is not None]
+    if config.webhook_secret is not None:  # also its key's base64 alone
+        found.append(config.webhook_secret.get_secret_value().removeprefix("whsec_"))
+    # A receiver's URL may carry a token (chat webhooks do): longest first, so a URL that
+    # extends another is redacted whole.
+    return sorted([*found, *config.webhook_urls], key=len, reverse=True)
 
 
 @contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import dataclass
 
 from exporter.clock import Clock, utc_now
@@ -9,10 +11,18 @@ from exporter.cloudflare.client import CloudflareClient
 from exporter.cloudflare.d1 import D1Client
 from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate
 from exporter.config import Config
+from exporter.core.webhooks import Announcer, destination_key
+from exporter.metrics import ExporterMetrics, WebhookMetrics
 from exporter.service import Services, assemble
+from exporter.service.cycle import CycleDone
 from exporter.service.events import Events
 from exporter.vault import SqliteStore, VaultStore
 from exporter.vault.d1 import D1Store
+from exporter.webhooks.delivery import Dispatcher, Receiver
+from exporter.webhooks.transport import HttpTransport
+from exporter.webhooks.worker import DeliveryWorker
+
+log = logging.getLogger("vault_drift.webhooks")
 
 
 @dataclass(frozen=True)
@@ -71,8 +81,21 @@ def open_vault(
     return SqliteStore(config.database).open(seed_interval=interval)
 
 
+def announcer(config: Config) -> Announcer | None:
+    """Where webhook events go (README "Webhooks"); None when no receiver is configured."""
+    config.check_webhooks()
+    if not config.webhook_urls:
+        return None
+    return Announcer(
+        tuple(destination_key(url) for url in config.webhook_urls),
+        config.effective_public_url(),
+        new_id=lambda: f"msg_{uuid.uuid4().hex}",
+    )
+
+
 def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None = None) -> Runtime:
     """Open the Vault store (VaultError if unusable) and connect the services."""
+    webhooks = announcer(config)
     client = cloudflare_client(config)
     vault = open_vault(config, client)
     services = assemble(
@@ -82,5 +105,38 @@ def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None 
         events=events,
         attribution=True,
         vault_api_actors=config.vault_api_actors,
+        announcer=webhooks,
     )
     return Runtime(config, services)
+
+
+class WakeDelivery:
+    """A cycle follower: after each check or sync, the delivery worker looks at the outbox
+    (the rows were written with the state change; this only saves the worker's idle wait)."""
+
+    def __init__(self, worker: DeliveryWorker) -> None:
+        self.worker = worker
+
+    def after_cycle(self, done: CycleDone) -> None:
+        self.worker.wake()
+
+
+def webhook_delivery(runtime: Runtime, counters: ExporterMetrics) -> DeliveryWorker | None:
+    """``serve``'s delivery of the outbox, in its own thread (a check never waits for it),
+    woken by the cycle; None when no receiver is configured (README "Webhooks")."""
+    config, services = runtime.config, runtime.services
+    key = config.webhook_key
+    if not config.webhook_urls or key is None:
+        return None
+    dispatcher = Dispatcher(
+        services.vault,
+        [Receiver(url) for url in config.webhook_urls],
+        key,
+        HttpTransport(),
+        clock=services.checker.clock,
+        events=WebhookMetrics(counters.registry),
+    )
+    worker = DeliveryWorker(dispatcher)
+    services.cycle.followers.append(WakeDelivery(worker))
+    log.info("webhooks on", extra={"receivers": [r.label for r in dispatcher.receivers.values()]})
+    return worker

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient
+from exporter.core.webhooks import Announcer
+from exporter.service.announce import NO_ANNOUNCEMENTS, Announcements
 from exporter.service.attribution import Attributor
 from exporter.service.checker import Checker, UnknownAudience
 from exporter.service.cycle import CycleService
@@ -28,6 +30,9 @@ class Services:
     syncer: Syncer
     decisions: Decisions
     cycle: CycleService
+    # webhook events for the outbox: a new event source passes ``announcements.entries(...)``
+    # to the store write that records its cause (docs/webhooks.md, "Adding an event type")
+    announcements: Announcements = NO_ANNOUNCEMENTS
 
 
 def assemble(
@@ -39,10 +44,13 @@ def assemble(
     lock_timeout: float = 30.0,
     attribution: bool = False,
     vault_api_actors: Collection[str] = (),
+    announcer: Announcer | None = None,
 ) -> Services:
     """The services around an open store and a client, the persisted decisions loaded;
-    ``attribution`` reads Cloudflare's audit log to say who changed drifting members."""
+    ``attribution`` reads Cloudflare's audit log to say who changed drifting members;
+    ``announcer`` puts webhook events in the outbox (None: no receiver configured)."""
     snapshots = SnapshotStore()
+    announcements = Announcements(announcer, snapshots)
     decisions = Decisions(vault, snapshots, clock=clock)
     decisions.load()
     lock = WorkLock(lock_timeout)
@@ -52,12 +60,26 @@ def assemble(
         else None
     )
     checker = Checker(
-        vault, cloudflare, snapshots, clock=clock, events=events, attribution=attributor
+        vault,
+        cloudflare,
+        snapshots,
+        clock=clock,
+        events=events,
+        attribution=attributor,
+        announcements=announcements,
     )
-    syncer = Syncer(vault, cloudflare, snapshots, checker, clock=clock, events=events)
+    syncer = Syncer(
+        vault,
+        cloudflare,
+        snapshots,
+        checker,
+        clock=clock,
+        events=events,
+        announcements=announcements,
+    )
     recovery = Recovery(vault, cloudflare, clock=clock)
     cycle = CycleService(checker, syncer, recovery, lock, clock=clock)
-    return Services(vault, cloudflare, snapshots, checker, syncer, decisions, cycle)
+    return Services(vault, cloudflare, snapshots, checker, syncer, decisions, cycle, announcements)
 
 
 __all__ = [

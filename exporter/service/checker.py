@@ -18,6 +18,7 @@ from exporter.core.model import Actual, Audience, AudienceCheck, DriftMemory, Ex
 from exporter.core.packed import Unpacked, packed_actual
 from exporter.core.rules import actual_of
 from exporter.core.snapshot import Snapshot
+from exporter.service.announce import NO_ANNOUNCEMENTS, Announcements
 from exporter.service.attribution import Attributor
 from exporter.service.events import Events, NoEvents
 from exporter.service.snapshots import SnapshotStore
@@ -57,11 +58,13 @@ class Checker:
         clock: Clock = utc_now,
         events: Events | None = None,
         attribution: Attributor | None = None,
+        announcements: Announcements | None = None,
     ) -> None:
         self.vault, self.cloudflare = vault, cloudflare
         self.snapshots, self.clock = snapshots, clock
         self.events: Events = events or NoEvents()
         self.attribution = attribution  # who changed it (docs/attribution.md); None: not wired
+        self.announcements = announcements or NO_ANNOUNCEMENTS  # webhook events (outbox)
 
     def check_all(self, trigger: str = "schedule") -> Snapshot:
         """A full cycle: every audience, Cloudflare read by one paginated listing."""
@@ -255,6 +258,7 @@ class Checker:
                 cycle=self._summary(cycle, checks) if cycle else None,
                 prune_before=self.clock() - retention if full else None,
                 synced_at=synced_at,
+                outbox=self.announcements.of_checks(checks, memories, at, closed_by_sync),
             )
         )
         return checks

@@ -33,6 +33,7 @@ from exporter.core.plan import (
 )
 from exporter.core.rules import actual_of, email_members
 from exporter.core.snapshot import Snapshot
+from exporter.service.announce import NO_ANNOUNCEMENTS, Announcements
 from exporter.service.checker import UnknownAudience
 from exporter.service.events import Events, NoEvents
 from exporter.service.snapshots import SnapshotStore
@@ -83,10 +84,12 @@ class Syncer:
         *,
         clock: Clock = utc_now,
         events: Events | None = None,
+        announcements: Announcements | None = None,
     ) -> None:
         self.vault, self.cloudflare, self.snapshots = vault, cloudflare, snapshots
         self.recorder, self.clock = recorder, clock
         self.events: Events = events or NoEvents()
+        self.announcements = announcements or NO_ANNOUNCEMENTS  # webhook events (outbox)
         # Audiences whose auto-sync a long rate-limit pause cut short: run again once it ends.
         self._auto_sync_due: set[str] = set()
 
@@ -244,7 +247,11 @@ class Syncer:
         result: SyncResultKind,
         reason: str | None,
     ) -> SyncOutcome:
-        self.vault.finish_audit(audit_id, str(result), reason, self.clock())
+        blocked = plan.blocked if result is SyncResultKind.BLOCKED else None
+        outcome = SyncOutcome(plan.audience, result, plan.added, plan.removed, reason, blocked)
+        now = self.clock()
+        outbox = self.announcements.of_sync(outcome, request.trigger, request.actor, now)
+        self.vault.finish_audit(audit_id, str(result), reason, now, outbox=outbox)
         self.events.synced(request.trigger, str(result), plan.blocked)
         log.info(
             "sync audience=%s result=%s added=%d removed=%d trigger=%s",
@@ -254,8 +261,7 @@ class Syncer:
             len(plan.removed),
             request.trigger,
         )
-        blocked = plan.blocked if result is SyncResultKind.BLOCKED else None
-        return SyncOutcome(plan.audience, result, plan.added, plan.removed, reason, blocked)
+        return outcome
 
     def _done(
         self, request: SyncRequest, name: str, result: SyncResultKind, reason: str

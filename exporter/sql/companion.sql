@@ -188,3 +188,18 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_audit_read (
     since       TEXT NOT NULL,
     until       TEXT NOT NULL
 );
+
+-- Webhooks (docs/webhooks.md): the outbox. One row per event and receiver, written in the
+-- same transaction (D1: the same batch) as the state change that caused the event, deleted
+-- once the receiver took it or gave it up. Delivered in id order per audience and receiver.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL,             -- webhook-id: the same on every retry
+    destination TEXT NOT NULL,             -- a hash of the receiver's URL (never the URL)
+    audience    TEXT NOT NULL,
+    type        TEXT NOT NULL,             -- drift.opened, sync.applied, ...
+    created_at  TEXT NOT NULL,             -- retried for 24 h from here
+    body        TEXT NOT NULL              -- the JSON body, signed as it is
+);
+CREATE INDEX IF NOT EXISTS sys_infra_drift_outbox_destination
+    ON sys_infra_drift_outbox (destination, audience, id);

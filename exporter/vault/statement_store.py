@@ -18,7 +18,9 @@ from exporter.core.attribution import Coverage, GroupChange, OwnWrite
 from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Ignore
 from exporter.core.settings import Settings
+from exporter.core.webhooks import OutboxEntry
 from exporter.vault import attribution, decisions, exposure, history, reporting, state
+from exporter.vault import outbox as webhook_outbox
 from exporter.vault.sql import Outcome, Reader, Statement
 from exporter.vault.store import (
     AudienceHistory,
@@ -26,6 +28,7 @@ from exporter.vault.store import (
     CheckRecord,
     EpisodeRecord,
     MailRecord,
+    PendingEvent,
     PeriodHistory,
 )
 
@@ -96,8 +99,17 @@ class StatementStore(ABC):
     def clear_ignore(self, audience: str) -> bool:
         return self._write([decisions.clear_ignore(audience)])[0].changes > 0
 
-    def finish_audit(self, audit_id: int, result: str, reason: str | None, now: datetime) -> None:
-        self._write([decisions.finish_audit(audit_id, result, reason, now)])
+    def finish_audit(
+        self,
+        audit_id: int,
+        result: str,
+        reason: str | None,
+        now: datetime,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> None:
+        self._write(
+            [decisions.finish_audit(audit_id, result, reason, now), *webhook_outbox.enqueue(outbox)]
+        )
 
     def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None:
         self._write(
@@ -112,6 +124,15 @@ class StatementStore(ABC):
 
     def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None:
         self._write([reporting.mark_episode_mailed(episode_id, kind, at)])
+
+    def outbox(self, limit: int) -> tuple[list[PendingEvent], int]:
+        return self._read(
+            lambda conn: (webhook_outbox.pending(conn, limit), webhook_outbox.size(conn))
+        )
+
+    def remove_outbox(self, row_ids: Sequence[int]) -> None:
+        if row_ids:
+            self._write(webhook_outbox.remove(row_ids))
 
     def record_group_changes(
         self, changes: Collection[GroupChange], coverage: Mapping[str, Coverage]
@@ -135,6 +156,7 @@ def check_units(record: CheckRecord) -> list[list[Statement]]:
     if record.synced_at is not None:
         for unit, check in zip(units, record.checks, strict=True):
             unit.append(state.record_sync_time(check.audience.audience, record.synced_at))
+    _with_events(units, record)
     tail: list[Statement] = []
     if record.present is not None:
         tail += state.forget_removed(record.at)
@@ -145,3 +167,18 @@ def check_units(record: CheckRecord) -> list[list[Statement]]:
     if record.cycle is not None:
         units.append([state.record_cycle(record.cycle)])
     return units
+
+
+def _with_events(units: list[list[Statement]], record: CheckRecord) -> None:
+    """Each webhook event goes in its audience's unit: it commits with the state that caused
+    it, or not at all. An event of an audience these checks did not touch gets its own unit."""
+    by_audience = {c.audience.audience: u for c, u in zip(record.checks, units, strict=True)}
+    loose = []
+    for entry in record.outbox:
+        unit = by_audience.get(entry.audience)
+        if unit is None:
+            loose.append(entry)
+        else:
+            unit += webhook_outbox.enqueue([entry])
+    if loose:
+        units.append(webhook_outbox.enqueue(loose))

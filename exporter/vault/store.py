@@ -7,7 +7,7 @@ one batch), and no transaction is held open across calls.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypedDict
@@ -16,6 +16,7 @@ from exporter.core.attribution import Coverage, GroupChange, OwnWrite
 from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Audience, AudienceCheck, DriftMemory, Expected, Ignore
 from exporter.core.settings import Settings
+from exporter.core.webhooks import OutboxEntry
 
 
 class VaultError(Exception):
@@ -74,6 +75,8 @@ class CheckRecord:
     cycle: CycleSummary | None = None
     prune_before: datetime | None = None  # drop closed history older than this
     synced_at: datetime | None = None  # a sync's re-check: its audiences' last successful sync
+    # webhook events these checks caused, written with their audience's unit (docs/webhooks.md)
+    outbox: tuple[OutboxEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,14 @@ class EpisodeRecord:
     closed_by: str | None = None
 
 
+@dataclass(frozen=True)
+class PendingEvent:
+    """A webhook outbox row as the delivery worker reads it."""
+
+    row_id: int
+    entry: OutboxEntry
+
+
 class ChangeFeed(Protocol):
     """Tells whether the Vault may have changed since the last call (the watcher polls it)."""
 
@@ -209,8 +220,14 @@ class VaultStore(Protocol):
     def set_ignore(self, audience: str, ignore: Ignore, now: datetime) -> None: ...
     def clear_ignore(self, audience: str) -> bool: ...
     def start_audit(self, entry: AuditEntry, now: datetime) -> int: ...
+    # ``outbox``: the webhook events of the sync's outcome, written with it
     def finish_audit(
-        self, audit_id: int, result: str, reason: str | None, now: datetime
+        self,
+        audit_id: int,
+        result: str,
+        reason: str | None,
+        now: datetime,
+        outbox: Sequence[OutboxEntry] = (),
     ) -> None: ...
     def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None: ...
     def record_mail(self, record: MailRecord) -> None: ...
@@ -220,3 +237,7 @@ class VaultStore(Protocol):
     ) -> None: ...
     # kind: critical | resolved; an episode keeps its first mark
     def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None: ...
+
+    # -- the webhook outbox (docs/webhooks.md) ------------------------------------------
+    def outbox(self, limit: int) -> tuple[list[PendingEvent], int]: ...  # oldest first; size
+    def remove_outbox(self, row_ids: Sequence[int]) -> None: ...  # taken or given up
