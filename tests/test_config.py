@@ -124,3 +124,42 @@ def test_the_aws_identity_store_and_its_local_endpoint() -> None:
         "VAULT_DRIFT_AWS_IDENTITY_STORE_ID: must be an identity store id such as d-1234567890",
         "VAULT_DRIFT_AWS_ENDPOINT_URL: must be an http(s) URL",
     ]
+
+
+WEBHOOK_SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="  # 32 bytes
+
+
+def test_webhook_receivers_and_their_secret() -> None:
+    config = load_config(
+        environ={
+            "VAULT_DRIFT_WEBHOOK_URLS": " https://chat.example.com/hook/T0/B0/tok , http://soar:8080/in",
+            "VAULT_DRIFT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
+    )
+    assert config.webhook_urls == ["https://chat.example.com/hook/T0/B0/tok", "http://soar:8080/in"]
+    assert config.webhook_key == b"ABCDEFGHIJKLMNOPQRSTUVWXYZ456789"
+    assert WEBHOOK_SECRET not in repr(config)
+    config.check_webhooks()
+    assert (
+        load_config(environ={}).webhook_urls == [] and load_config(environ={}).webhook_key is None
+    )
+
+
+def test_bad_webhook_settings_are_named_without_their_values() -> None:
+    secret = "whsec_" + "c2hvcnQ="  # "short": 5 bytes
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            environ={
+                "VAULT_DRIFT_WEBHOOK_URLS": "https://ok.example.com/x,ftp://tok3n@files/x",
+                "VAULT_DRIFT_WEBHOOK_SECRET": secret,
+            }
+        )
+    assert caught.value.problems == [
+        "VAULT_DRIFT_WEBHOOK_URLS: entry 2 is not an http(s) URL",
+        "VAULT_DRIFT_WEBHOOK_SECRET: must hold at least 24 bytes once base64-decoded",
+    ]
+    with pytest.raises(ConfigError, match="must start with whsec_"):
+        load_config(environ={"VAULT_DRIFT_WEBHOOK_SECRET": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"})
+    receivers_only = load_config(environ={"VAULT_DRIFT_WEBHOOK_URLS": "https://x.example.com/"})
+    with pytest.raises(ConfigError, match="VAULT_DRIFT_WEBHOOK_SECRET: required"):
+        receivers_only.check_webhooks()
