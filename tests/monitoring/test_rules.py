@@ -28,6 +28,7 @@ SEVERITIES = {
     "VaultDriftAutoSyncBlocked": {"warning"},
     # Multi-window, multi-burn-rate: the fast burn pages, the slow burn warns.
     "VaultDriftRevocationSLOBurn": {"critical", "warning"},
+    "VaultDriftWebhookOutboxGrowing": {"warning"},
 }
 RUNBOOK_BASE = "https://github.com/tpb-vault/vault-drift/blob/main/docs/runbooks.md#"
 
@@ -62,6 +63,7 @@ def test_promtool_rule_unit_tests() -> None:
         "exposure.test.yml",
         "recording.test.yml",
         "slo.test.yml",
+        "webhooks.test.yml",
     ]
     result = run(require_tool("promtool"), "test", "rules", *RULE_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -129,6 +131,18 @@ def test_promtool_rule_unit_tests() -> None:
             "slo.test.yml",
             "vault_drift:revocation_slo_errors:ratio_rate30m\n              >",
             "vault_drift:revocation_slo_errors:ratio_rate6h\n              >",
+        ),
+        (
+            "the outbox alert waits 20 minutes only",
+            "webhooks.test.yml",
+            "(deriv(vault_drift_webhook_outbox_size[10m])) > 0\n        for: 30m",
+            "(deriv(vault_drift_webhook_outbox_size[10m])) > 0\n        for: 20m",
+        ),
+        (
+            "the outbox alert fires on a standing backlog",
+            "webhooks.test.yml",
+            "(deriv(vault_drift_webhook_outbox_size[10m])) > 0",
+            "(deriv(vault_drift_webhook_outbox_size[10m])) >= 0",
         ),
         (
             "blocked API syncs raise the auto-sync alert",
