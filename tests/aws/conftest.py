@@ -8,24 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from exporter.aws.identity_store import IdentityStoreClient
-from exporter.aws.local import LocalIdentityStore, local_session, moto_available, new_store_id
+from exporter.aws.local import LocalIdentityStore, moto_available, new_store_id
 from exporter.aws.provider import IdentityCenter
+from tests.aws.aws_world import FakeTime, client_for
 from tests.aws.faults import FaultProxy
-
-
-class FakeTime:
-    """A monotonic clock that sleeping advances: pauses cost no real time."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(round(seconds, 3))
-        self.now += seconds
 
 
 @pytest.fixture(scope="session")
@@ -51,17 +37,6 @@ def fake_time() -> FakeTime:
 def proxy(store: LocalIdentityStore) -> Iterator[FaultProxy]:
     with FaultProxy(store.endpoint_url) as running:
         yield running
-
-
-def client_for(store: LocalIdentityStore, endpoint: str, time: FakeTime) -> IdentityStoreClient:
-    return IdentityStoreClient(
-        identity_store_id=store.store_id,
-        endpoint_url=endpoint,
-        boto_session=local_session(),
-        timeout=5.0,
-        clock=time.clock,
-        sleep=time.sleep,
-    )
 
 
 @pytest.fixture

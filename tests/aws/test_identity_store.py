@@ -14,7 +14,7 @@ from exporter.aws.identity_store import (
     primary_email,
 )
 from exporter.aws.local import LOCAL_SECRET_ACCESS_KEY, LocalIdentityStore, local_session
-from tests.aws.conftest import FakeTime, client_for
+from tests.aws.aws_world import FakeTime, client_for
 from tests.aws.faults import FaultProxy
 
 

@@ -10,7 +10,7 @@ from exporter.aws.provider import USER_RULE, IdentityCenter
 from exporter.core.model import Audience
 from exporter.core.plan import MASS_REMOVAL, no_account_reason
 from exporter.core.provider import AWS_IDENTITY_CENTER, SyncMode, VerificationFailed
-from tests.aws.conftest import FakeTime
+from tests.aws.aws_world import FakeTime
 from tests.aws.faults import FaultProxy
 
 
