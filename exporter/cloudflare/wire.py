@@ -15,10 +15,14 @@ from typing import Any
 import requests
 
 from exporter.core.model import Group, Rule
+from exporter.core.provider import CLOUDFLARE_ACCESS, ProviderError
 
 
-class CloudflareError(Exception):
-    """A failed Cloudflare call: ``status`` (None when no HTTP answer), ``code``, ``message``."""
+class CloudflareError(ProviderError):
+    """A failed Cloudflare call: ``status`` (None when no HTTP answer), ``code``, ``message``.
+
+    ``request`` is "GET /access/groups?page=2": method and path, no account id.
+    """
 
     def __init__(
         self,
@@ -28,11 +32,14 @@ class CloudflareError(Exception):
         code: int | None = None,
         request: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.request = request  # "GET /access/groups?page=2": method and path, no account id
+        super().__init__(
+            message,
+            provider=CLOUDFLARE_ACCESS,
+            status=status,
+            code=code,
+            request=request,
+            not_found=status == 404,
+        )
 
     def __str__(self) -> str:
         where = f" on {self.request}" if self.request else ""

@@ -32,6 +32,7 @@ from exporter.core.model import (
     Status,
 )
 from exporter.core.rules import covering, domains_of, members_of, rules_beside_members
+from exporter.core.provider import group_noun
 from exporter.core.times import parse_time
 from exporter.core.wording import member_note
 
@@ -90,7 +91,7 @@ def evaluate(
     }
     attributions = _attributions(first_seen, memory, expected)
     missing_members = _missing_members(
-        missing, first_seen, expected, excluded, actual.group, attributions
+        missing, first_seen, expected, excluded, actual.group, attributions, actual.accounts
     )
     extra_members = tuple(
         DriftMember(e, EXTRA, first_seen[(EXTRA, e)], attribution=attributions[(EXTRA, e)])
@@ -126,8 +127,10 @@ def _missing_members(
     excluded: set[str],
     group: Group,
     attributions: dict[MemberKey, Attribution],
+    accounts: frozenset[str] | None = None,
 ) -> tuple[DriftMember, ...]:
-    """Missing members, each with what the group's other rules say about its access."""
+    """Missing members, each with what the group's other rules say about its access (and,
+    where members must be users of the provider, whether it has one)."""
     domains = domains_of(group.include) if missing else set()
     return tuple(
         DriftMember(
@@ -138,6 +141,7 @@ def _missing_members(
             excluded=e in excluded,
             domain_rule=covering(e, domains),
             attribution=attributions[(MISSING, e)],
+            no_account=accounts is not None and e not in accounts,
         )
         for e in missing
     )
@@ -198,14 +202,16 @@ def attribute(
 
 
 def _error_of(audience: Audience, expected: Expected, actual: Actual) -> str | None:
+    """Why the check is incomplete. A provider error comes first, a pending audience's too
+    (an audience whose provider is not configured cannot even get a group)."""
     if expected.error is not None:
         return expected.error
-    if audience.group_id is None:
-        return None
     if actual.error is not None:
         return actual.error
+    if audience.group_id is None:
+        return None
     if actual.group is None:
-        return f"Cloudflare group {audience.group_id} not found"
+        return f"{group_noun(audience.provider)} {audience.group_id} not found"
     return None
 
 

@@ -161,6 +161,7 @@ class DriftMember:
     # What the group's other rules say about a missing member's access in Cloudflare.
     excluded: bool = False  # an email rule of exclude names them: no access, whatever include says
     domain_rule: str | None = None  # an email_domain include rule gives them access anyway
+    no_account: bool = False  # the provider has no user with this email (AWS): no sync adds it
     # What Cloudflare's audit log says about who made it drift (None: nothing known yet).
     attribution: Attribution | None = None
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from exporter.core.drift import diff
 from exporter.core.model import Group, Rule, SyncPlan
 from exporter.core.rules import email_members, email_of
-from exporter.core.wording import EXCLUDED_NOTE
+from exporter.core.wording import EXCLUDED_NOTE, NO_ACCOUNT_NOTE
 
 RULE_LIMIT = 1000  # Cloudflare's per-group limit, over include + exclude + require
 MIN_REMOVAL_GUARD = 5
@@ -20,7 +20,6 @@ EMPTY_SOURCE = "empty_source"
 MASS_REMOVAL = "mass_removal"
 OVER_RULE_LIMIT = "rule_limit"
 BLOCK_REASONS = (EMPTY_SOURCE, MASS_REMOVAL, OVER_RULE_LIMIT)
-NO_ACCOUNT_NOTE = "no AWS user with this email"
 
 
 # What Cloudflare takes as the address of an email rule: a local part, one "@", a domain, no

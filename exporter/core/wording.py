@@ -9,12 +9,15 @@ from exporter.core.model import DriftMember, Side
 
 RECENT = timedelta(minutes=30)
 EXCLUDED_NOTE = "excluded in Cloudflare"
+NO_ACCOUNT_NOTE = "no AWS user with this email"  # the provider has no user to add
 
 
 def access_note(member: DriftMember) -> str | None:
     """What the group's other rules say about a missing member's access, in words."""
     if member.excluded:
         return EXCLUDED_NOTE
+    if member.no_account:
+        return NO_ACCOUNT_NOTE
     if member.domain_rule is not None:
         return f"has access through the domain rule {member.domain_rule}"
     return None

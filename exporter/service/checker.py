@@ -11,16 +11,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from exporter.clock import Clock, utc_now
-from exporter.cloudflare.client import CloudflareClient, CloudflareError
+from exporter.cloudflare.client import CloudflareClient
+from exporter.cloudflare.provider import CloudflareAccess
 from exporter.core.drift import evaluate
 from exporter.core.exposure import RevocationTotals
 from exporter.core.model import Actual, Audience, AudienceCheck, DriftMemory, Expected, Status
-from exporter.core.packed import Unpacked, packed_actual
-from exporter.core.rules import actual_of
+from exporter.core.provider import CLOUDFLARE_ACCESS, Listing
 from exporter.core.snapshot import Snapshot
 from exporter.service.announce import NO_ANNOUNCEMENTS, Announcements
 from exporter.service.attribution import Attributor
 from exporter.service.events import Events, NoEvents
+from exporter.service.providers import Providers
 from exporter.service.snapshots import SnapshotStore
 from exporter.vault.store import CheckRecord, CycleSummary, VaultError, VaultStore
 
@@ -44,7 +45,8 @@ class Cycle:
 
 
 class Checker:
-    """Full checks (one paginated listing) and partial ones (one GET per group).
+    """Full checks (each provider read as cheaply as it allows: Cloudflare by one paginated
+    listing) and partial ones (each group read directly).
 
     The caller holds the work lock (``serve``: the cycle service; the CLI runs alone).
     """
@@ -59,19 +61,23 @@ class Checker:
         events: Events | None = None,
         attribution: Attributor | None = None,
         announcements: Announcements | None = None,
+        providers: Providers | None = None,
     ) -> None:
         self.vault, self.cloudflare = vault, cloudflare
+        # Each audience is read through the provider its row names, never another's.
+        self.providers = providers or Providers({CLOUDFLARE_ACCESS: CloudflareAccess(cloudflare)})
+        self.provider_up: dict[str, bool] = {}  # the last full read of each provider
         self.snapshots, self.clock = snapshots, clock
         self.events: Events = events or NoEvents()
         self.attribution = attribution  # who changed it (docs/attribution.md); None: not wired
         self.announcements = announcements or NO_ANNOUNCEMENTS  # webhook events (outbox)
 
     def check_all(self, trigger: str = "schedule") -> Snapshot:
-        """A full cycle: every audience, Cloudflare read by one paginated listing."""
+        """A full cycle: every audience, each provider read once for all its audiences."""
         return self._check_all(trigger)
 
     def check_audiences(self, names: list[str], trigger: str = "api") -> Snapshot:
-        """A partial cycle: only these audiences, one direct GET per group.
+        """A partial cycle: only these audiences, each group read directly.
 
         Vault unreadable: those audiences are ``error`` (and the Vault source down), and the
         ``VaultError`` goes on to the caller (the API answers 503).
@@ -107,17 +113,27 @@ class Checker:
             with self._phase("full", "vault"):
                 audiences = self.vault.audiences()
                 settings = self.vault.settings()
-            # Cloudflare's listing (network, JSON) runs beside Vault's query (SQLite
-            # releases the GIL): the cycle costs the longer of the two, not their sum.
-            with ThreadPoolExecutor(1, thread_name_prefix="cf-listing") as pool:
-                listing = pool.submit(self._timed_listing, audiences)
+            # The providers' reads (network, JSON) run beside Vault's query (SQLite releases
+            # the GIL): the cycle costs the longest of them, not their sum.
+            served, refused = self.providers.split(audiences)
+            with ThreadPoolExecutor(
+                max(len(served), 1), thread_name_prefix="provider-read"
+            ) as pool:
+                reads = {
+                    name: pool.submit(self._timed_listing, name, members)
+                    for name, members in served.items()
+                }
                 try:
                     with self._phase("full", "vault"):
                         expected = self.vault.expected_members([a.audience for a in audiences])
                 finally:
-                    actual, listing_error = listing.result()
+                    listings = {name: read.result() for name, read in reads.items()}
         except VaultError as exc:
             return self._vault_down(t0, str(exc))
+        self.provider_up = {name: listing.error is None for name, listing in listings.items()}
+        actual = _merged(listings, refused)
+        cloudflare = listings.get(CLOUDFLARE_ACCESS)
+        listing_error = cloudflare.error if cloudflare is not None else None
         cloudflare_ok = listing_error is None
         cycle = Cycle(started, trigger, "full", cloudflare_ok)
         with self._phase("full", "record"):
@@ -156,8 +172,8 @@ class Checker:
                 raise UnknownAudience(unknown)
             expected = self.vault.expected_members([a.audience for a in audiences])
         with self._phase("partial", "cloudflare"):
-            actual = {a.audience: self._get_actual(a) for a in audiences if a.group_id is not None}
-        ok = not any(a.error for a in actual.values())
+            actual = {a.audience: self._get_actual(a) for a in audiences}
+        ok = not any(actual[a.audience].error for a in audiences if a.provider == CLOUDFLARE_ACCESS)
         cycle = Cycle(started, trigger, "partial", ok)
         with self._phase("partial", "record"):
             checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle)
@@ -183,39 +199,23 @@ class Checker:
         finally:
             self.events.phase(scope, phase, time.monotonic() - t0)
 
-    def _timed_listing(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], str | None]:
-        with self._phase("full", "cloudflare"):
-            return self._list_actual(audiences)
-
-    def _list_actual(self, audiences: list[Audience]) -> tuple[Mapping[str, Actual], str | None]:
-        """Every group by one paginated listing, each kept packed until it is evaluated.
-
-        The second value is why the listing failed (None when it completed).
-        """
-        wanted = {a.group_id: a.audience for a in audiences if a.group_id is not None}
-        if not wanted:
-            return {}, None
-        found: dict[str, Callable[[], Actual]] = {}
-        try:
-            for group in self.cloudflare.iter_groups():
-                if group.id in wanted:
-                    found[wanted[group.id]] = packed_actual(actual_of(group))
-        except CloudflareError as exc:
-            log.warning("cloudflare listing failed: %s", exc)
-            return {name: Actual(error=str(exc)) for name in wanted.values()}, str(exc)
-        for audience in audiences:  # absent from the listing: ask for it directly, once
-            if audience.group_id is not None and audience.audience not in found:
-                found[audience.audience] = packed_actual(self._get_actual(audience))
-        return Unpacked(found), None
+    def _timed_listing(self, name: str, audiences: list[Audience]) -> Listing:
+        # "cloudflare" is the phase label dashboards know; other providers are named.
+        phase = "cloudflare" if name == CLOUDFLARE_ACCESS else name
+        with self._phase("full", phase):
+            provider = self.providers.get(name)
+            assert provider is not None  # split() served only available providers
+            return provider.actual_members(audiences)
 
     def _get_actual(self, audience: Audience) -> Actual:
-        assert audience.group_id is not None
-        try:
-            return actual_of(self.cloudflare.get_group(audience.group_id))
-        except CloudflareError as exc:
-            if exc.status == 404:
-                return Actual()
-            return Actual(error=str(exc))
+        """One audience read directly; without a provider, an error saying why (even a
+        pending audience: nothing could create its group)."""
+        reason = self.providers.why_not(audience.provider)
+        if reason is not None:
+            return Actual(error=reason)
+        if audience.group_id is None:
+            return Actual()
+        return self.providers.of(audience).actual_of(audience)
 
     def _evaluate_and_record(
         self,
@@ -306,3 +306,35 @@ class Checker:
         return self.snapshots.publish(
             replace(previous, checks=checks, last_check_at=now, vault_up=False, cycle_error=message)
         )
+
+
+def _merged(listings: Mapping[str, Listing], refused: Mapping[str, str]) -> Mapping[str, Actual]:
+    """One audience -> actual mapping over every provider's read (each kept as it came:
+    Cloudflare's packed), plus an error for each audience without a provider."""
+    if not refused and len(listings) == 1:
+        return next(iter(listings.values())).actual
+    merged: dict[str, Actual] = {name: Actual(error=reason) for name, reason in refused.items()}
+    parts = [listing.actual for listing in listings.values()]
+    return _Chained(merged, parts)
+
+
+class _Chained(Mapping[str, Actual]):
+    """Several mappings read as one, without unpacking any value until it is asked for."""
+
+    def __init__(self, first: Mapping[str, Actual], rest: list[Mapping[str, Actual]]) -> None:
+        self._parts = [first, *rest]
+
+    def __getitem__(self, key: str) -> Actual:
+        for part in self._parts:
+            if key in part:
+                return part[key]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in part for part in self._parts)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for part in self._parts for key in part)
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self._parts)

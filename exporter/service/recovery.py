@@ -2,7 +2,7 @@
 
 Every sync writes its audit row *before* anything is sent, so a crash between the PUT and its
 bookkeeping leaves a row ``in_progress``: the group is read back and the row gets the outcome
-the read-back shows (docs/design.md, "Crash safety").
+the read-back shows (docs/design.md, "Crash safety"), from the audience's own provider.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 
 from exporter.clock import Clock, utc_now
-from exporter.cloudflare.client import CloudflareClient, CloudflareError
-from exporter.core.rules import email_members
+from exporter.cloudflare.client import CloudflareClient
+from exporter.cloudflare.provider import CloudflareAccess
+from exporter.core.provider import CLOUDFLARE_ACCESS, ProviderError, group_noun
+from exporter.service.providers import NoProvider, Providers
 from exporter.vault.store import AuditRow, VaultStore
 
 log = logging.getLogger("vault_drift.sync")
@@ -19,9 +21,15 @@ log = logging.getLogger("vault_drift.sync")
 
 class Recovery:
     def __init__(
-        self, vault: VaultStore, cloudflare: CloudflareClient, *, clock: Clock = utc_now
+        self,
+        vault: VaultStore,
+        cloudflare: CloudflareClient,
+        *,
+        clock: Clock = utc_now,
+        providers: Providers | None = None,
     ) -> None:
         self.vault, self.cloudflare, self.clock = vault, cloudflare, clock
+        self.providers = providers or Providers({CLOUDFLARE_ACCESS: CloudflareAccess(cloudflare)})
 
     def settle_interrupted(self, up_to_id: int | None = None) -> int:
         """Audit rows left ``in_progress`` by a crash: read the group back, record the outcome.
@@ -36,7 +44,7 @@ class Recovery:
         for row in rows:
             try:
                 outcome, reason = self._settle(row)
-            except CloudflareError as exc:
+            except ProviderError as exc:
                 log.warning("cannot settle interrupted sync %s yet: %s", row["id"], exc)
                 continue
             self.vault.finish_audit(row["id"], outcome, reason, self.clock())
@@ -47,9 +55,14 @@ class Recovery:
         group_id = row.get("group_id")
         if row["action"] != "sync" or not isinstance(group_id, str):
             return "error", "interrupted by a restart before completion"
-        group = self.cloudflare.get_group(group_id)
-        have = email_members(group.include)
-        added, removed = set(row["added"]), set(row["removed"])
-        if added <= have and not (removed & have):
+        audience = {a.audience: a for a in self.vault.audiences()}.get(str(row["audience"]))
+        if audience is None:
+            return "error", "interrupted by a restart; the audience is gone"
+        try:
+            provider = self.providers.of(audience)
+        except NoProvider as exc:
+            return "error", f"interrupted by a restart; cannot read the group back: {exc.reason}"
+        if provider.applied(group_id, row["added"], row["removed"]):
             return "synced", "interrupted by a restart; the read-back shows the change applied"
-        return "error", "interrupted by a restart before the change reached Cloudflare"
+        noun = group_noun(audience.provider).split()[0]
+        return "error", f"interrupted by a restart before the change reached {noun}"

@@ -1,4 +1,5 @@
-"""Pushing Vault's membership to Cloudflare: read-modify-write, guarded, audited, verified.
+"""Pushing Vault's membership to each audience's provider: read-modify-write, guarded,
+audited, verified. The provider is the one the audience's row names (``providers.py``).
 
 Every attempt (dry runs excepted) leaves an audit row that is written *before* anything is
 sent, so a crash between the PUT and its bookkeeping is found and settled on restart
@@ -8,11 +9,12 @@ sent, so a crash between the PUT and its bookkeeping is found and settled on res
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.clock import Clock, utc_now
-from exporter.cloudflare.client import CloudflareClient, CloudflareError
+from exporter.cloudflare.client import CloudflareClient
+from exporter.cloudflare.provider import CloudflareAccess
 from exporter.core.model import (
     Actual,
     Audience,
@@ -24,18 +26,24 @@ from exporter.core.model import (
     SyncResultKind,
 )
 from exporter.core.plan import (
-    RULE_LIMIT,
-    email_rule,
     excluded_reason,
     is_address,
+    no_account_reason,
     not_address_reason,
-    plan_sync,
 )
-from exporter.core.rules import actual_of, email_members
+from exporter.core.provider import (
+    CLOUDFLARE_ACCESS,
+    RESOURCE_TYPES,
+    ProviderError,
+    SyncMode,
+    VerificationFailed,
+    group_noun,
+)
 from exporter.core.snapshot import Snapshot
 from exporter.service.announce import NO_ANNOUNCEMENTS, Announcements
 from exporter.service.checker import UnknownAudience
 from exporter.service.events import Events, NoEvents
+from exporter.service.providers import NoProvider, Providers
 from exporter.service.snapshots import SnapshotStore
 from exporter.vault.store import AuditEntry, VaultIncomplete, VaultStore
 
@@ -43,11 +51,14 @@ log = logging.getLogger("vault_drift.sync")
 
 
 class GroupExists(Exception):
-    """The audience already has a Cloudflare group."""
+    """The audience already has a group."""
 
 
 class GroupRefused(Exception):
     """The group cannot be created as asked (over Cloudflare's rule limit)."""
+
+
+ProviderUnavailable = NoProvider  # the audience's provider is unknown or not configured
 
 
 @dataclass(frozen=True)
@@ -85,11 +96,14 @@ class Syncer:
         clock: Clock = utc_now,
         events: Events | None = None,
         announcements: Announcements | None = None,
+        providers: Providers | None = None,
     ) -> None:
         self.vault, self.cloudflare, self.snapshots = vault, cloudflare, snapshots
         self.recorder, self.clock = recorder, clock
         self.events: Events = events or NoEvents()
         self.announcements = announcements or NO_ANNOUNCEMENTS  # webhook events (outbox)
+        # Each audience is written through the provider its row names, never another's.
+        self.providers = providers or Providers({CLOUDFLARE_ACCESS: CloudflareAccess(cloudflare)})
         # Audiences whose auto-sync a long rate-limit pause cut short: run again once it ends.
         self._auto_sync_due: set[str] = set()
 
@@ -100,8 +114,8 @@ class Syncer:
         """After a check: heal drifting audiences that nobody is ignoring. Never forced.
 
         ``audiences`` limits it to the ones a partial check just read (None: every audience).
-        An audience whose sync fails while Cloudflare calls are paused by a 429 (a pause too
-        long to wait out) is remembered for ``resume_auto_sync``.
+        An audience whose sync fails while its provider's calls are paused by throttling (a
+        pause too long to wait out) is remembered for ``resume_auto_sync``.
         """
         if mode is AutoSync.OFF:
             return []
@@ -124,17 +138,17 @@ class Syncer:
             remove_only=mode is AutoSync.REMOVE_ONLY,
         )
         outcomes = self.sync(request)
-        paused = self.cloudflare.pause_left() is not None
         for outcome in outcomes:
-            if paused and outcome.result is SyncResultKind.ERROR:
+            provider = snapshot.checks[outcome.audience].audience.provider
+            if self.providers.paused(provider) and outcome.result is SyncResultKind.ERROR:
                 self._auto_sync_due.add(outcome.audience)
             else:
                 self._auto_sync_due.discard(outcome.audience)
         return outcomes
 
     def auto_sync_due(self) -> bool:
-        """An auto-sync a pause cut short is waiting, and the pause is over."""
-        return bool(self._auto_sync_due) and self.cloudflare.pause_left() is None
+        """An auto-sync a pause cut short is waiting, and every provider's pause is over."""
+        return bool(self._auto_sync_due) and all(p.pause_left() is None for p in self.providers)
 
     def resume_auto_sync(self) -> list[SyncOutcome]:
         """Once the pause is over, auto-sync the audiences it cut short (not one interval later)."""
@@ -159,16 +173,20 @@ class Syncer:
 
     def _sync_one(self, audience: Audience, request: SyncRequest) -> SyncOutcome:
         name = audience.audience
+        reason = self.providers.why_not(audience.provider)
+        if reason is not None:  # nothing is read from or written to any provider for it
+            return self._done(request, name, SyncResultKind.ERROR, reason=reason)
         if audience.group_id is None:
+            noun = group_noun(audience.provider)
             return self._done(
                 request,
                 name,
                 SyncResultKind.ERROR,
-                reason=("no Cloudflare group yet (pending): create it with POST /iam/drift/groups"),
+                reason=f"no {noun} yet (pending): create it with POST /iam/drift/groups",
             )
         try:
             plan = self._plan(audience, request)
-        except (CloudflareError, VaultIncomplete) as exc:
+        except (ProviderError, VaultIncomplete) as exc:
             return self._done(request, name, SyncResultKind.ERROR, reason=str(exc))
         if request.dry_run:
             result = (
@@ -191,38 +209,22 @@ class Syncer:
         expected = self.vault.expected_members([audience.audience])[audience.audience]
         if expected.error:
             raise VaultIncomplete(expected.error)
-        assert audience.group_id is not None
-        group = self.cloudflare.get_group(audience.group_id)  # fresh read, never cached
-        return plan_sync(
-            audience.audience,
-            group,
-            expected.members,
-            add_only=request.add_only,
-            remove_only=request.remove_only,
-            force=request.force,
-        )
+        mode = SyncMode(request.add_only, request.remove_only, request.force)
+        # A fresh read of the group, never cached.
+        return self.providers.of(audience).plan(audience, expected.members, mode)
 
     def _apply(
         self, audit_id: int, audience: Audience, plan: SyncPlan, request: SyncRequest
     ) -> SyncOutcome:
-        group = plan.group
-        wanted = replace(group, include=plan.new_include)  # name, exclude, require, is_default
         try:
-            self.cloudflare.replace_group(wanted)
-            readback = self.cloudflare.get_group(group.id)
-        except CloudflareError as exc:
+            readback = self.providers.of(audience).apply(plan)
+        except ProviderError as exc:
             log.warning("sync of %s failed: %s", audience.audience, exc)
             return self._finish(audit_id, request, plan, SyncResultKind.ERROR, str(exc))
-        if email_members(readback.include) != email_members(plan.new_include):
-            return self._finish(
-                audit_id,
-                request,
-                plan,
-                SyncResultKind.ERROR,
-                "verification failed: the group read back differs from what was sent",
-            )
+        except VerificationFailed as exc:
+            return self._finish(audit_id, request, plan, SyncResultKind.ERROR, str(exc))
         outcome = self._finish(audit_id, request, plan, SyncResultKind.SYNCED, _reason(None, plan))
-        self.recorder.record_sync(audience.audience, actual_of(readback), request.actor)
+        self.recorder.record_sync(audience.audience, readback, request.actor)
         return outcome
 
     def _audit_start(self, plan: SyncPlan, request: SyncRequest) -> int:
@@ -273,8 +275,13 @@ class Syncer:
     # -- groups -----------------------------------------------------------------------
 
     def create_group(self, name: str, actor: str, trigger: str = "api") -> str:
-        """Create the Cloudflare group of a pending audience from Vault's members."""
+        """Create the group of a pending audience, in its own provider, from Vault's members.
+
+        ``NoProvider`` when the audience's provider is unknown or not configured: nothing is
+        created anywhere (never a Cloudflare group for another provider's audience).
+        """
         audience = self._targets([name])[0]
+        provider = self.providers.of(audience)
         if audience.group_id is not None:
             raise GroupExists(f"audience {name} already has group {audience.group_id}")
         expected = self.vault.expected_members([name])[name]
@@ -282,20 +289,20 @@ class Syncer:
             raise VaultIncomplete(expected.error)
         # Cloudflare refuses a whole group over one rule that is not an address.
         emails = sorted(e for e in expected.members if is_address(e))
-        if len(emails) > RULE_LIMIT:
-            raise GroupRefused(
-                f"{len(emails)} members exceed Cloudflare's limit of {RULE_LIMIT} rules"
-            )
+        limit = provider.capabilities.member_limit
+        if limit is not None and len(emails) > limit:
+            raise GroupRefused(f"{len(emails)} members exceed Cloudflare's limit of {limit} rules")
         entry = AuditEntry(name, "create_group", trigger, actor, added=tuple(emails))
         audit_id = self.vault.start_audit(entry, self.clock())
         try:
-            group = self.cloudflare.create_group(name, [email_rule(e) for e in emails])
-        except CloudflareError as exc:
+            group_id, actual = provider.create_group(name, emails)
+        except ProviderError as exc:
             self.vault.finish_audit(audit_id, "error", str(exc), self.clock())
             raise
-        self.vault.record_group(name, group.id, audit_id, self.clock())
-        self.recorder.record_sync(name, actual_of(group), actor)
-        return group.id
+        resource_type = RESOURCE_TYPES[provider.name]
+        self.vault.record_group(name, group_id, audit_id, self.clock(), resource_type)
+        self.recorder.record_sync(name, actual, actor)
+        return group_id
 
 
 def _fixable(check: AudienceCheck, mode: AutoSync) -> bool:
@@ -304,15 +311,24 @@ def _fixable(check: AudienceCheck, mode: AutoSync) -> bool:
     removes = mode in (AutoSync.FULL, AutoSync.REMOVE_ONLY)
     adds = mode in (AutoSync.FULL, AutoSync.ADD_ONLY)
     return bool(removes and check.extra) or (
-        adds and any(not m.excluded and is_address(m.email) for m in check.missing)
+        adds
+        and any(not m.excluded and not m.no_account and is_address(m.email) for m in check.missing)
     )
 
 
 def _reason(detail: str | None, plan: SyncPlan) -> str | None:
     """A guard's detail, then the expected members no sync can fix (excluded in Cloudflare,
-    or not an email address in Vault)."""
-    parts = [p for p in (detail, excluded_reason(plan), not_address_reason(plan)) if p]
+    not an email address in Vault, no user in the provider)."""
+    notes = (excluded_reason(plan), not_address_reason(plan), no_account_reason(plan))
+    parts = [p for p in (detail, *notes) if p]
     return "; ".join(parts) or None
 
 
-__all__ = ["GroupExists", "GroupRefused", "SyncRecorder", "SyncRequest", "Syncer"]
+__all__ = [
+    "GroupExists",
+    "GroupRefused",
+    "ProviderUnavailable",
+    "SyncRecorder",
+    "SyncRequest",
+    "Syncer",
+]

@@ -327,11 +327,15 @@ def record_sync_time(audience: str, at: datetime) -> Statement:
     )
 
 
-def set_group_id(audience: str, group_id: str, at: datetime) -> Statement:
+def set_group_id(
+    audience: str, group_id: str, at: datetime, resource_type: str = "access_group"
+) -> Statement:
+    """The group created for a pending audience; ``resource_type`` is the provider's
+    (``access_group``, ``identitystore_group``), kept when vault-api already wrote one."""
     return Statement(
         "UPDATE sys_infra_state SET provider_resource_id = ?, provider_resource_type ="
-        " coalesce(provider_resource_type, 'access_group'), updated_at = ? WHERE audience = ?",
-        (group_id, format_time(at), audience),
+        " coalesce(provider_resource_type, ?), updated_at = ? WHERE audience = ?",
+        (group_id, resource_type, format_time(at), audience),
     )
 
 

@@ -111,10 +111,17 @@ class StatementStore(ABC):
             [decisions.finish_audit(audit_id, result, reason, now), *webhook_outbox.enqueue(outbox)]
         )
 
-    def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None:
+    def record_group(
+        self,
+        audience: str,
+        group_id: str,
+        audit_id: int,
+        now: datetime,
+        resource_type: str = "access_group",
+    ) -> None:
         self._write(
             [
-                state.set_group_id(audience, group_id, now),
+                state.set_group_id(audience, group_id, now, resource_type),
                 decisions.finish_audit(audit_id, "synced", None, now, group_id=group_id),
             ]
         )

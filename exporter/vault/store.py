@@ -229,7 +229,14 @@ class VaultStore(Protocol):
         now: datetime,
         outbox: Sequence[OutboxEntry] = (),
     ) -> None: ...
-    def record_group(self, audience: str, group_id: str, audit_id: int, now: datetime) -> None: ...
+    def record_group(
+        self,
+        audience: str,
+        group_id: str,
+        audit_id: int,
+        now: datetime,
+        resource_type: str = "access_group",
+    ) -> None: ...
     def record_mail(self, record: MailRecord) -> None: ...
     # One audit-log listing: its entries (each kept once) and how far each group was read.
     def record_group_changes(

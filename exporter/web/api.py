@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from exporter.cloudflare.client import CloudflareError
 from exporter.core.document import audience_document, drift_document, item_document
+from exporter.core.provider import ProviderError, group_noun
 from exporter.core.settings import SettingsError
 from exporter.core.times import parse_duration
 from exporter.service.checker import UnknownAudience
-from exporter.service.syncer import GroupExists, GroupRefused, SyncRequest
+from exporter.service.syncer import GroupExists, GroupRefused, ProviderUnavailable, SyncRequest
 from exporter.web.deps import Admin, ApiError, Reader, Svc, WebServices
 from exporter.web.schemas import CheckBody, GroupBody, IgnoreBody, SettingsBody, SyncBody
 
@@ -151,7 +151,7 @@ def _trigger(request: Request) -> str:
 
 @router.post("/groups", status_code=201, responses=ERRORS)
 def create_group(body: GroupBody, svc: Svc, role: Admin, request: Request) -> dict[str, Any]:
-    """Create the Cloudflare group of a pending audience, with Vault's members."""
+    """Create the group of a pending audience in its provider, with Vault's members."""
     trigger = _trigger(request)
     try:
         group_id = svc.cycle.create_group(
@@ -159,12 +159,15 @@ def create_group(body: GroupBody, svc: Svc, role: Admin, request: Request) -> di
         )
     except UnknownAudience:
         raise ApiError(404, "unknown audience", body.audience) from None
+    except ProviderUnavailable as exc:
+        raise ApiError(409, "provider unavailable", exc.reason) from None
     except GroupExists as exc:
         raise ApiError(409, "the audience already has a group", str(exc)) from None
     except GroupRefused as exc:
         raise ApiError(409, "cannot create the group", str(exc)) from None
-    except CloudflareError as exc:
-        raise ApiError(409, "Cloudflare refused the group", str(exc)) from None
+    except ProviderError as exc:
+        refused = f"{group_noun(exc.provider).split()[0]} refused the group"
+        raise ApiError(409, refused, str(exc)) from None
     snapshot = svc.snapshots.current
     item = item_document(snapshot.checks[body.audience], snapshot, svc.clock())
     return {"audience": body.audience, "created": True, "group_created": bool(group_id), **item}

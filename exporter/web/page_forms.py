@@ -14,10 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from exporter.cloudflare.client import CloudflareError
+from exporter.core.provider import ProviderError, group_noun
 from exporter.core.settings import SettingsError
 from exporter.core.times import format_time, parse_duration
-from exporter.service.syncer import GroupExists, GroupRefused, SyncRequest
+from exporter.service.syncer import GroupExists, GroupRefused, ProviderUnavailable, SyncRequest
 from exporter.service.work_lock import Busy
 from exporter.vault.store import VaultError
 from exporter.web.auth import Role
@@ -161,10 +161,11 @@ def _create_group(request: Request, csrf: str, audience: str) -> Response:
     svc = _services(request)
     try:
         svc.cycle.create_group(audience, actor=ACTOR, trigger="page")
-    except (GroupExists, GroupRefused, VaultError, CloudflareError) as exc:
+    except (GroupExists, GroupRefused, VaultError, ProviderError, ProviderUnavailable) as exc:
         return _notice(request, session, f"Cannot create the group of {audience}: {exc}", 409)
-    status = svc.snapshots.current.checks[audience].status
-    return _done(request, session, audience, f"Cloudflare group created; status now {status}.")
+    check = svc.snapshots.current.checks[audience]
+    noun = group_noun(check.audience.provider)
+    return _done(request, session, audience, f"{noun} created; status now {check.status}.")
 
 
 @router.post("/ignore")
