@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from exporter.aws.identity_store import AwsError, IdentityStoreClient
 from exporter.core.model import Actual, Audience, Group, Rule, SyncPlan
@@ -84,8 +85,7 @@ class IdentityCenter:
         self._lock = threading.Lock()
         self._directory: Directory | None = None
 
-    @property
-    def stats(self) -> dict[str, object]:
+    def request_stats(self) -> dict[str, Any]:
         return self.client.stats.snapshot()
 
     def pause_left(self) -> float | None:

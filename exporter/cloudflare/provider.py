@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
+from typing import Any
 
 from exporter.cloudflare.client import CloudflareClient, CloudflareError
-from exporter.core.rules import actual_of, email_members
 from exporter.core.model import Actual, Audience, SyncPlan
 from exporter.core.packed import Unpacked, packed_actual
 from exporter.core.plan import RULE_LIMIT, email_rule, is_address, plan_sync
@@ -24,6 +24,7 @@ from exporter.core.provider import (
     SyncMode,
     VerificationFailed,
 )
+from exporter.core.rules import actual_of, email_members
 
 log = logging.getLogger("vault_drift.cloudflare")
 
@@ -43,6 +44,16 @@ class CloudflareAccess:
 
     def pause_left(self) -> float | None:
         return self.client.pause_left()
+
+    def request_stats(self) -> dict[str, Any]:
+        """The Access API's requests by HTTP method (D1's and the audit log's are not the
+        provider's: ``vault_drift_cloudflare_requests_total`` has them)."""
+        stats = self.client.stats.snapshot()
+        return {
+            "requests": stats["requests"],
+            "throttled_total": stats["rate_limited_total"],
+            "paused_until_wall": stats["paused_until_wall"] if self.pause_left() else None,
+        }
 
     def actual_members(self, audiences: Sequence[Audience]) -> Listing:
         """Every group by one paginated listing, each kept packed until it is evaluated."""

@@ -31,8 +31,8 @@ from exporter.core.model import (
     Side,
     Status,
 )
-from exporter.core.rules import covering, domains_of, members_of, rules_beside_members
 from exporter.core.provider import group_noun
+from exporter.core.rules import covering, domains_of, members_of, rules_beside_members
 from exporter.core.times import parse_time
 from exporter.core.wording import member_note
 

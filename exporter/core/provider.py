@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from exporter.core.model import Actual, Audience, SyncPlan
 
@@ -120,6 +120,11 @@ class Provider(Protocol):
 
     def pause_left(self) -> float | None:
         """Seconds until calls go out again after throttling; None when they go out now."""
+        ...
+
+    def request_stats(self) -> dict[str, Any]:
+        """For the metrics: ``requests`` {(operation, status_class): count},
+        ``throttled_total``, ``paused_until_wall`` (unix time, or None)."""
         ...
 
 

@@ -21,6 +21,8 @@ class Snapshot:
     last_success_at: datetime | None = None  # last cycle whose Vault and Cloudflare reads completed
     vault_up: bool | None = None
     cloudflare_up: bool | None = None
+    # The last full read of each other provider (aws_identity_center): True when it completed.
+    providers_up: dict[str, bool] = field(default_factory=dict)
     cycle_error: str | None = None
     revocations: RevocationTotals = field(default_factory=dict)  # by (namespace, provider)
     # Cloudflare edits to each audience's group by anyone but vault-api and the exporter, as

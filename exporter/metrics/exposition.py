@@ -4,7 +4,7 @@ the render cache of the per-audience part."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics
@@ -17,6 +17,7 @@ from exporter.core.snapshot import Snapshot
 from exporter.metrics.audiences import AudienceCollector
 from exporter.metrics.counters import ExporterMetrics
 from exporter.metrics.health import HealthCollector
+from exporter.metrics.providers import ProviderCollector
 
 OPENMETRICS_EOF = b"# EOF\n"
 # Renderings of the audience part kept per snapshot: one per format a scraper asked for (the
@@ -95,6 +96,7 @@ def build_exposition(
     cloudflare_stats: Callable[[], StatsSnapshot],
     clock: Clock = utc_now,
     counters: ExporterMetrics | None = None,
+    provider_stats: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> tuple[Exposition, ExporterMetrics]:
     """The exposition over a snapshot source; ``counters`` when they exist before the source."""
     # No ``_created`` series for the counters and the histogram: nothing reads them (alerts and
@@ -103,5 +105,7 @@ def build_exposition(
     counters = counters or ExporterMetrics()
     registry = counters.registry
     registry.register(HealthCollector(snapshot, cloudflare_stats))
+    if provider_stats is not None:
+        registry.register(ProviderCollector(provider_stats))
     ProcessCollector(registry=registry)  # process_start_time_seconds feeds the staleness alert
     return Exposition(snapshot, registry, clock), counters

@@ -60,6 +60,7 @@ class HealthCollector(Collector):
         for source, state in (
             ("vault", snapshot.vault_up),
             ("cloudflare_access", snapshot.cloudflare_up),
+            *sorted(snapshot.providers_up.items()),
         ):
             if state is not None:
                 up.add_metric([source], 1 if state else 0)

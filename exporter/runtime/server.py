@@ -72,6 +72,7 @@ def _serve(
         lambda: services.snapshots.current,
         services.cloudflare.stats.snapshot,
         counters=counters,
+        provider_stats=services.providers.request_stats,
     )
     settle = _settle(runtime)
     webhooks = webhook_delivery(runtime, counters)  # a follower of the cycle: before it runs

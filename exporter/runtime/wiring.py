@@ -11,6 +11,7 @@ from exporter.cloudflare.client import CloudflareClient
 from exporter.cloudflare.d1 import D1Client
 from exporter.cloudflare.ratelimit import ClientStats, RateLimitGate
 from exporter.config import Config
+from exporter.core.provider import AWS_IDENTITY_CENTER, Provider
 from exporter.core.webhooks import Announcer, destination_key
 from exporter.metrics import ExporterMetrics, WebhookMetrics
 from exporter.service import Services, assemble
@@ -93,11 +94,37 @@ def announcer(config: Config) -> Announcer | None:
     )
 
 
+def aws_provider(config: Config) -> tuple[Provider | None, str | None]:
+    """AWS IAM Identity Center when ``VAULT_DRIFT_AWS_IDENTITY_STORE_ID`` is set, else why not
+    (None: the default reason, which names the variable). boto3 is imported only here, and
+    only then: without the ``aws`` extra, Cloudflare audiences work as before."""
+    store_id = config.aws_identity_store_id
+    if store_id is None:
+        return None, None
+    try:
+        from exporter.aws.identity_store import AwsError, IdentityStoreClient
+        from exporter.aws.provider import IdentityCenter
+    except ImportError:
+        return None, (
+            "AWS IAM Identity Center needs boto3: pip install 'vault-drift[aws]'"
+            f" (VAULT_DRIFT_AWS_IDENTITY_STORE_ID is {store_id})"
+        )
+    try:
+        client = IdentityStoreClient(
+            identity_store_id=store_id,
+            endpoint_url=config.aws_endpoint_url,
+        )
+    except AwsError as exc:
+        return None, f"AWS IAM Identity Center: {exc.message}"
+    return IdentityCenter(client), None
+
+
 def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None = None) -> Runtime:
     """Open the Vault store (VaultError if unusable) and connect the services."""
     webhooks = announcer(config)
     client = cloudflare_client(config)
     vault = open_vault(config, client)
+    aws, why_not = aws_provider(config)
     services = assemble(
         vault,
         client,
@@ -106,6 +133,8 @@ def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None 
         attribution=True,
         vault_api_actors=config.vault_api_actors,
         announcer=webhooks,
+        providers=[aws] if aws is not None else [],
+        unavailable={AWS_IDENTITY_CENTER: why_not} if why_not else None,
     )
     return Runtime(config, services)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient
+from exporter.cloudflare.provider import CloudflareAccess
+from exporter.core.provider import Provider
 from exporter.core.webhooks import Announcer
 from exporter.service.announce import NO_ANNOUNCEMENTS, Announcements
 from exporter.service.attribution import Attributor
@@ -14,6 +16,7 @@ from exporter.service.checker import Checker, UnknownAudience
 from exporter.service.cycle import CycleService
 from exporter.service.decisions import Decisions
 from exporter.service.events import Events
+from exporter.service.providers import Providers
 from exporter.service.recovery import Recovery
 from exporter.service.snapshots import SnapshotStore
 from exporter.service.syncer import Syncer
@@ -30,6 +33,7 @@ class Services:
     syncer: Syncer
     decisions: Decisions
     cycle: CycleService
+    providers: Providers  # each audience's provider, by sys_infra_state.provider
     # webhook events for the outbox: a new event source passes ``announcements.entries(...)``
     # to the store write that records its cause (docs/webhooks.md, "Adding an event type")
     announcements: Announcements = NO_ANNOUNCEMENTS
@@ -45,10 +49,14 @@ def assemble(
     attribution: bool = False,
     vault_api_actors: Collection[str] = (),
     announcer: Announcer | None = None,
+    providers: Sequence[Provider] = (),
+    unavailable: Mapping[str, str] | None = None,
 ) -> Services:
     """The services around an open store and a client, the persisted decisions loaded;
     ``attribution`` reads Cloudflare's audit log to say who changed drifting members;
-    ``announcer`` puts webhook events in the outbox (None: no receiver configured)."""
+    ``announcer`` puts webhook events in the outbox (None: no receiver configured);
+    ``providers`` beside Cloudflare Access (AWS IAM Identity Center), and ``unavailable``:
+    why a provider is not wired (its audiences are ``error`` with that reason)."""
     snapshots = SnapshotStore()
     announcements = Announcements(announcer, snapshots)
     decisions = Decisions(vault, snapshots, clock=clock)
@@ -59,6 +67,7 @@ def assemble(
         if attribution
         else None
     )
+    wired = Providers({p.name: p for p in (CloudflareAccess(cloudflare), *providers)}, unavailable)
     checker = Checker(
         vault,
         cloudflare,
@@ -67,6 +76,7 @@ def assemble(
         events=events,
         attribution=attributor,
         announcements=announcements,
+        providers=wired,
     )
     syncer = Syncer(
         vault,
@@ -76,10 +86,13 @@ def assemble(
         clock=clock,
         events=events,
         announcements=announcements,
+        providers=wired,
     )
-    recovery = Recovery(vault, cloudflare, clock=clock)
+    recovery = Recovery(vault, cloudflare, clock=clock, providers=wired)
     cycle = CycleService(checker, syncer, recovery, lock, clock=clock)
-    return Services(vault, cloudflare, snapshots, checker, syncer, decisions, cycle, announcements)
+    return Services(
+        vault, cloudflare, snapshots, checker, syncer, decisions, cycle, wired, announcements
+    )
 
 
 __all__ = [

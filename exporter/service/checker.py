@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -151,6 +151,9 @@ class Checker:
                 last_success_at=finished if cloudflare_ok else previous.last_success_at,
                 vault_up=True,
                 cloudflare_up=cloudflare_ok,
+                providers_up={
+                    name: up for name, up in self.provider_up.items() if name != CLOUDFLARE_ACCESS
+                },
                 cycle_error=cycle_error,
                 # Read back whole: revocations a one-shot `check` or `sync` recorded count too.
                 revocations=self.vault.revocation_totals(),

@@ -9,6 +9,7 @@ written to any provider for it. Never Cloudflare's by default.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from exporter.core.model import Audience
 from exporter.core.provider import AWS_IDENTITY_CENTER, PROVIDERS, Provider
@@ -71,6 +72,10 @@ class Providers:
             else:
                 refused[audience.audience] = reason
         return served, refused
+
+    def request_stats(self) -> dict[str, dict[str, Any]]:
+        """Each provider's request counters, by provider name (for the metrics)."""
+        return {name: provider.request_stats() for name, provider in self._available.items()}
 
     def paused(self, name: str) -> bool:
         """Whether the provider's calls are paused by throttling right now."""

@@ -1,0 +1,208 @@
+"""AWS audiences beside Cloudflare's, through the API: check, sync, guards, group creation,
+a Vault member without an AWS user, throttling and AWS unreachable (moto is the AWS side)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from support import FixedClock, free_port
+
+from exporter.aws.local import LocalIdentityStore
+from exporter.demo.simulator import CloudflareSimulator
+from exporter.service import Services
+from exporter.service.syncer import SyncRequest
+from tests.aws.aws_world import FakeTime, client_for
+from tests.aws.faults import FaultProxy
+from tests.aws.mixed_world import api_client, auth, mixed_services
+from tests.aws.vault_rows import add_audience, group_id_of
+
+
+@pytest.fixture
+def payroll(store: LocalIdentityStore, sample_db: Path) -> str:
+    """An AWS audience: Vault grants ann, bob and pat; AWS has ann and eve; pat has no user."""
+    group = store.add_group("aws-payroll")
+    ann, _bob, eve = (store.add_user(f"{n}@example.com") for n in ("Ann", "bob", "eve"))
+    store.add_member(group, ann)
+    store.add_member(group, eve)
+    members = ["ann@example.com", "bob@example.com", "pat@example.com"]
+    add_audience(sample_db, "aws-payroll", "aws_identity_center", group, members)
+    return group
+
+
+@pytest.fixture
+def services(
+    sample_db: Path,
+    simulator: CloudflareSimulator,
+    clock: FixedClock,
+    store: LocalIdentityStore,
+    proxy: FaultProxy,
+    fake_time: FakeTime,
+) -> Services:
+    return mixed_services(sample_db, simulator, clock, client_for(store, proxy.url, fake_time))
+
+
+@pytest.fixture
+def api(services: Services, clock: FixedClock) -> Iterator[TestClient]:
+    with api_client(services, clock) as client:
+        yield client
+
+
+def test_an_aws_audience_is_checked_through_aws_beside_cloudflares(
+    api: TestClient, payroll: str, proxy: FaultProxy
+) -> None:
+    document = api.post("/iam/drift/check", json={}, headers=auth()).json()
+    statuses = {i["audience"]: (i["provider"], i["status"]) for i in document["items"]}
+    assert statuses["aws-payroll"] == ("aws_identity_center", "drift")
+    assert statuses["administrators"] == ("cloudflare_access", "synced")
+    item = api.get("/iam/drift/aws-payroll", headers=auth()).json()
+    missing = {m["email"]: m["hint"] for m in item["missing"]}
+    assert missing["pat@example.com"] == "no AWS user with this email"
+    assert "no AWS user" not in missing["bob@example.com"]
+    assert [m["email"] for m in item["extra"]] == ["eve@example.com"]
+    assert proxy.calls["ListUsers"] == 1 and proxy.calls["ListGroupMemberships"] == 1
+    metrics = api.get("/metrics").text
+    assert 'vault_drift_source_up{source="aws_identity_center"} 1.0' in metrics
+    assert (
+        'vault_drift_provider_requests_total{operation="ListUsers",provider="aws_identity_center",'
+        'status_class="2xx"} 1.0'
+    ) in metrics
+    assert (
+        'vault_drift_audience_status{audience="aws-payroll",namespace="finance",'
+        'provider="aws_identity_center",status="drift"} 1.0'
+    ) in metrics
+
+
+def test_a_sync_adds_and_removes_in_aws_and_never_creates_a_user(
+    api: TestClient, payroll: str, store: LocalIdentityStore, proxy: FaultProxy
+) -> None:
+    api.post("/iam/drift/check", json={}, headers=auth())
+    dry = api.post(
+        "/iam/drift/sync", json={"audience": "aws-payroll", "dry_run": True}, headers=auth()
+    ).json()["results"][0]
+    assert (dry["added"], dry["removed"]) == (["bob@example.com"], ["eve@example.com"])
+    assert proxy.calls["CreateGroupMembership"] == 0
+    [result] = api.post("/iam/drift/sync", json={"audience": "aws-payroll"}, headers=auth()).json()[
+        "results"
+    ]
+    assert result["result"] == "synced"
+    assert (result["added"], result["removed"]) == (["bob@example.com"], ["eve@example.com"])
+    assert (
+        "no AWS user with this email" in result["reason"] and "pat@example.com" in result["reason"]
+    )
+    assert proxy.calls["CreateUser"] == 0
+    assert proxy.calls["CreateGroupMembership"] == 1 and proxy.calls["DeleteGroupMembership"] == 1
+    item = api.get("/iam/drift/aws-payroll", headers=auth()).json()
+    assert item["status"] == "drift" and [m["email"] for m in item["missing"]] == [
+        "pat@example.com"
+    ]
+    assert item["syncs"][0]["added"] == ["bob@example.com"]
+    again = api.post("/iam/drift/sync", json={"audience": "aws-payroll"}, headers=auth()).json()
+    assert again["results"][0]["result"] == "noop"  # pat stays missing: never created
+
+
+def test_the_guards_hold_for_aws(
+    api: TestClient, store: LocalIdentityStore, sample_db: Path, proxy: FaultProxy
+) -> None:
+    group = store.add_group("aws-big")
+    for i in range(20):
+        store.add_member(group, store.add_user(f"m{i}@example.com"))
+    add_audience(sample_db, "aws-big", "aws_identity_center", group, ["m0@example.com"])
+    [blocked] = api.post("/iam/drift/sync", json={"audience": "aws-big"}, headers=auth()).json()[
+        "results"
+    ]
+    assert blocked["result"] == "blocked" and blocked["blocked_reason"] == "mass_removal"
+    assert proxy.calls["DeleteGroupMembership"] == 0
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("DELETE FROM iam_user_group WHERE group_id = 'g-aws-big'")
+    [empty] = api.post("/iam/drift/sync", json={"audience": "aws-big"}, headers=auth()).json()[
+        "results"
+    ]
+    assert empty["blocked_reason"] == "empty_source"
+    assert proxy.calls["DeleteGroupMembership"] == 0
+
+
+def test_a_pending_aws_audience_gets_its_group_in_aws(
+    api: TestClient,
+    store: LocalIdentityStore,
+    sample_db: Path,
+    simulator: CloudflareSimulator,
+) -> None:
+    store.add_user("ann@example.com")
+    add_audience(
+        sample_db, "aws-new", "aws_identity_center", None, ["ann@example.com", "pat@example.com"]
+    )
+    cloudflare_groups = len(simulator.groups())
+    created = api.post("/iam/drift/groups", json={"audience": "aws-new"}, headers=auth())
+    assert created.status_code == 201, created.text
+    group_id = group_id_of(sample_db, "aws-new")
+    assert group_id is not None and store.group_names()[group_id] == "aws-new"
+    assert len(simulator.groups()) == cloudflare_groups
+    with sqlite3.connect(sample_db) as conn:
+        kind = conn.execute(
+            "SELECT provider_resource_type FROM sys_infra_state WHERE audience = 'aws-new'"
+        ).fetchone()[0]
+    assert kind == "identitystore_group"
+    item = api.post("/iam/drift/check", json={"audience": "aws-new"}, headers=auth()).json()
+    assert item["status"] == "drift"  # pat has no AWS user: missing, with its hint
+    assert (
+        api.post("/iam/drift/groups", json={"audience": "aws-new"}, headers=auth()).status_code
+        == 409
+    )
+
+
+def test_aws_throttling_pauses_aws_only(
+    api: TestClient, payroll: str, proxy: FaultProxy, services: Services
+) -> None:
+    proxy.fail("ListUsers", times=1, retry_after=600)
+    document = api.post("/iam/drift/check", json={}, headers=auth()).json()
+    statuses = {i["audience"]: i for i in document["items"]}
+    assert statuses["aws-payroll"]["status"] == "error"
+    assert "ThrottlingException" in statuses["aws-payroll"]["error_message"]
+    assert statuses["administrators"]["status"] == "synced"
+    assert services.cloudflare.pause_left() is None
+    metrics = api.get("/metrics").text
+    assert 'vault_drift_provider_throttled_total{provider="aws_identity_center"} 1.0' in metrics
+    assert 'vault_drift_provider_throttled_total{provider="cloudflare_access"} 0.0' in metrics
+    assert 'vault_drift_source_up{source="aws_identity_center"} 0.0' in metrics
+    assert 'vault_drift_source_up{source="cloudflare_access"} 1.0' in metrics
+    calls = proxy.calls["ListUsers"]
+    item = api.post("/iam/drift/check", json={"audience": "aws-payroll"}, headers=auth()).json()
+    assert "throttled: AWS calls paused" in item["error_message"]
+    assert proxy.calls["ListUsers"] == calls  # refused without touching AWS
+
+
+def test_aws_unreachable_while_cloudflare_stays_healthy(
+    sample_db: Path,
+    simulator: CloudflareSimulator,
+    clock: FixedClock,
+    store: LocalIdentityStore,
+    fake_time: FakeTime,
+    payroll: str,
+) -> None:
+    down = client_for(store, f"http://127.0.0.1:{free_port()}", fake_time)
+    services = mixed_services(sample_db, simulator, clock, down)
+    snapshot = services.cycle.check_all("schedule")
+    payroll_check = snapshot.checks["aws-payroll"]
+    assert payroll_check.status.value == "error"
+    assert "cannot reach AWS" in (payroll_check.error_message or "")
+    assert snapshot.checks["administrators"].status.value == "synced"
+    assert snapshot.cycle_error is None and snapshot.last_success_at is not None
+    assert snapshot.providers_up == {"aws_identity_center": False}
+    [result] = services.cycle.sync(SyncRequest(["aws-payroll"]))
+    assert result.result.value == "error" and "cannot reach AWS" in (result.reason or "")
+
+
+def test_without_the_store_id_aws_audiences_are_errors_naming_it(
+    sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock, payroll: str
+) -> None:
+    services = mixed_services(sample_db, simulator, clock, None)
+    snapshot = services.cycle.check_all("schedule")
+    assert snapshot.checks["aws-payroll"].status.value == "error"
+    assert "VAULT_DRIFT_AWS_IDENTITY_STORE_ID" in (
+        snapshot.checks["aws-payroll"].error_message or ""
+    )
+    assert snapshot.checks["administrators"].status.value == "synced"
