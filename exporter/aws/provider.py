@@ -24,7 +24,7 @@ from exporter.core.model import Actual, Audience, Group, Rule, SyncPlan
 from exporter.core.plan import email_rule, plan_sync
 from exporter.core.provider import (
     AWS_IDENTITY_CENTER,
-    Capabilities,
+    CAPABILITIES,
     Listing,
     SyncMode,
     VerificationFailed,
@@ -32,9 +32,6 @@ from exporter.core.provider import (
 
 log = logging.getLogger("vault_drift.aws")
 
-CAPABILITIES = Capabilities(
-    session_revocation=False, attribution=False, member_limit=None, accounts_required=True
-)
 USER_RULE = "identitystore_user"  # how a member user without an email shows among other rules
 
 
@@ -68,7 +65,7 @@ class IdentityCenter:
     """The ``aws_identity_center`` provider over one identity store."""
 
     name = AWS_IDENTITY_CENTER
-    capabilities = CAPABILITIES
+    capabilities = CAPABILITIES[AWS_IDENTITY_CENTER]
 
     def __init__(
         self,
@@ -266,4 +263,4 @@ class IdentityCenter:
         return group_id, read.actual(directory.emails)
 
 
-__all__ = ["CAPABILITIES", "Directory", "IdentityCenter"]
+__all__ = ["Directory", "IdentityCenter"]

@@ -16,10 +16,10 @@ from typing import Any
 from exporter.cloudflare.client import CloudflareClient, CloudflareError
 from exporter.core.model import Actual, Audience, SyncPlan
 from exporter.core.packed import Unpacked, packed_actual
-from exporter.core.plan import RULE_LIMIT, email_rule, is_address, plan_sync
+from exporter.core.plan import email_rule, is_address, plan_sync
 from exporter.core.provider import (
+    CAPABILITIES,
     CLOUDFLARE_ACCESS,
-    Capabilities,
     Listing,
     SyncMode,
     VerificationFailed,
@@ -28,16 +28,12 @@ from exporter.core.rules import actual_of, email_members
 
 log = logging.getLogger("vault_drift.cloudflare")
 
-CAPABILITIES = Capabilities(
-    session_revocation=True, attribution=True, member_limit=RULE_LIMIT, accounts_required=False
-)
-
 
 class CloudflareAccess:
     """The ``cloudflare_access`` provider over one account's Access groups."""
 
     name = CLOUDFLARE_ACCESS
-    capabilities = CAPABILITIES
+    capabilities = CAPABILITIES[CLOUDFLARE_ACCESS]
 
     def __init__(self, client: CloudflareClient) -> None:
         self.client = client
@@ -116,4 +112,4 @@ class CloudflareAccess:
         return set(added) <= have and not (set(removed) & have)
 
 
-__all__ = ["CAPABILITIES", "CloudflareAccess"]
+__all__ = ["CloudflareAccess"]

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from exporter.core.model import AudienceCheck, DriftMember, Side, Status
+from exporter.core.provider import capabilities_document
 from exporter.core.snapshot import Snapshot
 from exporter.core.times import format_time
 from exporter.core.wording import hint
@@ -133,6 +134,7 @@ def audience_document(
     document = item_document(check, snapshot, now)
     document.pop("drift_details", None)
     document["group_id_present"] = check.audience.group_id is not None
+    document["provider_capabilities"] = capabilities_document(check.audience.provider)
     shown = slice(offset, offset + limit)
     document["missing"] = [member_document(m, now) for m in check.missing[shown]]
     document["extra"] = [member_document(m, now) for m in check.extra[shown]]

@@ -64,6 +64,40 @@ class Capabilities:
     accounts_required: bool
 
 
+CAPABILITIES = {
+    CLOUDFLARE_ACCESS: Capabilities(
+        session_revocation=True,
+        attribution=True,
+        member_limit=1000,  # core.plan.RULE_LIMIT (plan imports this module)
+        accounts_required=False,
+    ),
+    AWS_IDENTITY_CENTER: Capabilities(
+        session_revocation=False, attribution=False, member_limit=None, accounts_required=True
+    ),
+}
+
+# What an audience's document says its provider cannot do (docs/aws.md, "capabilities").
+_LIMITS = {
+    AWS_IDENTITY_CENTER: (
+        "session revocation applies to Cloudflare Access only: removing a member from an AWS"
+        " group ends no session already open; attribution (who changed the group) is not"
+        " applicable to AWS"
+    ),
+}
+
+
+def capabilities_document(provider: str) -> dict[str, Any] | None:
+    """``provider_capabilities`` of an audience's document; None for an unknown provider."""
+    found = CAPABILITIES.get(provider)
+    if found is None:
+        return None
+    return {
+        "session_revocation": found.session_revocation,
+        "attribution": found.attribution,
+        "note": _LIMITS.get(provider),
+    }
+
+
 @dataclass(frozen=True)
 class Listing:
     """The actual members of many audiences, by audience; ``error`` says why the read as a
@@ -141,6 +175,7 @@ def group_noun(provider: str) -> str:
 
 __all__ = [
     "AWS_IDENTITY_CENTER",
+    "CAPABILITIES",
     "CLOUDFLARE_ACCESS",
     "PROVIDERS",
     "RESOURCE_TYPES",
@@ -150,5 +185,6 @@ __all__ = [
     "ProviderError",
     "SyncMode",
     "VerificationFailed",
+    "capabilities_document",
     "group_noun",
 ]

@@ -16,12 +16,12 @@ from exporter.cloudflare.provider import CloudflareAccess
 from exporter.core.drift import evaluate
 from exporter.core.exposure import RevocationTotals
 from exporter.core.model import Actual, Audience, AudienceCheck, DriftMemory, Expected, Status
-from exporter.core.provider import CLOUDFLARE_ACCESS, Listing
+from exporter.core.provider import CAPABILITIES, CLOUDFLARE_ACCESS, Listing
 from exporter.core.snapshot import Snapshot
 from exporter.service.announce import NO_ANNOUNCEMENTS, Announcements
 from exporter.service.attribution import Attributor
 from exporter.service.events import Events, NoEvents
-from exporter.service.providers import Providers
+from exporter.service.providers import Providers, merged
 from exporter.service.snapshots import SnapshotStore
 from exporter.vault.store import CheckRecord, CycleSummary, VaultError, VaultStore
 
@@ -131,7 +131,7 @@ class Checker:
         except VaultError as exc:
             return self._vault_down(t0, str(exc))
         self.provider_up = {name: listing.error is None for name, listing in listings.items()}
-        actual = _merged(listings, refused)
+        actual = merged(listings, refused)
         cloudflare = listings.get(CLOUDFLARE_ACCESS)
         listing_error = cloudflare.error if cloudflare is not None else None
         cloudflare_ok = listing_error is None
@@ -249,7 +249,7 @@ class Checker:
             for a in audiences
         ]
         if self.attribution is not None:  # a full cycle may read the audit log, once
-            checks = self.attribution.attach(checks, at, may_read=full)
+            checks = self._attributed(checks, at, full)
         retention = timedelta(days=self.snapshots.current.settings.history_retention_days)
         self.vault.record_checks(
             CheckRecord(
@@ -265,6 +265,23 @@ class Checker:
             )
         )
         return checks
+
+    def _attributed(
+        self, checks: list[AudienceCheck], at: datetime, full: bool
+    ) -> list[AudienceCheck]:
+        """Only Cloudflare's audit log says who changed a group: audiences of a provider
+        without attribution (AWS) are left as they are (docs/aws.md)."""
+        assert self.attribution is not None
+
+        def able(check: AudienceCheck) -> bool:
+            found = CAPABILITIES.get(check.audience.provider)
+            return found is not None and found.attribution
+
+        chosen = [c for c in checks if able(c)]
+        if len(chosen) == len(checks):
+            return self.attribution.attach(checks, at, may_read=full)
+        attached = iter(self.attribution.attach(chosen, at, may_read=full))
+        return [next(attached) if able(c) else c for c in checks]
 
     def _summary(self, cycle: Cycle, checks: list[AudienceCheck]) -> CycleSummary:
         counts: dict[str, int] = {str(s): 0 for s in Status}
@@ -309,35 +326,3 @@ class Checker:
         return self.snapshots.publish(
             replace(previous, checks=checks, last_check_at=now, vault_up=False, cycle_error=message)
         )
-
-
-def _merged(listings: Mapping[str, Listing], refused: Mapping[str, str]) -> Mapping[str, Actual]:
-    """One audience -> actual mapping over every provider's read (each kept as it came:
-    Cloudflare's packed), plus an error for each audience without a provider."""
-    if not refused and len(listings) == 1:
-        return next(iter(listings.values())).actual
-    merged: dict[str, Actual] = {name: Actual(error=reason) for name, reason in refused.items()}
-    parts = [listing.actual for listing in listings.values()]
-    return _Chained(merged, parts)
-
-
-class _Chained(Mapping[str, Actual]):
-    """Several mappings read as one, without unpacking any value until it is asked for."""
-
-    def __init__(self, first: Mapping[str, Actual], rest: list[Mapping[str, Actual]]) -> None:
-        self._parts = [first, *rest]
-
-    def __getitem__(self, key: str) -> Actual:
-        for part in self._parts:
-            if key in part:
-                return part[key]
-        raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        return any(key in part for part in self._parts)
-
-    def __iter__(self) -> Iterator[str]:
-        return (key for part in self._parts for key in part)
-
-    def __len__(self) -> int:
-        return sum(len(part) for part in self._parts)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from exporter.core.model import Audience
-from exporter.core.provider import AWS_IDENTITY_CENTER, PROVIDERS, Provider
+from exporter.core.model import Actual, Audience
+from exporter.core.provider import AWS_IDENTITY_CENTER, PROVIDERS, Listing, Provider
 
 AWS_NOT_CONFIGURED = (
     "AWS IAM Identity Center is not configured: set VAULT_DRIFT_AWS_IDENTITY_STORE_ID"
@@ -83,4 +83,36 @@ class Providers:
         return provider is not None and provider.pause_left() is not None
 
 
-__all__ = ["AWS_NOT_CONFIGURED", "NoProvider", "Providers"]
+def merged(listings: Mapping[str, Listing], refused: Mapping[str, str]) -> Mapping[str, Actual]:
+    """One audience -> actual mapping over every provider's read (each kept as it came:
+    Cloudflare's packed), plus an error for each audience without a provider."""
+    if not refused and len(listings) == 1:
+        return next(iter(listings.values())).actual
+    merged: dict[str, Actual] = {name: Actual(error=reason) for name, reason in refused.items()}
+    parts = [listing.actual for listing in listings.values()]
+    return _Chained(merged, parts)
+
+
+class _Chained(Mapping[str, Actual]):
+    """Several mappings read as one, without unpacking any value until it is asked for."""
+
+    def __init__(self, first: Mapping[str, Actual], rest: list[Mapping[str, Actual]]) -> None:
+        self._parts = [first, *rest]
+
+    def __getitem__(self, key: str) -> Actual:
+        for part in self._parts:
+            if key in part:
+                return part[key]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in part for part in self._parts)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for part in self._parts for key in part)
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self._parts)
+
+
+__all__ = ["AWS_NOT_CONFIGURED", "NoProvider", "Providers", "merged"]

@@ -63,6 +63,12 @@ def test_an_aws_audience_is_checked_through_aws_beside_cloudflares(
     assert missing["pat@example.com"] == "no AWS user with this email"
     assert "no AWS user" not in missing["bob@example.com"]
     assert [m["email"] for m in item["extra"]] == ["eve@example.com"]
+    assert all(m["changed_by"] is None for m in item["extra"])  # not applicable to AWS
+    capabilities = item["provider_capabilities"]
+    assert capabilities["session_revocation"] is False and capabilities["attribution"] is False
+    assert "session revocation applies to Cloudflare Access only" in capabilities["note"]
+    admins = api.get("/iam/drift/administrators", headers=auth()).json()
+    assert admins["provider_capabilities"]["session_revocation"] is True
     assert proxy.calls["ListUsers"] == 1 and proxy.calls["ListGroupMemberships"] == 1
     metrics = api.get("/metrics").text
     assert 'vault_drift_source_up{source="aws_identity_center"} 1.0' in metrics
