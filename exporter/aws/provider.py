@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from exporter.aws.identity_store import AwsError, IdentityStoreClient
 from exporter.core.model import Actual, Audience, Group, Rule, SyncPlan
@@ -26,6 +25,7 @@ from exporter.core.provider import (
     AWS_IDENTITY_CENTER,
     CAPABILITIES,
     Listing,
+    ProviderStats,
     SyncMode,
     VerificationFailed,
 )
@@ -82,7 +82,7 @@ class IdentityCenter:
         self._lock = threading.Lock()
         self._directory: Directory | None = None
 
-    def request_stats(self) -> dict[str, Any]:
+    def request_stats(self) -> ProviderStats:
         return self.client.stats.snapshot()
 
     def pause_left(self) -> float | None:

@@ -15,7 +15,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from exporter.core.provider import ProviderStats
 
 FIRST_PAUSE_SECONDS = 1.0  # when AWS names no RetryAfterSeconds
 MAX_PAUSE_SECONDS = 300.0
@@ -41,13 +42,9 @@ class AwsStats:
         with self.lock:
             self.requests[(operation, status_class(status))] += 1
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> ProviderStats:
         with self.lock:
-            return {
-                "requests": dict(self.requests),
-                "throttled_total": self.throttled_total,
-                "paused_until_wall": self.paused_until_wall,
-            }
+            return ProviderStats(dict(self.requests), self.throttled_total, self.paused_until_wall)
 
 
 class ThrottleGate:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from typing import Any
 
 from exporter.cloudflare.client import CloudflareClient, CloudflareError
 from exporter.core.model import Actual, Audience, SyncPlan
@@ -21,6 +20,7 @@ from exporter.core.provider import (
     CAPABILITIES,
     CLOUDFLARE_ACCESS,
     Listing,
+    ProviderStats,
     SyncMode,
     VerificationFailed,
 )
@@ -41,15 +41,12 @@ class CloudflareAccess:
     def pause_left(self) -> float | None:
         return self.client.pause_left()
 
-    def request_stats(self) -> dict[str, Any]:
+    def request_stats(self) -> ProviderStats:
         """The Access API's requests by HTTP method (D1's and the audit log's are not the
         provider's: ``vault_drift_cloudflare_requests_total`` has them)."""
         stats = self.client.stats.snapshot()
-        return {
-            "requests": stats["requests"],
-            "throttled_total": stats["rate_limited_total"],
-            "paused_until_wall": stats["paused_until_wall"] if self.pause_left() else None,
-        }
+        paused = stats.paused_until_wall if self.pause_left() else None
+        return ProviderStats(stats.requests, stats.rate_limited_total, paused)
 
     def actual_members(self, audiences: Sequence[Audience]) -> Listing:
         """Every group by one paginated listing, each kept packed until it is evaluated."""

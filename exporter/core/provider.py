@@ -99,6 +99,15 @@ def capabilities_document(provider: str) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True)
+class ProviderStats:
+    """A provider's request counters, for ``vault_drift_provider_*``."""
+
+    requests: Mapping[tuple[str, str], int]  # (operation, status_class) -> count
+    throttled_total: int
+    paused_until_wall: float | None  # unix time while calls are paused, else None
+
+
+@dataclass(frozen=True)
 class Listing:
     """The actual members of many audiences, by audience; ``error`` says why the read as a
     whole failed (each audience's ``Actual`` then carries it too)."""
@@ -156,9 +165,8 @@ class Provider(Protocol):
         """Seconds until calls go out again after throttling; None when they go out now."""
         ...
 
-    def request_stats(self) -> dict[str, Any]:
-        """For the metrics: ``requests`` {(operation, status_class): count},
-        ``throttled_total``, ``paused_until_wall`` (unix time, or None)."""
+    def request_stats(self) -> ProviderStats:
+        """The provider's request counters, for the metrics."""
         ...
 
 
@@ -183,6 +191,7 @@ __all__ = [
     "Listing",
     "Provider",
     "ProviderError",
+    "ProviderStats",
     "SyncMode",
     "VerificationFailed",
     "capabilities_document",

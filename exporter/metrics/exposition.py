@@ -13,6 +13,7 @@ from prometheus_client.exposition import choose_encoder
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.ratelimit import StatsSnapshot
 from exporter.core.model import Side
+from exporter.core.provider import ProviderStats
 from exporter.core.snapshot import Snapshot
 from exporter.metrics.audiences import AudienceCollector
 from exporter.metrics.counters import ExporterMetrics
@@ -96,7 +97,7 @@ def build_exposition(
     cloudflare_stats: Callable[[], StatsSnapshot],
     clock: Clock = utc_now,
     counters: ExporterMetrics | None = None,
-    provider_stats: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None,
+    provider_stats: Callable[[], Mapping[str, ProviderStats]] | None = None,
 ) -> tuple[Exposition, ExporterMetrics]:
     """The exposition over a snapshot source; ``counters`` when they exist before the source."""
     # No ``_created`` series for the counters and the histogram: nothing reads them (alerts and

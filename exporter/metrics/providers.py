@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from exporter.core.provider import ProviderStats
 
 
 class ProviderCollector(Collector):
@@ -21,7 +22,7 @@ class ProviderCollector(Collector):
 
     def __init__(
         self,
-        stats: Callable[[], Mapping[str, Mapping[str, Any]]],
+        stats: Callable[[], Mapping[str, ProviderStats]],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._stats = stats
@@ -48,10 +49,10 @@ class ProviderCollector(Collector):
         )
         now = self._wall_clock()
         for provider, values in sorted(stats.items()):
-            for (operation, status_class), count in sorted(values["requests"].items()):
+            for (operation, status_class), count in sorted(values.requests.items()):
                 requests.add_metric([provider, operation, status_class], count)
-            throttled.add_metric([provider], values["throttled_total"])
-            until = values.get("paused_until_wall")
+            throttled.add_metric([provider], values.throttled_total)
+            until = values.paused_until_wall
             paused.add_metric([provider], until if until is not None and until > now else 0)
         yield requests
         yield throttled

@@ -9,10 +9,15 @@ written to any provider for it. Never Cloudflare's by default.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 from exporter.core.model import Actual, Audience
-from exporter.core.provider import AWS_IDENTITY_CENTER, PROVIDERS, Listing, Provider
+from exporter.core.provider import (
+    AWS_IDENTITY_CENTER,
+    PROVIDERS,
+    Listing,
+    Provider,
+    ProviderStats,
+)
 
 AWS_NOT_CONFIGURED = (
     "AWS IAM Identity Center is not configured: set VAULT_DRIFT_AWS_IDENTITY_STORE_ID"
@@ -73,7 +78,7 @@ class Providers:
                 refused[audience.audience] = reason
         return served, refused
 
-    def request_stats(self) -> dict[str, dict[str, Any]]:
+    def request_stats(self) -> dict[str, ProviderStats]:
         """Each provider's request counters, by provider name (for the metrics)."""
         return {name: provider.request_stats() for name, provider in self._available.items()}
 

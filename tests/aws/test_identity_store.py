@@ -38,7 +38,7 @@ def test_users_are_listed_by_pages_of_the_largest_size(
     assert len(users) == PAGE_SIZE + 1
     assert {u.email for u in users} >= {"user000@corp.example", "user099@corp.example", None}
     assert proxy.calls["ListUsers"] == 2
-    assert client.stats.snapshot()["requests"] == {("ListUsers", "2xx"): 2}
+    assert client.stats.snapshot().requests == {("ListUsers", "2xx"): 2}
 
 
 def test_memberships_are_read_by_pages(
@@ -89,8 +89,8 @@ def test_throttling_pauses_aws_calls_with_backoff_then_the_call_goes_through(
     assert [u.email for u in client.list_users()] == ["ann@corp.example"]
     assert fake_time.slept == [1.0, 2.0]  # 1 s, then doubled
     stats = client.stats.snapshot()
-    assert stats["requests"] == {("ListUsers", "4xx"): 2, ("ListUsers", "2xx"): 1}
-    assert stats["throttled_total"] == 2
+    assert stats.requests == {("ListUsers", "4xx"): 2, ("ListUsers", "2xx"): 1}
+    assert stats.throttled_total == 2
     assert client.pause_left() is None
 
 
@@ -143,7 +143,7 @@ def test_aws_unreachable_is_an_error_naming_the_endpoint(
     down = client_for(store, f"http://127.0.0.1:{port}", fake_time)
     with pytest.raises(AwsError, match=rf"cannot reach AWS at http://127.0.0.1:{port}"):
         down.list_users()
-    assert down.stats.snapshot()["requests"] == {("ListUsers", "error"): 1}
+    assert down.stats.snapshot().requests == {("ListUsers", "error"): 1}
 
 
 def test_no_region_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
