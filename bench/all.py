@@ -18,6 +18,7 @@ from . import (
     listing_memory,
     page_scale,
     serve_latency,
+    webhook_soak,
 )
 
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "d1_cost": d1_cost.main(flags),
         "page_scale": page_scale.main(flags),
         "attribution_cost": attribution_cost.main(flags),
+        "webhook_soak": webhook_soak.main(flags),
     }
     print(json.dumps(results, indent=2))
     return results

@@ -29,6 +29,7 @@ class Delivery:
     body: dict[str, Any] | None
     status: int  # what the receiver answered
     raw: bytes = b""
+    kept: bool = False  # the receiver processed it (a 2xx, or a failure after processing)
 
     @property
     def type(self) -> str | None:
@@ -38,11 +39,14 @@ class Delivery:
 @dataclass
 class Script:
     """What one path answers: ``statuses`` first (one per request), then ``then``; with
-    ``fail_ratio`` a random share of requests answers 500 instead of 2xx."""
+    ``fail_ratio`` a random share of requests answers 500 instead of 2xx, and of those a
+    ``fail_after_ratio`` share fails *after* the receiver processed the event (its answer is
+    lost: the sender retries what was in fact taken, the source of duplicates)."""
 
     statuses: list[int] = field(default_factory=list)
     then: int = 204
     fail_ratio: float = 0.0
+    fail_after_ratio: float = 0.0
 
 
 class WebhookReceiver:
@@ -93,14 +97,16 @@ class WebhookReceiver:
         with self._lock:
             yield from list(self.deliveries)
 
-    def _answer(self, path: str) -> int:
+    def _answer(self, path: str) -> tuple[int, bool]:
+        """The status, and whether the event was processed."""
         with self._lock:
             script = self.scripts.get(path.split("?", 1)[0]) or Script()
             if script.statuses:
-                return script.statuses.pop(0)
+                status = script.statuses.pop(0)
+                return status, 200 <= status < 300
             if script.fail_ratio and self._random.random() < script.fail_ratio:
-                return 500
-            return script.then
+                return 500, self._random.random() < script.fail_after_ratio
+            return script.then, 200 <= script.then < 300
 
     def _record(self, path: str, headers: dict[str, str], raw: bytes) -> int:
         try:
@@ -108,10 +114,10 @@ class WebhookReceiver:
             verified = True
         except WebhookVerificationError:
             body, verified = _json_or_none(raw), False
-        status = self._answer(path) if verified else 401
+        status, kept = self._answer(path) if verified else (401, False)
         with self._lock:
             self.deliveries.append(
-                Delivery(path, headers.get("webhook-id", ""), verified, body, status, raw)
+                Delivery(path, headers.get("webhook-id", ""), verified, body, status, raw, kept)
             )
         return status
 

@@ -117,3 +117,11 @@ def test_attribution_cost_small() -> None:
     assert run["manual_changes_counted"] == run["drifting_groups_per_hour"] * run["hours"]
     assert run["extra_member_checks_attributed"] == run["extra_member_checks_resolved"] > 0
     assert run["audit_budget_share_percent"] < 1
+
+
+def test_webhook_soak_small() -> None:
+    result = run_bench("bench.webhook_soak")
+    assert result["lost"] == 0 and result["delivered"] == result["events"] == 100
+    assert result["duplicates"] == result["failures_after_processing"]
+    assert result["all_verified"] and result["order_kept_per_audience"]
+    assert result["failures_500"] > 0
