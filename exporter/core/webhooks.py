@@ -104,8 +104,9 @@ def destination_key(url: str) -> str:
 
 
 def page_link(public_url: str, audience: str) -> str:
-    """The audience's card on the operator page (its name only: never an email)."""
-    return f"{public_url.rstrip('/')}/#audience-{quote(audience, safe='')}"
+    """The audience's details on the operator page (``/details``, a page of its own that
+    works without JavaScript): its name is the only thing in it, never an email."""
+    return f"{public_url.rstrip('/')}/details?audience={quote(audience, safe='')}"
 
 
 # -- events of a check ----------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_a_drift_opens_escalates_and_resolves_once_each() -> None:
     data = events[0].data
     assert data["level"] == "info" and data["reason"] == "extra"
     assert data["counts"] == {"expected": 1, "actual": 2, "missing": 0, "extra": 1}
-    assert data["url"] == "https://drift.example.com/#audience-lms%20viewer%2Ffr"
+    assert data["url"] == "https://drift.example.com/details?audience=lms%20viewer%2Ffr"
 
     same, events = step(
         check.memory, NOW + timedelta(minutes=5), ("a@x.com",), ("a@x.com", "b@x.com")
@@ -146,7 +146,7 @@ def test_sessions_revoked_event() -> None:
             "reason": "sync",
             "counts": {"revoked": 2},
             "emails": ["a@x.com", "b@x.com"],
-            "url": "https://drift.example.com/#audience-lms%20viewer%2Ffr",
+            "url": "https://drift.example.com/details?audience=lms%20viewer%2Ffr",
         },
     }
 

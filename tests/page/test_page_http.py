@@ -13,6 +13,7 @@ from page_world import ADMIN_TOKEN, EVIL_AUDIENCE, EVIL_EMAIL, READ_TOKEN, World
 from support import T0
 
 from exporter.cloudflare.wire import group_from_json
+from exporter.core.webhooks import page_link
 from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.web.page import card_id
@@ -235,3 +236,16 @@ def test_script_never_writes_html_from_data() -> None:
     script = (Path(__file__).parents[2] / "exporter/web/static/page.js").read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script, sink
+
+
+def test_a_webhook_events_link_opens_its_audience(world: World) -> None:
+    """``data.url`` of a webhook event (docs/webhooks.md) is the audience's details page,
+    whatever its name holds."""
+    client = logged_in(world, READ_TOKEN)
+    for audience in ("developers", EVIL_AUDIENCE):
+        link = page_link("http://testserver", audience)
+        answer = client.get(link.removeprefix("http://testserver"))
+        assert answer.status_code == 200, link
+        escaped = audience.replace("<", "&lt;").replace(">", "&gt;")
+        assert f'<h1>Group “<span class="name">{escaped}</span>”</h1>' in answer.text
+    assert client.get(page_link("", "no-such-audience")).status_code == 404

@@ -128,7 +128,7 @@ def test_every_event_type_is_delivered_signed_in_order_per_audience(
     for delivery in receiver.all():
         assert "@" not in delivery.path
         assert delivery.body is not None and "@" not in delivery.body["data"]["url"]
-        assert delivery.body["data"]["url"].startswith(PAGE + "/#audience-")
+        assert delivery.body["data"]["url"].startswith(PAGE + "/details?audience=")
 
 
 def test_no_receiver_no_outbox(services: Services) -> None:
