@@ -88,7 +88,9 @@ def assemble(
         announcements=announcements,
         providers=wired,
     )
-    recovery = Recovery(vault, cloudflare, clock=clock, providers=wired)
+    recovery = Recovery(
+        vault, cloudflare, clock=clock, providers=wired, announcements=announcements
+    )
     cycle = CycleService(checker, syncer, recovery, lock, clock=clock)
     return Services(
         vault, cloudflare, snapshots, checker, syncer, decisions, cycle, wired, announcements

@@ -8,11 +8,15 @@ the read-back shows (docs/design.md, "Crash safety"), from the audience's own pr
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient
 from exporter.cloudflare.provider import CloudflareAccess
+from exporter.core.model import SyncOutcome, SyncResultKind
 from exporter.core.provider import CLOUDFLARE_ACCESS, ProviderError, group_noun
+from exporter.core.webhooks import OutboxEntry
+from exporter.service.announce import NO_ANNOUNCEMENTS, Announcements
 from exporter.service.providers import NoProvider, Providers
 from exporter.vault.store import AuditRow, VaultStore
 
@@ -27,9 +31,12 @@ class Recovery:
         *,
         clock: Clock = utc_now,
         providers: Providers | None = None,
+        announcements: Announcements | None = None,
     ) -> None:
         self.vault, self.cloudflare, self.clock = vault, cloudflare, clock
         self.providers = providers or Providers({CLOUDFLARE_ACCESS: CloudflareAccess(cloudflare)})
+        # a sync the read-back shows applied is announced now (its event was to go with it)
+        self.announcements = announcements or NO_ANNOUNCEMENTS
 
     def settle_interrupted(self, up_to_id: int | None = None) -> int:
         """Audit rows left ``in_progress`` by a crash: read the group back, record the outcome.
@@ -47,9 +54,21 @@ class Recovery:
             except ProviderError as exc:
                 log.warning("cannot settle interrupted sync %s yet: %s", row["id"], exc)
                 continue
-            self.vault.finish_audit(row["id"], outcome, reason, self.clock())
+            now = self.clock()
+            outbox = self._outbox(row, outcome, reason, now)
+            self.vault.finish_audit(row["id"], outcome, reason, now, outbox)
             settled += 1
         return settled
+
+    def _outbox(
+        self, row: AuditRow, result: str, reason: str, now: datetime
+    ) -> tuple[OutboxEntry, ...]:
+        """``sync.applied`` of a sync that reached Cloudflare before the crash."""
+        if row["action"] != "sync" or result != str(SyncResultKind.SYNCED):
+            return ()
+        added, removed = tuple(row["added"]), tuple(row["removed"])
+        outcome = SyncOutcome(row["audience"], SyncResultKind.SYNCED, added, removed, reason)
+        return self.announcements.of_sync(outcome, row["trigger"], row["actor"], now)
 
     def _settle(self, row: AuditRow) -> tuple[str, str]:
         group_id = row.get("group_id")

@@ -4,6 +4,7 @@ a receiver on loopback that verifies it with ``standardwebhooks``; no member ema
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 import threading
 import time
@@ -198,3 +199,30 @@ def test_a_hung_receiver_never_holds_a_check(
     finally:
         transport.release.set()
         worker.stop()
+
+
+def test_a_sync_that_reached_cloudflare_before_a_crash_is_announced_when_settled(
+    announced: Services, sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    """Its ``sync.applied`` was to be written with the audit's outcome, which the crash cut
+    short: the restart's recovery writes both. A sync that never reached it says nothing."""
+    announced.cycle.check_all("schedule")
+    gid = group_id(simulator, "lms-instructors")
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("DELETE FROM sys_infra_drift_outbox")
+        for added in ('["alice@example.com"]', '["nobody@example.com"]'):
+            conn.execute(
+                "INSERT INTO sys_infra_drift_audit (started_at, audience, action, trigger, actor,"
+                " mode, group_id, added, result) VALUES ('2026-11-25T09:00:00Z',"
+                " 'lms-instructors', 'sync', 'page', 'jane', 'full', ?, ?, 'in_progress')",
+                (gid, added),
+            )
+    include = simulator.group(gid)["include"] + [{"email": {"email": "alice@example.com"}}]
+    simulator.set_include(gid, include)
+    clock.advance(minutes=1)
+    assert announced.cycle.settle_interrupted() == 2
+    rows, size = announced.vault.outbox(10)
+    assert size == 1 and rows[0].entry.type == "sync.applied"
+    data = json.loads(rows[0].entry.body)["data"]
+    assert data["added"] == ["alice@example.com"] and data["namespace"] == "lms"
+    assert data["attribution"] == {"actor": "jane", "trigger": "page"}
