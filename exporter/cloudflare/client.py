@@ -46,6 +46,7 @@ __all__ = [
 log = logging.getLogger("vault_drift.cloudflare")
 
 GROUPS_PATH = "/access/groups"
+REVOKE_PATH = "/access/organizations/revoke_user"
 # A server that keeps answering full pages of new ids would otherwise be followed forever.
 MAX_PAGES = 10_000
 # Cloudflare documents no maximum per_page for Access groups; its other listings cap it at 50.
@@ -175,6 +176,18 @@ class CloudflareClient:
         if group.is_default is not None:
             body["is_default"] = group.is_default
         return self._group_result("PUT", f"{GROUPS_PATH}/{quote(group.id, safe='')}", body=body)
+
+    def revoke_user(self, email: str) -> None:
+        """End ``email``'s Access sessions in every application of the account
+        (``POST .../access/organizations/revoke_user``, operation
+        ``zero-trust-organization-revoke-all-access-tokens-for-a-user``: body ``{"email"}``,
+        answer ``{"success": true, "result": true}``; docs/sessions.md). Idempotent: sending it
+        twice is harmless. Raises ``CloudflareError`` unless Cloudflare answers success."""
+        status, envelope = self._call("POST", REVOKE_PATH, body={"email": email})
+        if envelope.get("result") is False:
+            raise CloudflareError(
+                "Cloudflare answered result false", status=status, request=f"POST {REVOKE_PATH}"
+            )
 
     def _open_page(self, page: int) -> tuple[requests.Response, str]:
         """The answer to one page, its body still unread; a smaller ``per_page`` when

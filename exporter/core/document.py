@@ -9,6 +9,7 @@ from typing import Any
 
 from exporter.core.model import AudienceCheck, DriftMember, Side, Status
 from exporter.core.provider import capabilities_document
+from exporter.core.sessions import SessionRevocation
 from exporter.core.snapshot import Snapshot
 from exporter.core.times import format_time
 from exporter.core.wording import hint
@@ -146,3 +147,23 @@ def audience_document(
     document["history"] = history
     document["syncs"] = list(syncs)
     return document
+
+
+def revocations_document(revocations: Sequence[SessionRevocation]) -> dict[str, Any]:
+    """The audience's recent session revocations (README, "Effective removal"), newest first
+    (``provider_capabilities.session_revocation`` says whether its provider has any)."""
+    return {
+        "revocations": [
+            {
+                "email": r.email,
+                "reason": r.reason,
+                "state": r.state,
+                "removed_at": format_time(r.removed_at),
+                "revoked_at": format_time(r.revoked_at),
+                "first_seen_at": format_time(r.first_seen_at),
+                "attempts": r.attempts,
+                "last_error": r.last_error,
+            }
+            for r in revocations
+        ],
+    }

@@ -284,6 +284,8 @@ class SyncOutcome:
     removed: tuple[str, ...] = ()
     reason: str | None = None
     blocked_reason: str | None = None  # the guard's code: empty_source | mass_removal | rule_limit
+    # removed members whose Access sessions Cloudflare confirmed ended after this sync
+    revoked: tuple[str, ...] = ()
 
     def as_document(self) -> dict[str, Any]:
         return {
@@ -293,4 +295,5 @@ class SyncOutcome:
             "removed": list(self.removed),
             "reason": self.reason,
             "blocked_reason": self.blocked_reason,
+            "revoked": list(self.revoked),
         }

@@ -43,6 +43,8 @@ class Settings:
     digest_hour_utc: int = 8
     extra_warning_threshold_seconds: int = 900
     extra_critical_threshold_seconds: int = 3600
+    # End the Access sessions of every leaver (README, "Effective removal").
+    revoke_sessions: bool = True
 
     @property
     def thresholds(self) -> Thresholds:
@@ -68,6 +70,7 @@ class Settings:
             "auto_sync": str(self.auto_sync),
             "history_retention_days": self.history_retention_days,
             "digest_hour_utc": self.digest_hour_utc,
+            "revoke_sessions": self.revoke_sessions,
         }
 
 
@@ -80,6 +83,9 @@ LIMITS = {
     "history_retention_days": (1, 3650),
     "digest_hour_utc": (0, 23),
 }
+
+
+FLAGS = ("revoke_sessions",)  # settings that are true or false
 
 
 # Each warning threshold must stay below its critical one.
@@ -105,6 +111,11 @@ def apply_settings(current: Settings, changes: dict[str, Any]) -> Settings:
                 values[key] = AutoSync(value)
             except ValueError:
                 problems[key] = f"must be one of {', '.join(AutoSync)}"
+        elif key in FLAGS:
+            if isinstance(value, bool):
+                values[key] = value
+            else:
+                problems[key] = "must be true or false"
         elif key in LIMITS:
             low, high = LIMITS[key]
             if isinstance(value, bool) or not isinstance(value, int):

@@ -32,6 +32,10 @@ What it models (from Cloudflare's public spec and docs, see SPEC §4):
   over-reporting ``total_count``; a throttled group, hidden from the listing, that answers
   429 to every request.
 
+- Access sessions and ``POST .../access/organizations/revoke_user`` (``simulator_sessions.py``):
+  a member of a group "logs in" (``login``: refused unless an ``email`` include rule of some
+  group names them and no ``exclude`` rule does), ``revoke_user`` ends that email's sessions
+  and is recorded; a token in ``sessions.denied`` gets 403;
 - the account audit log (``simulator_audit.py``): every write through the API is an entry with
   the actor of the token that made it (``tokens`` maps more tokens to their actors); a manual
   edit (``set_include``) is a dashboard entry by a named person;
@@ -45,7 +49,9 @@ the API refuses (``ValueError``), so no test starts from a state Cloudflare coul
 Control routes, no token, not counted in the budget: ``POST /_sim/faults`` (JSON object of
 ``Faults`` fields), ``POST /_sim/groups/{id}/include`` (JSON list, or ``{"include": [...],
 "by": "jane@corp.example"}``: a manual dashboard edit, by that person), ``GET /_sim/groups``,
-``GET /_sim/audit`` (the audit log's entries, oldest first), ``GET /_sim/stats``.
+``GET /_sim/audit`` (the audit log's entries, oldest first), ``GET /_sim/stats``,
+``GET /_sim/sessions`` (live sessions and revocations), ``POST /_sim/sessions/login``
+(``{"email": ...}``: 200 when a group lets them in, 403 otherwise).
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ from urllib.parse import parse_qs, urlsplit
 from exporter.core.model import Rule
 from exporter.demo.simulator_audit import Actor, AuditLog, denied
 from exporter.demo.simulator_rules import first_refused
+from exporter.demo.simulator_sessions import Sessions
 from exporter.demo.simulator_wire import (
     Budget,
     LoopbackServer,
@@ -92,6 +99,7 @@ DEFAULT_PER_PAGE = 25
 REQUEST_LOG_SIZE = 10_000
 _API_PATH = re.compile(r"/client/v4/accounts/([^/]+)/access/groups(?:/([^/]+))?/?")
 _AUDIT_PATH = re.compile(r"/client/v4/accounts/([^/]+)/audit_logs/?")
+_REVOKE_PATH = re.compile(r"/client/v4/accounts/([^/]+)/access/organizations/revoke_user/?")
 # Who the demo token acts as, and who edits groups in the dashboard unless a test names someone.
 TOKEN_ACTOR = Actor("automation@demo-account.example", type="user")
 DASHBOARD_USER = Actor("admin@demo-account.example")
@@ -154,6 +162,7 @@ class CloudflareSimulator:
             **({"clock": wall_clock} if wall_clock is not None else {}),
         )
         self.audit_denied: set[str] = set()  # tokens without the audit log's permission
+        self.sessions = Sessions()  # Access sessions and revoke_user
         self.per_page_cap = per_page_cap
         self.per_page_limit = per_page_limit
         # Rule types Cloudflare does not have yet, declared by a test of pass-through.
@@ -274,6 +283,17 @@ class CloudflareSimulator:
         actor = Actor(by) if isinstance(by, str) else by or DASHBOARD_USER
         self.audit.record("update", group_id, current, edited, actor, interface)
 
+    def login(self, email: str) -> bool:
+        """A person opens an Access application: a session when a group lets them in."""
+        wanted = {"email": {"email": email.lower()}}
+        for group in self.groups():
+            include = [_lowered(rule) for rule in group.get("include", [])]
+            exclude = [_lowered(rule) for rule in group.get("exclude", [])]
+            if wanted in include and wanted not in exclude:
+                self.sessions.login(email)
+                return True
+        return False
+
     def delete_group(self, group_id: str) -> None:
         with self._lock:
             del self._groups[group_id]
@@ -378,11 +398,14 @@ class CloudflareSimulator:
         if token is None:
             return authentication_error()
         audit = _AUDIT_PATH.fullmatch(path)
-        match = audit or _API_PATH.fullmatch(path)
+        revoke = _REVOKE_PATH.fullmatch(path)
+        match = audit or revoke or _API_PATH.fullmatch(path)
         if match is None:
             return no_route()
         if match[1] != self.account_id:
             return unknown_account(path.removeprefix("/client/v4"))
+        if revoke is not None:
+            return self.sessions.handle(method, query, body, token)
         if audit is not None:
             if method != "GET":
                 return no_route()
@@ -487,9 +510,20 @@ class CloudflareSimulator:
             return Reply(200, body, {"Content-Type": "application/json"})
         if method == "GET" and path.rstrip("/") == "/_sim/audit":
             return json_reply(200, self.audit.entries())
+        if method == "GET" and path.rstrip("/") == "/_sim/sessions":
+            return json_reply(200, self.sessions.document())
+        if method == "POST" and path.rstrip("/") == "/_sim/sessions/login":
+            email = (json.loads(body or b"{}") or {}).get("email", "")
+            return json_reply(200 if self.login(str(email)) else 403, {"email": email})
         if method == "GET" and path.rstrip("/") == "/_sim/stats":
             return json_reply(200, {"request_count": self.request_count})
         return json_reply(404, {"error": f"no control route {method} {path}"})
+
+
+def _lowered(rule: Rule) -> Rule:
+    """An email rule with its address lowercased (Access matches identities that way)."""
+    address = rule.get("email", {}).get("email") if isinstance(rule.get("email"), dict) else None
+    return {"email": {"email": address.lower()}} if isinstance(address, str) else rule
 
 
 def _throttled(faults: Faults) -> Reply:

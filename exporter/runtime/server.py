@@ -17,6 +17,7 @@ import uvicorn
 from exporter.config import Config, ConfigError
 from exporter.core.snapshot import Snapshot
 from exporter.metrics import ExporterMetrics, Exposition, build_exposition
+from exporter.metrics.sessions import SessionCollector
 from exporter.runtime.lease_keeper import LeaseKeeper
 from exporter.runtime.logs import setup_logging
 from exporter.runtime.scheduler import CheckScheduler
@@ -74,6 +75,9 @@ def _serve(
         counters=counters,
         provider_stats=services.providers.request_stats,
     )
+    if runtime.sessions is not None:
+        revoker = runtime.sessions
+        counters.registry.register(SessionCollector(lambda: revoker.state))
     settle = _settle(runtime)
     webhooks = webhook_delivery(runtime, counters)  # a follower of the cycle: before it runs
     scheduler = CheckScheduler(

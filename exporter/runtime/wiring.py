@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient
@@ -17,6 +17,7 @@ from exporter.metrics import ExporterMetrics, WebhookMetrics
 from exporter.service import Services, assemble
 from exporter.service.cycle import CycleDone
 from exporter.service.events import Events
+from exporter.service.sessions import SessionRevoker
 from exporter.vault import SqliteStore, VaultStore
 from exporter.vault.d1 import D1Store
 from exporter.webhooks.delivery import Dispatcher, Receiver
@@ -30,6 +31,8 @@ log = logging.getLogger("vault_drift.webhooks")
 class Runtime:
     config: Config
     services: Services
+    # The cycle's followers that the metrics read (README, "Effective removal").
+    sessions: SessionRevoker | None = field(default=None, compare=False)
 
 
 def cloudflare_client(config: Config) -> CloudflareClient:
@@ -136,7 +139,9 @@ def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None 
         providers=[aws] if aws is not None else [],
         unavailable={AWS_IDENTITY_CENTER: why_not} if why_not else None,
     )
-    return Runtime(config, services)
+    sessions = SessionRevoker(vault, client, clock=clock)
+    services.cycle.followers.append(sessions)
+    return Runtime(config, services, sessions)
 
 
 class WakeDelivery:

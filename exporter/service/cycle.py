@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Protocol
 
@@ -47,6 +47,9 @@ class CycleDone:
     scope: str  # full | partial | sync
     audiences: tuple[str, ...] | None  # None: every audience
     synced: tuple[SyncOutcome, ...] = ()
+    # What followers report back, by audience: the emails whose sessions were revoked (a
+    # sync's result carries them as ``revoked``).
+    revoked: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Follower(Protocol):
@@ -126,8 +129,7 @@ class CycleService:
     def sync(self, request: SyncRequest, timeout: float | None = None) -> list[SyncOutcome]:
         with self.lock.hold(timeout):
             outcomes = self.syncer.sync(request)
-            self._after_sync(request, outcomes)
-            return outcomes
+            return self._after_sync(request, outcomes)
 
     def check_then_sync(
         self, request: SyncRequest, trigger: str, timeout: float | None = None
@@ -148,7 +150,7 @@ class CycleService:
             if snapshot.cycle_error:
                 return unchecked, snapshot.cycle_error
             outcomes = self.syncer.sync(replace(request, audiences=None))
-            self._after_sync(request, outcomes)
+            outcomes = self._after_sync(request, outcomes)
         return sorted([*outcomes, *unchecked], key=lambda o: o.audience), None
 
     def resume_auto_sync(self, timeout: float | None = None) -> list[SyncOutcome]:
@@ -157,8 +159,8 @@ class CycleService:
             return []
         with self.lock.hold(timeout):
             outcomes = self.syncer.resume_auto_sync()
-            self._after_sync(SyncRequest(None, trigger="auto", actor="auto-sync"), outcomes)
-            return outcomes
+            request = SyncRequest(None, trigger="auto", actor="auto-sync")
+            return self._after_sync(request, outcomes)
 
     def create_group(self, name: str, actor: str, trigger: str = "api") -> str:
         with self.lock.hold(None):
@@ -175,14 +177,19 @@ class CycleService:
         with self.lock.hold(timeout):
             yield
 
-    def _after_sync(self, request: SyncRequest, outcomes: list[SyncOutcome]) -> None:
+    def _after_sync(self, request: SyncRequest, outcomes: list[SyncOutcome]) -> list[SyncOutcome]:
+        """The followers, then each outcome with the sessions they revoked."""
         if request.dry_run or not outcomes:
-            return
+            return outcomes
         names = tuple(o.audience for o in outcomes)
         done = CycleDone(
             self.checker.snapshots.current, request.trigger, "sync", names, tuple(outcomes)
         )
         self._run_followers(done)
+        return [
+            replace(o, revoked=tuple(done.revoked[o.audience])) if o.audience in done.revoked else o
+            for o in outcomes
+        ]
 
     def _run_followers(self, done: CycleDone) -> None:
         for follower in self.followers:

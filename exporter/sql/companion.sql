@@ -203,3 +203,47 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_outbox (
 );
 CREATE INDEX IF NOT EXISTS sys_infra_drift_outbox_destination
     ON sys_infra_drift_outbox (destination, audience, id);
+
+-- Effective removal (README, "Effective removal"): each email that left an audience's group
+-- while Vault does not grant it has its Cloudflare Access sessions revoked. The row is written
+-- before the call and stays pending until Cloudflare answers success; it is the audit too.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_session_revocation (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    audience        TEXT NOT NULL,
+    namespace       TEXT NOT NULL,
+    provider        TEXT NOT NULL,
+    email           TEXT NOT NULL,
+    reason          TEXT NOT NULL,         -- sync | auto_sync | observed_removal
+    removed_at      TEXT NOT NULL,         -- when it left the group (as seen)
+    first_seen_at   TEXT,                  -- first seen extra; NULL: never seen extra
+    state           TEXT NOT NULL,         -- pending | revoked | cancelled (Vault grants it again)
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_attempt_at TEXT,
+    revoked_at      TEXT,                  -- Cloudflare answered success
+    last_error      TEXT                   -- the last failure, as Cloudflare said it
+);
+-- One pending revocation per audience and email: queuing a leaver twice is a no-op.
+CREATE UNIQUE INDEX IF NOT EXISTS sys_infra_drift_session_revocation_pending
+    ON sys_infra_drift_session_revocation (audience, email) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS sys_infra_drift_session_revocation_audience
+    ON sys_infra_drift_session_revocation (audience, removed_at);
+
+-- vault_drift_session_revocations_total (kind 'result', bucket = ok | failed) and
+-- vault_drift_access_end_duration_seconds (kind 'access_end', bucket as exposed), written with
+-- each attempt's outcome so that a restart neither resets nor repeats them.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_session_total (
+    namespace   TEXT NOT NULL,
+    provider    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    bucket      TEXT NOT NULL,
+    count       INTEGER NOT NULL,
+    seconds     REAL NOT NULL,
+    PRIMARY KEY (namespace, provider, kind, bucket)
+) WITHOUT ROWID;
+
+-- How far the removals checks recorded (sys_infra_drift_revocation.id) were turned into
+-- session revocations; set to the newest row the first time, so history is never revoked.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_session_cursor (
+    name        TEXT PRIMARY KEY,          -- 'removals'
+    last_id     INTEGER NOT NULL
+);

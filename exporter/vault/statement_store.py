@@ -16,10 +16,19 @@ from typing import TypeVar
 
 from exporter.core.attribution import Coverage, GroupChange, OwnWrite
 from exporter.core.exposure import LatencyTotals
-from exporter.core.model import Ignore
+from exporter.core.model import Ignore, Revocation
+from exporter.core.sessions import Leaver, SessionRevocation, SessionTotals
 from exporter.core.settings import Settings
 from exporter.core.webhooks import OutboxEntry
-from exporter.vault import attribution, decisions, exposure, history, reporting, state
+from exporter.vault import (
+    attribution,
+    decisions,
+    exposure,
+    history,
+    reporting,
+    sessions,
+    state,
+)
 from exporter.vault import outbox as webhook_outbox
 from exporter.vault.sql import Outcome, Reader, Statement
 from exporter.vault.store import (
@@ -60,6 +69,7 @@ class StatementStore(ABC):
             return AudienceHistory(
                 history.recent_episodes(conn, audience),
                 decisions.audit_rows(conn, audience, limit=20),
+                sessions.recent(conn, audience, 20),
             )
 
         return self._read(read)
@@ -140,6 +150,30 @@ class StatementStore(ABC):
     def remove_outbox(self, row_ids: Sequence[int]) -> None:
         if row_ids:
             self._write(webhook_outbox.remove(row_ids))
+
+    # -- session revocation (README, "Effective removal") --------------------------------
+
+    def removed_since_cursor(self) -> tuple[list[Revocation], int]:
+        return self._read(sessions.removed_since_cursor)
+
+    def queue_revocations(self, leavers: Collection[Leaver], cursor: int) -> None:
+        self._write(sessions.queue(leavers, cursor))
+
+    def pending_revocations(self) -> list[SessionRevocation]:
+        return self._read(sessions.pending)
+
+    def session_revocations(
+        self, audience: str | None = None, limit: int = 20
+    ) -> list[SessionRevocation]:
+        return self._read(lambda conn: sessions.recent(conn, audience, limit))
+
+    def finish_revocation(
+        self, revocation: SessionRevocation, result: str, error: str | None, at: datetime
+    ) -> None:
+        self._write(sessions.finish(revocation, result, error, at))
+
+    def session_totals(self) -> SessionTotals:
+        return self._read(sessions.totals)
 
     def record_group_changes(
         self, changes: Collection[GroupChange], coverage: Mapping[str, Coverage]

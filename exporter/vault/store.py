@@ -14,7 +14,15 @@ from typing import Any, Protocol, TypedDict
 
 from exporter.core.attribution import Coverage, GroupChange, OwnWrite
 from exporter.core.exposure import LatencyTotals
-from exporter.core.model import Audience, AudienceCheck, DriftMemory, Expected, Ignore
+from exporter.core.model import (
+    Audience,
+    AudienceCheck,
+    DriftMemory,
+    Expected,
+    Ignore,
+    Revocation,
+)
+from exporter.core.sessions import Leaver, SessionRevocation, SessionTotals
 from exporter.core.settings import Settings
 from exporter.core.webhooks import OutboxEntry
 
@@ -100,6 +108,7 @@ class AudienceHistory:
 
     episodes: list[dict[str, Any]] = field(default_factory=list)
     syncs: list[AuditRow] = field(default_factory=list)
+    revocations: list[SessionRevocation] = field(default_factory=list)  # newest first
 
 
 @dataclass(frozen=True)
@@ -242,6 +251,20 @@ class VaultStore(Protocol):
     def record_group_changes(
         self, changes: Collection[GroupChange], coverage: Mapping[str, Coverage]
     ) -> None: ...
+    # -- session revocation (README, "Effective removal") --------------------------------
+    # The removals checks recorded since the cursor, and the cursor to move to.
+    def removed_since_cursor(self) -> tuple[list[Revocation], int]: ...
+    # Leavers as pending revocations (one pending per audience and email), with the cursor.
+    def queue_revocations(self, leavers: Collection[Leaver], cursor: int) -> None: ...
+    def pending_revocations(self) -> list[SessionRevocation]: ...  # oldest first
+    def session_revocations(
+        self, audience: str | None = None, limit: int = 20
+    ) -> list[SessionRevocation]: ...  # newest first
+    # result: ok | failed (stays pending) | cancelled (Vault grants it again)
+    def finish_revocation(
+        self, revocation: SessionRevocation, result: str, error: str | None, at: datetime
+    ) -> None: ...
+    def session_totals(self) -> SessionTotals: ...
     # kind: critical | resolved; an episode keeps its first mark
     def mark_episode_mailed(self, episode_id: int, kind: str, at: datetime) -> None: ...
 

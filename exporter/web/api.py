@@ -7,7 +7,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from exporter.core.document import audience_document, drift_document, item_document
+from exporter.core.document import (
+    audience_document,
+    drift_document,
+    item_document,
+    revocations_document,
+)
 from exporter.core.provider import ProviderError, group_noun
 from exporter.core.settings import SettingsError
 from exporter.core.times import parse_duration
@@ -75,9 +80,10 @@ def get_audience(
     if check is None:
         raise ApiError(404, "unknown audience", audience)
     history = svc.decisions.history(audience)
-    return audience_document(
+    document = audience_document(
         check, snapshot, svc.clock(), limit, offset, history.episodes, history.syncs
     )
+    return {**document, **revocations_document(history.revocations)}
 
 
 @router.post("/check", responses=ERRORS)

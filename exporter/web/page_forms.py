@@ -216,6 +216,7 @@ def settings_form(
     critical_threshold_seconds: Field = "",
     extra_warning_threshold_seconds: Field = "",
     extra_critical_threshold_seconds: Field = "",
+    revoke_sessions: Field = "",
 ) -> Response:
     fields = {
         "csrf": csrf,
@@ -225,6 +226,7 @@ def settings_form(
         "critical_threshold_seconds": critical_threshold_seconds,
         "extra_warning_threshold_seconds": extra_warning_threshold_seconds,
         "extra_critical_threshold_seconds": extra_critical_threshold_seconds,
+        "revoke_sessions": revoke_sessions,
     }
     return _guarded(_settings)(request, fields)
 
@@ -233,6 +235,11 @@ def _settings(request: Request, fields: dict[str, str]) -> Response:
     session = _acting(request, fields.get("csrf", ""))
     changes: dict[str, Any] = {"auto_sync": fields.get("auto_sync", "")}
     errors: dict[str, str] = {}
+    flag = fields.get("revoke_sessions", "")
+    if flag in ("on", "off"):
+        changes["revoke_sessions"] = flag == "on"
+    elif flag:
+        errors["revoke_sessions"] = "choose on or off"
     for name in DURATIONS:
         try:
             changes[name] = parse_duration(fields.get(name, ""))

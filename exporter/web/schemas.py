@@ -74,6 +74,7 @@ class SettingsBody(Strict):
     auto_sync: str | None = None
     history_retention_days: int | None = None
     digest_hour_utc: int | None = None
+    revoke_sessions: StrictBool | None = None
 
     def changes(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}

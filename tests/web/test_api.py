@@ -132,6 +132,7 @@ def test_sync_contract(client: TestClient) -> None:
             "removed": ["olduser@example.com"],
             "reason": None,
             "blocked_reason": None,
+            "revoked": [],  # a dry run ends no session
         }
     ]
     done = client.post("/iam/drift/sync", json={"all": True}, headers=auth()).json()
