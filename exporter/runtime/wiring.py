@@ -139,7 +139,7 @@ def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None 
         providers=[aws] if aws is not None else [],
         unavailable={AWS_IDENTITY_CENTER: why_not} if why_not else None,
     )
-    sessions = SessionRevoker(vault, client, clock=clock)
+    sessions = SessionRevoker(vault, client, clock=clock, announcements=services.announcements)
     services.cycle.followers.append(sessions)
     return Runtime(config, services, sessions)
 

@@ -17,8 +17,9 @@ go on (README, "Effective removal").
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient, CloudflareError, RateLimited
@@ -34,6 +35,8 @@ from exporter.core.sessions import (
     still_granted,
 )
 from exporter.core.snapshot import Snapshot
+from exporter.core.webhooks import OutboxEntry, sessions_revoked_event
+from exporter.service.announce import NO_ANNOUNCEMENTS, Announcements
 from exporter.service.cycle import CycleDone
 from exporter.vault.store import VaultStore
 
@@ -55,9 +58,15 @@ class SessionRevoker:
     """The cycle's follower that revokes the sessions of leavers; see the module docstring."""
 
     def __init__(
-        self, vault: VaultStore, cloudflare: CloudflareClient, *, clock: Clock = utc_now
+        self,
+        vault: VaultStore,
+        cloudflare: CloudflareClient,
+        *,
+        clock: Clock = utc_now,
+        announcements: Announcements = NO_ANNOUNCEMENTS,
     ) -> None:
         self.vault, self.cloudflare, self.clock = vault, cloudflare, clock
+        self.announcements = announcements  # sessions.revoked webhooks (docs/webhooks.md)
         self.state = SessionState(vault.session_totals())
         self._cursor: int | None = None
 
@@ -114,31 +123,72 @@ class SessionRevoker:
     def _send(self, snapshot: Snapshot) -> dict[str, list[str]]:
         pending = self.vault.pending_revocations()
         granted = self._granted(pending)
-        now = self.clock()
-        for revocation in pending:
-            if (revocation.audience, revocation.email) in granted:
-                self.vault.finish_revocation(revocation, CANCELLED, "granted by Vault again", now)
+        cancelled = [
+            (r, CANCELLED, "granted by Vault again")
+            for r in pending
+            if (r.audience, r.email) in granted
+        ]
+        if cancelled:
+            self.vault.finish_revocations(cancelled, self.clock())
         members = {
             name: max(check.expected_count, check.actual_count)
             for name, check in snapshot.checks.items()
         }
         sendable = [r for r in pending if (r.audience, r.email) not in granted]
-        revoked: dict[str, list[str]] = {}
+        by_audience: dict[str, list[SessionRevocation]] = {}
         for revocation in due(sendable, members):
-            ended, go_on = self._revoke(revocation)
+            by_audience.setdefault(revocation.audience, []).append(revocation)
+        revoked: dict[str, list[str]] = {}
+        for audience, revocations in by_audience.items():
+            ended, go_on = self._send_audience(revocations)
             if ended:
-                revoked.setdefault(revocation.audience, []).append(revocation.email)
+                revoked[audience] = ended
             if not go_on:
                 break
         return revoked
 
-    def _revoke(self, revocation: SessionRevocation) -> tuple[bool, bool]:
-        """Send one: (sessions ended, the next may go; not after a refused token or a
-        rate-limit pause)."""
+    def _send_audience(self, revocations: list[SessionRevocation]) -> tuple[list[str], bool]:
+        """One audience's due revocations, their outcomes and webhook events as one write
+        (a crash before it leaves them pending: sent again, harmless). Returns the emails
+        whose sessions ended, and whether the next audience may go."""
+        results: list[tuple[SessionRevocation, str, str | None]] = []
+        go_on = True
+        for revocation in revocations:
+            error, go_on = self._revoke(revocation)
+            results.append((revocation, OK if error is None else FAILED, error))
+            if not go_on:
+                break
+        at = self.clock()
+        ok = [r for r, result, _ in results if result == OK]
+        self.vault.finish_revocations(results, at, self._events(ok, at))
+        return [r.email for r in ok], go_on
+
+    def _events(self, revoked: list[SessionRevocation], at: datetime) -> Sequence[OutboxEntry]:
+        """``sessions.revoked``, one per reason (docs/webhooks.md)."""
+        by_reason: dict[str, list[SessionRevocation]] = {}
+        for revocation in revoked:
+            by_reason.setdefault(revocation.reason, []).append(revocation)
+        public_url = self.announcements.public_url
+        events = [
+            sessions_revoked_event(
+                rs[0].audience,
+                rs[0].namespace,
+                rs[0].provider,
+                [r.email for r in rs],
+                reason,
+                at,
+                public_url,
+            )
+            for reason, rs in sorted(by_reason.items())
+        ]
+        return self.announcements.entries(events)
+
+    def _revoke(self, revocation: SessionRevocation) -> tuple[str | None, bool]:
+        """Send one: (the error, None when the sessions ended; whether the next may go: not
+        after a refused token or a rate-limit pause)."""
         try:
             self.cloudflare.revoke_user(revocation.email)
         except CloudflareError as exc:
-            self.vault.finish_revocation(revocation, FAILED, str(exc), self.clock())
             if exc.status in DENIED:
                 if self.state.up is not False:
                     log.error(
@@ -148,12 +198,11 @@ class SessionRevoker:
                         PERMISSION,
                     )
                 self.state.up = False
-                return False, False
+                return str(exc), False
             log.warning("session revocation in %s failed: %s", revocation.audience, exc)
-            return False, not isinstance(exc, RateLimited)
-        self.vault.finish_revocation(revocation, OK, None, self.clock())
+            return str(exc), not isinstance(exc, RateLimited)
         if self.state.up is False:
             log.info("session revocation works again")
         self.state.up = True
         log.info("sessions revoked audience=%s reason=%s", revocation.audience, revocation.reason)
-        return True, True
+        return None, True

@@ -167,10 +167,21 @@ class StatementStore(ABC):
     ) -> list[SessionRevocation]:
         return self._read(lambda conn: sessions.recent(conn, audience, limit))
 
-    def finish_revocation(
-        self, revocation: SessionRevocation, result: str, error: str | None, at: datetime
+    def finish_revocations(
+        self,
+        results: Sequence[tuple[SessionRevocation, str, str | None]],
+        at: datetime,
+        outbox: Sequence[OutboxEntry] = (),
     ) -> None:
-        self._write(sessions.finish(revocation, result, error, at))
+        statements = [
+            statement
+            for revocation, result, error in results
+            for statement in sessions.finish(revocation, result, error, at)
+        ]
+        if outbox:
+            statements += webhook_outbox.enqueue(outbox)
+        if statements:
+            self._write(statements)
 
     def session_totals(self) -> SessionTotals:
         return self._read(sessions.totals)

@@ -260,9 +260,13 @@ class VaultStore(Protocol):
     def session_revocations(
         self, audience: str | None = None, limit: int = 20
     ) -> list[SessionRevocation]: ...  # newest first
-    # result: ok | failed (stays pending) | cancelled (Vault grants it again)
-    def finish_revocation(
-        self, revocation: SessionRevocation, result: str, error: str | None, at: datetime
+    # Attempts' outcomes, each (revocation, ok | failed (stays pending) | cancelled (Vault
+    # grants it again), error), with the webhook events they cause, as one write.
+    def finish_revocations(
+        self,
+        results: Sequence[tuple[SessionRevocation, str, str | None]],
+        at: datetime,
+        outbox: Sequence[OutboxEntry] = (),
     ) -> None: ...
     def session_totals(self) -> SessionTotals: ...
     # kind: critical | resolved; an episode keeps its first mark

@@ -6,6 +6,7 @@ Against the sample world: a real SQLite Vault and the simulated Cloudflare on lo
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from support import FixedClock, make_client
 
 from exporter.core.model import Status, SyncResultKind
+from exporter.core.webhooks import Announcer, destination_key
 from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.service import Services, assemble
@@ -224,3 +226,22 @@ def test_with_revoke_sessions_off_nothing_is_revoked_then_or_later(
 
     assert simulator.sessions.revocations() == []
     assert services.vault.session_revocations() == []
+
+
+def test_revoked_sessions_are_announced_to_webhooks_with_their_record(
+    sample_db: Path, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    announcer = Announcer((destination_key("http://127.0.0.1:9/"),), "http://x", lambda: "m1")
+    services = assemble(
+        SqliteStore(sample_db).open(), make_client(simulator), clock=clock, announcer=announcer
+    )
+    revoker = SessionRevoker(
+        services.vault, services.cloudflare, clock=clock, announcements=services.announcements
+    )
+    services.cycle.followers.append(revoker)
+    services.cycle.check_all("schedule")
+    services.cycle.sync(SyncRequest(["lms-instructors"], trigger="api", actor="t"))
+
+    rows, _ = services.vault.outbox(10)
+    [event] = [json.loads(r.entry.body) for r in rows if r.entry.type == "sessions.revoked"]
+    assert event["data"]["emails"] == [OLDUSER] and event["data"]["reason"] == "sync"
