@@ -205,9 +205,7 @@ def budget(groups: int, members: int, interval_seconds: int) -> dict[str, Any]:
 
 def workerd_rows(groups: int, members: int) -> dict[str, Any]:
     """D1's own rows_read and rows_written of full checks, on workerd's D1 (miniflare)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "d1"))
-    from d1_world import DATABASE_ID, load_into_d1, start_workerd  # type: ignore[import-not-found]
+    from support.d1_world import DATABASE_ID, load_into_d1, start_workerd
 
     with tempfile.TemporaryDirectory() as tmp, CloudflareSimulator(per_page_cap=100) as sim:
         db = Path(tmp) / "vault.db"

@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from support.scale_world import LARGE, Counts, LiveServer, serve_scale_world
 
 from exporter.demo.simulator import CloudflareSimulator
-
-from .page_world import LARGE, Counts, LiveServer, serve_scale_world
 
 ADMIN = "bench-admin-token-0123456789"
 VIEWPORT = {"width": 1280, "height": 900}

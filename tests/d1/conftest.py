@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from d1_world import BACKENDS, Workerd, World, make_world, start_workerd
+from support.d1_world import BACKENDS, Workerd, World, make_world, start_workerd
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from d1_world import World
+from support.d1_world import World
 
 from exporter.core.wording import hint
 from exporter.service import Services, assemble

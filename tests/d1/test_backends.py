@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import pytest
-from d1_world import World
+from support.d1_world import World
 
 from exporter.cloudflare.d1 import D1Error
 from exporter.core.model import Status

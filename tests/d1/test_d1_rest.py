@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import requests
-from d1_world import DATABASE_ID, World
+from support.d1_world import DATABASE_ID, World
 
 
 def post(

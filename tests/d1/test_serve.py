@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from d1_world import DATABASE_ID, World
 from support import free_port, wait_for
+from support.d1_world import DATABASE_ID, World
 
 from exporter.cloudflare.d1 import D1Client
 from exporter.vault import VaultError

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from attribution_world import ADMIN, attributed_world
-from page_world import CHROMIUM_ARGS, login
 from support import T0, FixedClock
+from support.attribution_world import ADMIN, attributed_world
+from support.page_world import CHROMIUM_ARGS, login
+from support.scale_world import LiveServer
 
-from bench.page_world import LiveServer
 from exporter.demo.simulator import CloudflareSimulator
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import requests
-from page_world import CHROMIUM_ARGS, World, build_world
 from support import require_tool
+from support.page_world import CHROMIUM_ARGS, World, build_world
+from support.scale_world import LiveServer
 
-from bench.page_world import LiveServer
 from exporter.demo.simulator import CloudflareSimulator
 
 

@@ -1,7 +1,7 @@
 """Screenshots of every view of the operator page, for the README and docs/page.md.
 
 Rerun with ``.venv/bin/python tests/page/screenshots.py [OUT_DIR]`` (default docs/screenshots):
-it builds the 300-audience world of ``bench/page_world.py`` (30 drifting, 5 in error,
+it builds the 300-audience world of ``tests/support/scale_world.py`` (30 drifting, 5 in error,
 5 pending, 260 in sync), serves it on loopback and drives Debian's Chromium.
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from page_world import ADMIN_TOKEN, CHROMIUM_ARGS, login
+from support.page_world import ADMIN_TOKEN, CHROMIUM_ARGS, login
+from support.scale_world import LARGE, LiveServer, serve_scale_world
 
-from bench.page_world import LARGE, LiveServer, serve_scale_world
 from exporter.demo.simulator import CloudflareSimulator
 
 ROOT = Path(__file__).resolve().parents[2]

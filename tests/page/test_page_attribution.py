@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import requests
-from attribution_world import ADMIN, CONTRACTOR, JANE, attributed_world
 from fastapi.testclient import TestClient
 from support import T0, FixedClock
+from support.attribution_world import ADMIN, CONTRACTOR, JANE, attributed_world
 from test_page_http import logged_in
 
 from exporter.demo.simulator import CloudflareSimulator

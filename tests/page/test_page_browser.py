@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import requests
-from page_world import ADMIN_TOKEN, EVIL_AUDIENCE, READ_TOKEN, World, login
 from playwright.sync_api import expect
+from support.page_world import ADMIN_TOKEN, EVIL_AUDIENCE, READ_TOKEN, World, login
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=8_000)

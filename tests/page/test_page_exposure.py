@@ -8,8 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import requests
-from page_world import ADMIN_TOKEN, build_world
 from support import T0, FixedClock
+from support.page_world import ADMIN_TOKEN, build_world
 from test_page_http import logged_in
 
 from exporter.demo.sample import add_member

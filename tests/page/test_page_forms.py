@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 from fastapi.testclient import TestClient
-from page_world import ADMIN_TOKEN, READ_TOKEN, World
+from support.page_world import ADMIN_TOKEN, READ_TOKEN, World
 from test_page_http import logged_in, page_csrf
 
 

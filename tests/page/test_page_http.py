@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 import requests
 from fastapi.testclient import TestClient
-from page_world import ADMIN_TOKEN, EVIL_AUDIENCE, EVIL_EMAIL, READ_TOKEN, World, build_world
 from support import T0
+from support.page_world import (
+    ADMIN_TOKEN,
+    EVIL_AUDIENCE,
+    EVIL_EMAIL,
+    READ_TOKEN,
+    World,
+    build_world,
+)
 
 from exporter.cloudflare.wire import group_from_json
 from exporter.core.webhooks import page_link

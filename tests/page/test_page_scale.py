@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 from fastapi.testclient import TestClient
-from page_world import ADMIN_TOKEN, READ_TOKEN
+from support.page_world import ADMIN_TOKEN, READ_TOKEN
+from support.scale_world import LARGE, PageScaleWorld, serve_scale_world
 from test_page_http import logged_in
 
-from bench.page_world import LARGE, PageScaleWorld, serve_scale_world
 from exporter.core.levels import LEVEL_RANK
 from exporter.core.model import AlertLevel
 from exporter.demo.simulator import CloudflareSimulator

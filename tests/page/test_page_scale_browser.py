@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import requests
-from page_world import ADMIN_TOKEN, READ_TOKEN, login
 from playwright.sync_api import expect
+from support.page_world import ADMIN_TOKEN, READ_TOKEN, login
+from support.scale_world import LARGE, LiveServer, PageScaleWorld, serve_scale_world
 
-from bench.page_world import LARGE, LiveServer, PageScaleWorld, serve_scale_world
 from exporter.demo.simulator import CloudflareSimulator
 
 pytestmark = pytest.mark.browser

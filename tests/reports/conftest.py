@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-# tests/conftest.py puts tests/ on sys.path, where this folder would shadow the real `reports`
-# package as a namespace package: put the project root first, and drop such a shadow.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-if "reports" in sys.modules and getattr(sys.modules["reports"], "__file__", None) is None:
-    for _name in [name for name in sys.modules if name.split(".")[0] == "reports"]:
-        del sys.modules[_name]
+import pytest
+from support import free_port
+from support.example_week import build_example_vault
+from support.reports import Inbox, SmtpServer, authenticate
 
-import pytest  # noqa: E402
-from reports_support import Inbox, SmtpServer, authenticate, free_port  # noqa: E402
-from support.example_week import build_example_vault  # noqa: E402
-
-from exporter.vault import SqliteStore  # noqa: E402
+from exporter.vault import SqliteStore
 
 
 @pytest.fixture

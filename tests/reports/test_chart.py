@@ -4,7 +4,7 @@ import struct
 from pathlib import Path
 
 import pandas as pd
-from reports_support import NOW
+from support.reports import NOW
 
 from exporter.vault import SqliteStore
 from reports.chart import drift_chart

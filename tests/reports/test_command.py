@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from reports_support import NOW, PUBLIC_URL, SmtpServer, bare_vault
+from support.reports import NOW, PUBLIC_URL, SmtpServer, bare_vault
 
 from exporter.cli.main import main
 from exporter.vault import SqliteStore

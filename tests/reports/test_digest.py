@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from reports_support import NOW
+from support.reports import NOW
 
 from exporter.vault import SqliteStore
 from reports.digest import build_digest, member_list

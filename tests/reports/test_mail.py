@@ -7,7 +7,7 @@ import ssl
 from pathlib import Path
 
 import pytest
-from reports_support import NOW, PUBLIC_URL, SMTP_PASSWORD, SMTP_USER, SmtpServer
+from support.reports import NOW, PUBLIC_URL, SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 from exporter.vault import SqliteStore
 from reports.command import run_report

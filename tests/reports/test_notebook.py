@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from reports_support import NOW
+from support.reports import NOW
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "reports" / "drift_analysis.ipynb"
 

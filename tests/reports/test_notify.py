@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from reports_support import NOW, PUBLIC_URL, SmtpServer, bare_vault, remembered_snapshot
+from support.reports import NOW, PUBLIC_URL, SmtpServer, bare_vault, remembered_snapshot
 
 from exporter.core.model import Ignore, Status
 from exporter.core.snapshot import Snapshot

@@ -7,7 +7,7 @@ import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
 
-from reports_support import NOW, PUBLIC_URL, assert_golden, remembered_snapshot
+from support.reports import NOW, PUBLIC_URL, assert_golden, remembered_snapshot
 
 from exporter.vault import SqliteStore
 from reports.digest import build_digest

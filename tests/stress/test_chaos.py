@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stress_world import (
+from support.stress_world import (
     ACCOUNT,
     CF_TOKEN,
     LONG,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stress_world import (
+from support.stress_world import (
     ACCOUNT,
     CF_TOKEN,
     LONG,

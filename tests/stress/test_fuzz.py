@@ -22,7 +22,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from stress_world import ACCOUNT, ADMIN, CF_TOKEN, LONG, READ, Served, mixed_world
+from support.stress_world import ACCOUNT, ADMIN, CF_TOKEN, LONG, READ, Served, mixed_world
 
 from exporter.demo.simulator import CloudflareSimulator
 

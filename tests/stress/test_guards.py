@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from stress_world import (
+from support.stress_world import (
     ACCOUNT,
     ADMIN,
     CF_TOKEN,

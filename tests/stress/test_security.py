@@ -29,7 +29,7 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from stress_world import (
+from support.stress_world import (
     ACCOUNT,
     ADMIN,
     CF_TOKEN,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from support import FixedClock
-from web_helpers import services_for
+from support.web import services_for
 
 from exporter.service import Services
 from exporter.service.checker import Checker

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from support import T0, FixedClock, make_client
-from web_helpers import ADMIN, READ, auth, services_for
+from support.web import ADMIN, READ, auth, services_for
 
 from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator, Faults

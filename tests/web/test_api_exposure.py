@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 from support import FixedClock
-from web_helpers import READ, auth
+from support.web import READ, auth
 
 
 def item(client: TestClient, audience: str = "lms-instructors") -> dict:  # type: ignore[type-arg]

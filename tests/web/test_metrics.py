@@ -16,7 +16,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from support import FixedClock, require_tool
-from web_helpers import services_for
+from support.web import services_for
 
 from exporter.cloudflare.ratelimit import StatsSnapshot
 from exporter.metrics import Exposition, HealthCollector

@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from web_helpers import auth
+from support.web import auth
 
 from exporter.service import Services
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from support import free_port, wait_for
 
 from exporter.clock import utc_now
 from exporter.core.times import format_time, parse_time
 from exporter.demo.sample import create_schema
 from exporter.demo.simulator import CloudflareSimulator
+from support import free_port, wait_for
 
 LONG = os.environ.get("VAULT_DRIFT_LONG", "").lower() in ("1", "true", "yes")
 EXE = str(Path(sys.executable).parent / "vault-drift")

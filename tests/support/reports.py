@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -14,12 +13,12 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from support.example_week import EXAMPLE_NOW
 
 from exporter.core.model import AudienceCheck, DriftMember, DriftMemory, Status
 from exporter.core.snapshot import Snapshot
 from exporter.vault.store import VaultStore
 from reports.mail import SmtpSettings
+from support.example_week import EXAMPLE_NOW
 
 NOW = EXAMPLE_NOW
 PUBLIC_URL = "https://vault-drift.example.com"
@@ -43,12 +42,6 @@ def bare_vault(path: Path) -> Path:
         conn.executescript(files("exporter").joinpath("sql/vault-schema.sql").read_text())
     conn.close()
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import requests
-from support import IN_CI, T0, FixedClock, free_port, require_tool
 
 from exporter.cloudflare.client import CloudflareClient
 from exporter.cloudflare.d1 import D1Client
@@ -31,8 +30,9 @@ from exporter.demo.simulator import CloudflareSimulator
 from exporter.service import Services, assemble
 from exporter.vault import SqliteStore, VaultStore
 from exporter.vault.d1 import D1Store
+from support import IN_CI, T0, FixedClock, free_port, require_tool
 
-GATEWAY = Path(__file__).resolve().parent / "gateway"
+GATEWAY = Path(__file__).resolve().parents[1] / "d1" / "gateway"
 DATABASE_ID = "00000000-0000-4000-8000-0000000000d1"
 BACKENDS = ["file", "sim", "workerd"]
 

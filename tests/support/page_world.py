@@ -14,12 +14,12 @@ from typing import Any
 import requests
 from fastapi import FastAPI
 
-from bench.page_world import app_around
 from exporter.clock import Clock, utc_now
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.service.checker import Checker
 from exporter.web.deps import WebServices
+from support.scale_world import app_around
 
 ADMIN_TOKEN = "page-admin-token-0123456789"
 READ_TOKEN = "page-read-token-0123456789"

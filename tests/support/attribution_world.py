@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import requests
-from page_world import READ_TOKEN, World
 from pydantic import SecretStr
-from support import FixedClock
 
 from exporter.cloudflare.client import CloudflareClient
 from exporter.demo.sample import build_sample
@@ -19,6 +17,8 @@ from exporter.vault import SqliteStore
 from exporter.web import create_app
 from exporter.web.auth import Tokens
 from exporter.web.deps import WebServices
+from support import FixedClock
+from support.page_world import READ_TOKEN, World
 
 ADMIN = "page-admin-token-0123456789"
 JANE = "jane@corp.example"

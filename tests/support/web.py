@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pydantic import SecretStr
-from support import FixedClock
 
 from exporter.metrics import build_exposition
 from exporter.service import Services
 from exporter.web.auth import Tokens
 from exporter.web.deps import WebServices
+from support import FixedClock
 
 ADMIN = "admin-token-0123456789"
 READ = "read-token-0123456789ab"
