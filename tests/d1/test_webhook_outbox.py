@@ -9,7 +9,7 @@ from datetime import timedelta
 from itertools import count
 
 import pytest
-from d1_world import World
+from support.d1_world import World
 
 from bench.webhook_receiver import WebhookReceiver
 from exporter.clock import utc_now
