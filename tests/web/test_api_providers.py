@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from web_helpers import auth
+from support.web import auth
 
 from exporter.demo.simulator import CloudflareSimulator
 from tests.aws.vault_rows import add_audience, group_id_of
