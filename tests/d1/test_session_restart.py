@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from d1_world import World
 from support import wait_for
+from support.d1_world import World
 from test_serve import Served
 
 OLDUSER = "olduser@example.com"
