@@ -33,10 +33,13 @@ def enqueue(entries: Iterable[OutboxEntry]) -> list[Statement]:
 
 
 def pending(conn: Reader, limit: int) -> list[PendingEvent]:
-    """The oldest rows first: delivery order is the order they were written in."""
+    """Each queue's (receiver and audience's) rows in the order they were written, the
+    queues' first rows before any second one: so rows piling up behind a receiver that is
+    down never keep the other queues out of a pass of ``limit`` rows."""
     cursor = conn.execute(
-        "SELECT id, event_id, destination, audience, type, created_at, body"
-        f" FROM sys_infra_drift_outbox ORDER BY id LIMIT {int(limit)}"
+        "SELECT id, event_id, destination, audience, type, created_at, body FROM ("
+        " SELECT *, row_number() OVER (PARTITION BY destination, audience ORDER BY id) AS place"
+        f" FROM sys_infra_drift_outbox) ORDER BY place, id LIMIT {int(limit)}"
     )
     return [
         PendingEvent(

@@ -225,3 +225,32 @@ def test_the_outbox_commits_with_the_state_change_or_not_at_all(
     with pytest.raises(VaultError, match="disk full"):
         store.record_checks(record)
     assert store.outbox(10) == ([], 0)
+
+
+def test_a_receiver_that_is_down_never_holds_back_the_others(
+    store: SqliteStore, receiver: WebhookReceiver, wall: FixedClock
+) -> None:
+    """Once more events wait for a failing receiver than one pass reads, the other receivers'
+    (and the other audiences') events are still read and sent: each queue's first rows come
+    first, not the outbox's oldest."""
+    receiver.scripts["/down"] = Script(then=503)
+    down, up = receiver.url("/down"), receiver.url("/up")
+    for n in range(6):
+        enqueue(store, [down], event("a", n, wall()))
+    enqueue(store, [down, up], event("a", 6, wall()), event("b", 7, wall()))
+    tally = Tally()
+    sender = Dispatcher(
+        store,
+        [Receiver(down), Receiver(up)],
+        decode_secret(SECRET),
+        HttpTransport(timeout=5),
+        clock=wall,
+        events=tally,
+        policy=Policy(batch=4),
+    )
+    sender.run_once()
+    assert sorted(d.body["data"]["n"] for d in receiver.taken() if d.body) == [6, 7]
+    assert [d.path for d in receiver.taken()] == ["/up", "/up"]
+    # one try of each of its queues' heads (audiences a and b), the rows behind them wait
+    assert [d.status for d in receiver.all() if d.path == "/down"] == [503, 503]
+    assert store.outbox(100)[1] == 8
