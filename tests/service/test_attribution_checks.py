@@ -128,8 +128,7 @@ def test_the_exporters_own_sync_and_vault_apis_writes_are_not_manual(
     # vault-api takes ops out of the administrators' group with its own token, Vault unchanged
     admins = group(simulator, "administrators")
     keep = [r for r in admins["include"] if r != rule("ops@example.com")]
-    vault_api = make_client(simulator)
-    vault_api._token = "vault-api-token"
+    vault_api = make_client(simulator, token="vault-api-token")
     vault_api.replace_group(Group(admins["id"], admins["name"], keep, [], [], False))
     clock.advance(minutes=10)
     snapshot = services.checker.check_all()

@@ -30,11 +30,13 @@ def require_tool(name: str) -> str:
     pytest.skip(message)
 
 
-def make_client(simulator: CloudflareSimulator, **kwargs: float) -> CloudflareClient:
+def make_client(
+    simulator: CloudflareSimulator, token: str = "demo-token", **kwargs: float
+) -> CloudflareClient:
     return CloudflareClient(
         base_url=simulator.base_url,
         account_id="demo-account",
-        token="demo-token",
+        token=token,
         timeout=kwargs.pop("timeout", 5.0),
         **kwargs,  # type: ignore[arg-type]
     )

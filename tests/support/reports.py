@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -18,22 +17,17 @@ from exporter.core.model import AudienceCheck, DriftMember, DriftMemory, Status
 from exporter.core.snapshot import Snapshot
 from exporter.vault.store import VaultStore
 from reports.mail import SmtpSettings
+from support import golden
 from support.example_week import EXAMPLE_NOW
 
 NOW = EXAMPLE_NOW
 PUBLIC_URL = "https://vault-drift.example.com"
-GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "reports"
 SMTP_USER, SMTP_PASSWORD = "drift-bot", "s3cret-Pa55word"
 
 
 def assert_golden(name: str, actual: str) -> None:
-    """Compare with tests/golden/reports/<name> byte for byte; UPDATE_GOLDEN=1 rewrites it."""
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(actual.encode("utf-8"))
-    assert path.exists(), f"{path} missing: run with UPDATE_GOLDEN=1 to create it"
-    assert actual.encode("utf-8") == path.read_bytes(), f"{name} differs from its golden file"
+    """Compare with tests/golden/reports/<name> (``support.golden``: UPDATE_GOLDEN=1)."""
+    golden.assert_golden(f"reports/{name}", actual)
 
 
 def bare_vault(path: Path) -> Path:

@@ -3,7 +3,6 @@ the format negotiated from the Accept header (text 0.0.4 or OpenMetrics 1.0.0)."
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 from collections.abc import Iterable
@@ -15,7 +14,7 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from support import FixedClock, require_tool
+from support import FixedClock, golden, require_tool
 from support.web import services_for
 
 from exporter.cloudflare.ratelimit import StatsSnapshot
@@ -24,9 +23,7 @@ from exporter.service import Services
 from exporter.service.checker import Checker
 from exporter.web import create_app
 
-GOLDENS = Path(__file__).resolve().parents[1] / "golden" / "metrics"
-GOLDEN = GOLDENS / "sample.prom"
-OPENMETRICS_GOLDEN = GOLDENS / "sample.openmetrics.txt"
+GOLDEN = golden.ROOT / "metrics" / "sample.prom"
 # What Prometheus (2.x, default config) sends: OpenMetrics first, the text format as fallback.
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -58,18 +55,14 @@ def exposition(checker: Checker, accept: str = "") -> tuple[str, str]:
 def test_exposition_matches_the_golden_file(checker: Checker) -> None:
     checker.check_all()
     text, content_type = exposition(checker)
-    if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text(), "run with UPDATE_GOLDEN=1 to accept a deliberate change"
+    golden.assert_golden("metrics/sample.prom", text)
     assert content_type == TEXT
 
 
 def test_openmetrics_exposition_matches_its_golden_file(checker: Checker) -> None:
     checker.check_all()
     text, content_type = exposition(checker, PROMETHEUS_ACCEPT)
-    if os.environ.get("UPDATE_GOLDEN"):
-        OPENMETRICS_GOLDEN.write_text(text)
-    assert text == OPENMETRICS_GOLDEN.read_text(), "UPDATE_GOLDEN=1 accepts a deliberate change"
+    golden.assert_golden("metrics/sample.openmetrics.txt", text)
     assert content_type == OPENMETRICS
     assert text.count("# EOF") == 1 and text.endswith("\n# EOF\n")
     assert samples(parse_openmetrics(text)) == samples(parse_text(GOLDEN.read_text()))
