@@ -28,6 +28,8 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+from support.webhook_receiver import Script, WebhookReceiver
+
 from exporter.clock import utc_now
 from exporter.core.signing import decode_secret
 from exporter.core.webhooks import Announcer, Event, destination_key
@@ -37,8 +39,6 @@ from exporter.vault.store import CheckRecord
 from exporter.webhooks.delivery import Dispatcher, Receiver
 from exporter.webhooks.transport import HttpTransport
 from exporter.webhooks.worker import DeliveryWorker
-
-from .webhook_receiver import Script, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"soak-secret-of-thirty-two-bytes!").decode()
 

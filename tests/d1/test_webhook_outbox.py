@@ -10,8 +10,8 @@ from itertools import count
 
 import pytest
 from support.d1_world import World
+from support.webhook_receiver import WebhookReceiver
 
-from bench.webhook_receiver import WebhookReceiver
 from exporter.clock import utc_now
 from exporter.core.signing import decode_secret
 from exporter.core.webhooks import Announcer, destination_key

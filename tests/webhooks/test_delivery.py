@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from support import FixedClock
+from support.webhook_receiver import Script, WebhookReceiver
 
-from bench.webhook_receiver import Script, WebhookReceiver
 from exporter.clock import utc_now
 from exporter.core.signing import decode_secret
 from exporter.core.webhooks import Announcer, Event, destination_key

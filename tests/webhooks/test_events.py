@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from support import FixedClock, make_client
+from support.webhook_receiver import WebhookReceiver
 
-from bench.webhook_receiver import WebhookReceiver
 from exporter.clock import utc_now
 from exporter.core.signing import decode_secret
 from exporter.core.webhooks import Announcer, destination_key, sessions_revoked_event

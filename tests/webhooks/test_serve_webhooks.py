@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from support import free_port, wait_for
-
-from bench.webhook_receiver import Script, WebhookReceiver
+from support.webhook_receiver import Script, WebhookReceiver
 
 EXE = str(Path(sys.executable).parent / "vault-drift")
 SECRET = "whsec_" + base64.b64encode(b"serve-secret-of-thirty-two-bytes").decode()
