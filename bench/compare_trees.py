@@ -10,7 +10,8 @@ each tree on its own copy of one Vault file, against one simulated Cloudflare:
 1. full checks, 1,000 audiences x 1,000 members at 50 ms a request, after a first check;
 2. the same, in checks that record 100 revocations (the drifting groups lose their stale
    member; it comes back between rounds, unmeasured);
-3. ``/metrics`` of two ``serve`` processes (1,000 audiences x 10), scrapes interleaved.
+3. ``/metrics`` of two ``serve`` processes (1,000 audiences x 10), scrapes interleaved, and
+   each process's resident memory once its scrapes are done.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 
 from exporter.demo.simulator import CloudflareSimulator
@@ -107,6 +109,7 @@ def full_checks(trees: dict[str, str], groups: int, members: int, rounds: int) -
 def metrics_latency(trees: dict[str, str], groups: int, batches: int, size: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {name: [] for name in trees}
     body: dict[str, int] = {}
+    rss: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, CloudflareSimulator(per_page_cap=100) as sim:
         world = Path(tmp) / "world.db"
         build_world(world, sim, groups, 10, drifting=groups // 10)
@@ -128,6 +131,8 @@ def metrics_latency(trees: dict[str, str], groups: int, batches: int, size: int)
                         answer.raise_for_status()
                         times[name].append((time.perf_counter() - started) * 1000)
                         body[name] = len(answer.content)
+            for name, (process, _) in served.items():
+                rss[name] = psutil.Process(process.pid).memory_info().rss / 2**20
         finally:
             os.environ.pop("PYTHONPATH", None)
             for process, _ in served.values():
@@ -141,6 +146,7 @@ def metrics_latency(trees: dict[str, str], groups: int, batches: int, size: int)
             "p95_ms": round(values[int(len(values) * 0.95) - 1], 1),
             "scrapes": len(values),
             "bytes": body[name],
+            "serve_rss_mb": round(rss[name], 1),
         }
     return result
 
