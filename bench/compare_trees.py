@@ -127,7 +127,7 @@ def metrics_latency(trees: dict[str, str], groups: int, batches: int, size: int)
                 for name in names if b % 2 == 0 else names[::-1]:
                     for _ in range(size):
                         started = time.perf_counter()
-                        answer = sessions[name].get(f"{served[name][1]}/metrics", timeout=10)
+                        answer = sessions[name].get(f"{served[name][1]}/metrics", timeout=120)
                         answer.raise_for_status()
                         times[name].append((time.perf_counter() - started) * 1000)
                         body[name] = len(answer.content)

@@ -3,7 +3,7 @@
 python -m bench.page_scale            # the figures of docs/benchmarks.md (300 audiences)
 python -m bench.page_scale --small    # a quick run (the test suite's smoke check)
 
-The world is ``bench/page_world.py``'s: 300 audiences (30 drifting, one of them missing 1,000
+The world is ``support/scale_world.py``'s (tests/): 300 audiences (30 drifting, one missing 1,000
 members; 5 in error, 5 pending, 260 in sync), served by the real app under uvicorn on
 loopback, read by Debian's Chromium at 1280 x 900. Measured: the size of ``/``, its server
 time, the time until the page is interactive (Navigation Timing's domContentLoadedEventEnd:

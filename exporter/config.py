@@ -108,7 +108,7 @@ class Config(BaseSettings):
         "auto", validation_alias=AliasChoices("VAULT_DRIFT_LOG_FORMAT", "log_format")
     )
     # vault-api's Cloudflare actors (token ids, actor ids or emails): its writes in the audit
-    # log are named "vault-api", never counted as manual edits (SPEC §10).
+    # log are named "vault-api", never counted as manual edits (docs/design.md, "Attribution").
     vault_api_actors: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices("VAULT_DRIFT_VAULT_API_ACTORS", "vault_api_actors"),

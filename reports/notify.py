@@ -100,8 +100,8 @@ class CriticalNotifier:
 def critical_audiences(snapshot: Snapshot, now: datetime) -> set[str]:
     """Audiences drifting past the critical threshold and not ignored.
 
-    An ignored audience raises no drift alert (SPEC §2); its mail goes out if the episode is
-    still critical when the ignore expires.
+    An ignored audience raises no drift alert (docs/design.md, "Ignore"); its mail goes out
+    if the episode is still critical when the ignore expires.
     """
     return {
         name

@@ -1,4 +1,5 @@
-"""Cloudflare D1's REST API: the Vault database when it lives in D1 (SPEC §8).
+"""Cloudflare D1's REST API: the Vault database when it lives in D1 (docs/design.md, "The
+Vault on D1").
 
 Same API, envelope, auth and budget as the Access calls (``client.py``): the D1 client is
 given the Access client's ``RateLimitGate`` and ``ClientStats``, so a 429 from either API

@@ -1,5 +1,6 @@
 """Who changed a drifting member: Cloudflare's audit-log entries as the core sees them, what
-they say about a member, and how that reads. Pure: no I/O, no clock reads (SPEC §10).
+they say about a member, and how that reads. Pure: no I/O, no clock reads (docs/design.md,
+"Attribution").
 
 A member that starts drifting gets an ``Attribution``: ``pending`` with the last check that
 saw both sides before it drifted (the change happened after it), or ``vault`` when a Vault

@@ -114,8 +114,8 @@ def member_document(member: DriftMember, now: datetime | None = None) -> dict[st
 
 
 def changed_by_document(member: DriftMember) -> dict[str, Any] | None:
-    """Who made the member drift, from Cloudflare's audit log (SPEC §10); None when no
-    entry explains it (not looked up yet, none found, or a Vault change)."""
+    """Who made the member drift, from Cloudflare's audit log (docs/design.md, "Attribution");
+    None when no entry explains it (not looked up yet, none found, or a Vault change)."""
     attribution = member.attribution
     if attribution is None or attribution.changed_by is None:
         return None

@@ -15,7 +15,8 @@ from datetime import datetime
 
 from exporter.core.model import Audience, DriftMemory, MemberKey, MemberSeconds, Revocation, Side
 
-# Buckets of vault_drift_revocation_duration_seconds (SPEC §9); 900 s is the SLO's threshold.
+# Buckets of vault_drift_revocation_duration_seconds (docs/design.md, "Exposure"); 900 s is
+# the SLO's threshold.
 REVOCATION_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0)
 REVOCATION_SLO_SECONDS = 900.0  # the digest's "missed the SLO" (alerts.yml sets its own once)
 INF = "+Inf"

@@ -1,6 +1,6 @@
 """A simulated Cloudflare Access groups API: a real HTTP server on loopback.
 
-What it models (from Cloudflare's public spec and docs, see SPEC §4):
+What it models (from Cloudflare's public spec and docs, see the README, "Simulated Cloudflare"):
 - the account-scoped endpoints ``GET|POST /client/v4/accounts/{acct}/access/groups`` and
   ``GET|PUT|DELETE .../access/groups/{id}``, in the ``{"success","errors","messages","result",
   "result_info"}`` envelope; a listing carries every group's full rules;
@@ -9,12 +9,12 @@ What it models (from Cloudflare's public spec and docs, see SPEC §4):
   ``total_count``, ``total_pages``; groups listed in insertion order. With ``per_page_limit``
   a larger ``per_page`` is refused instead, the way endpoints with a documented maximum do
   (400, code 6008 with an ``error_chain`` naming ``per_page``);
-- the error answers of ``shared/cloudflare/errors.md``: bearer-token auth (403, code 10000
-  "Authentication error"), an unknown route or a method the path has no route for, PATCH
-  included (404, 7000 "No route for that URI"), an unknown account (404, 7003 then 7000), a
-  group that does not exist (404, 12135 "access.api.error.not_found"), a body Access refuses
-  (400, 12130 "access.api.error.invalid_request", with ``source.pointer``). Always JSON, even
-  for what the HTTP server itself refuses;
+- Cloudflare's documented error answers (README, "Simulated Cloudflare"): bearer-token auth
+  (403, code 10000 "Authentication error"), an unknown route or a method the path has no
+  route for, PATCH included (404, 7000 "No route for that URI"), an unknown account (404,
+  7003 then 7000), a group that does not exist (404, 12135 "access.api.error.not_found"), a
+  body Access refuses (400, 12130 "access.api.error.invalid_request", with
+  ``source.pointer``). Always JSON, even for what the HTTP server itself refuses;
 - PUT as a full replace: ``name`` and ``include`` required, ``exclude``/``require`` default to
   ``[]``, at most 1,000 rules per group. Each rule is checked as Cloudflare does
   (``simulator_rules.py``): one key, a rule type Cloudflare has (or one a test declared in

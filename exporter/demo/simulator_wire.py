@@ -57,7 +57,8 @@ def failure(
     return json_reply(status, {"success": False, "errors": errors, "messages": [], "result": None})
 
 
-# The answers of ../shared/cloudflare/errors.md, with Cloudflare's codes and messages.
+# Cloudflare's documented error answers, with its codes and messages (README, "Simulated
+# Cloudflare").
 def authentication_error() -> Reply:
     return failure(403, 10000, "Authentication error")
 

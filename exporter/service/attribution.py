@@ -1,4 +1,5 @@
-"""Who changed it: drifting members attributed from Cloudflare's account audit log (SPEC §10).
+"""Who changed it: drifting members attributed from Cloudflare's account audit log
+(docs/design.md, "Attribution").
 
 A check hands its evaluated audiences to ``attach``. Members whose change is still to be
 looked up are answered from what was read before (the store's cache: each group's entries

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_member (
     first_seen_at   TEXT NOT NULL,
     note            TEXT,              -- what Cloudflare's other rules say: "excluded in Cloudflare", ...
     attribution     TEXT,              -- JSON: what Cloudflare's audit log says about who made it
-                                       -- drift (SPEC §10); NULL: an older vault-drift wrote the row
+                                       -- drift (docs/design.md, "Attribution"); NULL: an older vault-drift wrote the row
     PRIMARY KEY (audience, kind, email)
 ) WITHOUT ROWID;
 
@@ -162,7 +162,7 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_revocation_total (
     PRIMARY KEY (namespace, provider, bucket)
 ) WITHOUT ROWID;
 
--- Attribution (SPEC §10): the account audit log's entries about the audiences' Access groups,
+-- Attribution (docs/design.md, "Attribution"): the account audit log's entries about the audiences' Access groups,
 -- each read once. Entries by vault-api and by the exporter's own syncs are kept with their
 -- source; the manual ones also feed vault_drift_audience_manual_changes_total (never pruned).
 CREATE TABLE IF NOT EXISTS sys_infra_drift_group_change (

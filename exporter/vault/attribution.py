@@ -1,5 +1,6 @@
-"""What attribution persists (SPEC §10): the audit log's entries about the audiences' groups,
-how far the log was read for each group, and what the exporter itself wrote (its audit)."""
+"""What attribution persists (docs/design.md, "Attribution"): the audit log's entries about
+the audiences' groups, how far the log was read for each group, and what the exporter itself
+wrote (its audit)."""
 
 from __future__ import annotations
 

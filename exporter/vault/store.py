@@ -206,7 +206,7 @@ class VaultStore(Protocol):
     def history(self, audience: str) -> AudienceHistory: ...
     def changes(self) -> ChangeFeed: ...
 
-    # -- attribution (SPEC §10) ---------------------------------------------------------
+    # -- attribution (docs/design.md, "Attribution") -------------------------------------
     # How far the audit log was read for these groups, and their entries from ``since`` on.
     def attribution_cache(
         self, group_ids: Collection[str], since: datetime

@@ -1,4 +1,4 @@
-"""Exposure (SPEC §9): each side of a drift judged apart, member-seconds that only grow,
+"""Exposure (docs/design.md, "Exposure"): each side of a drift judged apart, member-seconds that only grow,
 one revocation per extra member that goes, the settings that drive them."""
 
 from __future__ import annotations

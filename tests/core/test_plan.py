@@ -1,4 +1,4 @@
-"""Sync plans and guards: non-email rules survive, guards refuse what SPEC §2 says."""
+"""Sync plans and guards: non-email rules survive, guards refuse what docs/design.md says ("Sync and its guards")."""
 
 from __future__ import annotations
 

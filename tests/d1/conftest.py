@@ -1,7 +1,7 @@
 """Fixtures of the D1 tests: the session's workerd, and the world on each backend.
 
 ``backend`` is parametrised over the file, the simulated D1 and workerd's D1, so a scenario
-written once runs on each (see ``d1_world.py``).
+written once runs on each (see ``support/d1_world.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The operator page at a real account's scale (issue 17), server-rendered, through HTTP.
 
 The world is Cloudflare's limit, 300 audiences: 30 drifting (one missing 1,000 members),
-5 in error, 5 pending, 260 in sync (``bench/page_world.py``, also what the benchmark
+5 in error, 5 pending, 260 in sync (``support/scale_world.py``, also what the benchmark
 measures). These tests assert the structure; the figures (size, time, height) are measured
 by ``bench/page_scale.py``.
 """

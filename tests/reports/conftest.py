@@ -18,7 +18,7 @@ from exporter.vault import SqliteStore
 
 @pytest.fixture
 def history_db(tmp_path: Path) -> Path:
-    """The example week (reports/example.py), now = 2026-11-25T08:00:00Z."""
+    """The example week (support/example_week.py), now = 2026-11-25T08:00:00Z."""
     return build_example_vault(tmp_path / "vault.db")
 
 

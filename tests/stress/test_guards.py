@@ -1,6 +1,6 @@
 """Guards everywhere: every sync a guard must stop is stopped, whoever asks, and audited.
 
-Three audiences each trip one guard of SPEC §2 — ``empty_source`` (Vault lists nobody, the
+Three audiences each trip one guard (docs/design.md, "Sync and its guards") — ``empty_source`` (Vault lists nobody, the
 group has members), ``mass_removal`` (8 of 18 members would go), ``rule_limit`` (1,001
 members for a 1,000-rule group) — next to a healthy drifting audience that syncs normally.
 They are synced by auto-sync ``full`` (the real ``serve``'s start-up cycle), the API, the

@@ -293,7 +293,7 @@ def truth(world: World, sim: CloudflareSimulator, name: str) -> str:
 
 
 def correct_plan(spec: AudienceSpec, initial: dict[str, Any], put: dict[str, Any]) -> str | None:
-    """Why a PUT body is not the sync plan of SPEC §2 for this group, or None."""
+    """Why a PUT body is not the sync plan of docs/design.md ("Sync and its guards") for this group, or None."""
     problems = []
     if put.get("name") != initial["name"]:
         problems.append("name changed")

@@ -185,7 +185,7 @@ def test_check_now(client: TestClient, simulator: CloudflareSimulator) -> None:
 def test_a_change_notification_checks_only_the_audiences_it_names(
     client: TestClient, simulator: CloudflareSimulator
 ) -> None:
-    """vault-api's notification after ADD_MEMBER / REMOVE_MEMBER (SPEC §3)."""
+    """vault-api's notification after ADD_MEMBER / REMOVE_MEMBER (README, "HTTP API")."""
     admins = next(g for g in simulator.groups() if g["name"] == "administrators")
     simulator.set_include(admins["id"], [])
     before = simulator.request_count
