@@ -221,6 +221,15 @@ class World:
                 rate_transient=1.0, times=times, message=message, status=status
             )
 
+    def lose_answers(self, count: int) -> None:
+        """The next ``count`` writes are committed, then answered 500 "Network connection lost"
+        (an answer lost on its way back from D1; sim or workerd)."""
+        if self.gateway is not None:
+            self.gateway.control("faults", {"lose_answers": count})
+            return
+        assert self.d1_sim is not None
+        self.d1_sim.faults = D1Faults(lose_next_answers=count)
+
     def access_requests(self) -> int:
         """Requests the simulated Access API answered (D1's are served beside them)."""
         return sum(1 for _, path, _ in self.simulator.request_log if "/access/" in path)
