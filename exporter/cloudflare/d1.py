@@ -8,9 +8,11 @@ pauses both, and every request counts in one budget (``api="d1"`` on /metrics).
 Reads go to ``/raw`` (rows as arrays: the smallest answer); writes go as one ``batch``,
 which D1 applies atomically. D1's transient failures ("internal error", "Network connection
 lost", "storage operation exceeded timeout", 502/503/504...) are recognised by their message
-whatever the HTTP status, and retried a few times; SQL errors (400, code 7500) are not. A
-call that got no answer at all (a timeout after sending) is never retried: a batch may have
-landed, and the next cycle is the retry.
+whatever the HTTP status, and retried a few times, as is a dropped connection; SQL errors
+(400, code 7500) are not. Sending a request again is safe even when D1 had applied it: reads
+and the lease's compare-and-set change nothing twice, and every write batch of the Vault
+store carries its idempotency key (``exporter/vault/ledger.py``). A call that got no answer
+at all (a timeout) is not retried here: the store asks the ledger whether it landed.
 """
 
 from __future__ import annotations
@@ -162,10 +164,9 @@ class D1Client:
             )
         except requests.ConnectionError as exc:
             self.stats.count_d1_request("POST", None, self._clock() - started)
-            # Refused before anything was sent is safe to retry; a dropped answer is not.
-            sent = not isinstance(exc, requests.exceptions.ConnectTimeout) and _was_sent(exc)
+            # Refused, or dropped with the answer: safe to send again either way (see above).
             reason = f"connection error ({type(exc).__name__})"
-            raise D1Error(reason, transient=not sent, request=request) from exc
+            raise D1Error(reason, transient=True, request=request) from exc
         except requests.RequestException as exc:
             self.stats.count_d1_request("POST", None, self._clock() - started)
             raise D1Error(f"no answer ({type(exc).__name__})", request=request) from exc
@@ -220,14 +221,6 @@ def _bindable(params: Sequence[Any]) -> list[Any]:
 def _is_transient(message: str) -> bool:
     text = message.lower()
     return any(marker in text for marker in TRANSIENT_MESSAGES)
-
-
-def _was_sent(exc: requests.ConnectionError) -> bool:
-    """Whether the request may have reached D1 (so that a batch may have landed)."""
-    text = str(exc).lower()
-    return not any(
-        marker in text for marker in ("connection refused", "name or service", "newconnection")
-    )
 
 
 def _count(value: Any) -> int:

@@ -247,3 +247,13 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_session_cursor (
     name        TEXT PRIMARY KEY,          -- 'removals'
     last_id     INTEGER NOT NULL
 );
+
+-- Idempotency keys of the write batches sent to D1 (vault/ledger.py): each batch inserts its
+-- own key last, so a batch sent again after a lost answer fails on the key and is rolled back
+-- whole. `changes` and `row_id` are what the batch's statement before the key did. Keys begin
+-- with their ISO time; those older than a day are pruned. Unused on a SQLite file.
+CREATE TABLE IF NOT EXISTS sys_infra_drift_write (
+    key         TEXT PRIMARY KEY,          -- '2026-12-07T11:40:00Z/' and 16 random hex digits
+    changes     INTEGER,
+    row_id      INTEGER
+) WITHOUT ROWID;

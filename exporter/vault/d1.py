@@ -5,6 +5,8 @@ Reads go through ``/raw``, one request per read (a few reads share one batch). W
 statements of ``state``/``decisions``/``reporting`` sent as one ``batch`` each, which D1
 applies atomically; a check cycle too big for one request goes as several batches, each a
 consistent unit (an audience's status with its companion rows), the cycle's own record last.
+Each batch ends with its idempotency key (``ledger.py``): a failed write asks whether it
+landed, and is sent once more only when it did not; it is never applied twice.
 
 Expected members are read in pages of audiences (``d1_pages.py``); the writer lease's
 statements are in ``lease.py`` and the thread that keeps it in ``exporter/runtime``.
@@ -22,10 +24,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from exporter.clock import Clock, utc_now
 from exporter.cloudflare.d1 import D1Client, D1Error
-from exporter.cloudflare.wire import CloudflareError
+from exporter.cloudflare.wire import CloudflareError, RateLimited
 from exporter.core.model import Audience, DriftMemory, Expected
-from exporter.vault import decisions, lease, membership, state
+from exporter.vault import decisions, lease, ledger, membership, state
 from exporter.vault.d1_pages import PAGE_BYTES, MemberPager
 from exporter.vault.db import REQUIRED_TABLES, migrate
 from exporter.vault.lease import Lease, LeaseHeld
@@ -41,6 +44,7 @@ log = logging.getLogger("vault_drift.d1")
 
 BATCH_STATEMENTS = 2_000  # per write request, whole units only
 BATCH_BYTES = 2_000_000  # of SQL and parameters per write request
+WRITE_SENDS = 2  # a batch goes again only once the ledger says the first one did not land
 
 
 class D1Reader:
@@ -88,11 +92,12 @@ class D1Store(StatementStore):
         batch_statements: int = BATCH_STATEMENTS,
         batch_bytes: int = BATCH_BYTES,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = utc_now,
     ) -> None:
         self.client = client
         self.batch_statements, self.batch_bytes = batch_statements, batch_bytes
         self._reader = D1Reader(client)
-        self._monotonic = monotonic
+        self._monotonic, self._clock = monotonic, clock
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}  # audience -> expected_count of the last check
         self._lease: Lease | None = None
@@ -200,7 +205,7 @@ class D1Store(StatementStore):
             batch += unit
             size += unit_size
         if batch:
-            self._write(batch)
+            self._write([*batch, ledger.prune(record.at)])
 
     def start_audit(self, entry: AuditEntry, now: datetime) -> int:
         outcome = self._write([decisions.start_audit(entry, now)])[0]
@@ -264,18 +269,50 @@ class D1Store(StatementStore):
             raise VaultError(f"Vault unreadable: {exc}") from exc
 
     def _write(self, statements: Sequence[Statement]) -> list[Outcome]:
-        """One atomic batch. Refused once the writer lease (when held) could have run out."""
+        """One atomic batch, its key last. Refused once the writer lease (when held) could
+        have run out. A failure asks the ledger whether the batch landed all the same (an
+        answer lost after the commit); one that did not land and may work again goes once
+        more (the key keeps a late first copy from landing too)."""
+        key = ledger.new_key(self._clock())
+        batch = [(s.sql, s.params) for s in (*statements, ledger.mark(key))]
+        for send in range(1, WRITE_SENDS + 1):
+            self._check_lease()
+            try:
+                results = self.client.batch(batch)
+            except RateLimited as exc:  # answered before anything ran
+                raise VaultError(f"Vault write failed: {exc}") from exc
+            except CloudflareError as exc:
+                landed = self._landed(key, len(statements), exc)
+                if landed is not None:
+                    log.info("a D1 write landed though its answer was lost: %s", exc)
+                    return landed
+                if send == WRITE_SENDS or not _may_work_again(exc):
+                    raise VaultError(f"Vault write failed: {exc}") from exc
+                log.info("a D1 write did not land, sending it again: %s", exc)
+                continue
+            return [Outcome(r.changes, r.last_row_id) for r in results[:-1]]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_lease(self) -> None:
         lease = self._lease
         if lease is not None and self._monotonic() >= lease.valid_until:
             raise VaultError(
                 "Vault write refused: the writer lease could not be renewed in time"
                 " (another process may own the database now)"
             )
+
+    def _landed(self, key: str, statements: int, failure: CloudflareError) -> list[Outcome] | None:
         try:
-            results = self.client.batch([(s.sql, s.params) for s in statements])
+            return ledger.landed(self._reader, key, statements)
         except CloudflareError as exc:
-            raise VaultError(f"Vault write failed: {exc}") from exc
-        return [Outcome(r.changes, r.last_row_id) for r in results]
+            raise VaultError(
+                f"Vault write failed: {failure}; whether it landed is unknown ({exc})"
+            ) from exc
+
+
+def _may_work_again(exc: CloudflareError) -> bool:
+    """D1 said so (a transient error), or it gave no answer at all (timeout, connection)."""
+    return isinstance(exc, D1Error) and (exc.transient or exc.status is None)
 
 
 def _size(statement: Statement) -> int:

@@ -114,6 +114,7 @@ export default {
     }
     if (route[2] !== env.DATABASE_ID) return fail(404, 7404, `The database ${route[2]} could not be found`);
     stats.requests += 1;
+    const text = await request.text(); // read whole, so the connection stays usable after a fault
     if (faults.times > 0) {
       faults.times -= 1;
       const headers = faults.status === 429 ? { "retry-after": String(faults.retry_after || 1) } : {};
@@ -121,7 +122,7 @@ export default {
     }
     let body;
     try {
-      body = await request.json();
+      body = JSON.parse(text);
     } catch {
       return fail(400, 7400, "The request is malformed: body is not JSON");
     }
