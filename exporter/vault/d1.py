@@ -282,11 +282,11 @@ class D1Store(StatementStore):
             except RateLimited as exc:  # answered before anything ran
                 raise VaultError(f"Vault write failed: {exc}") from exc
             except CloudflareError as exc:
-                landed = self._landed(key, len(statements), exc)
+                landed = ledger.after_failure(self._reader, key, len(statements), exc)
                 if landed is not None:
                     log.info("a D1 write landed though its answer was lost: %s", exc)
                     return landed
-                if send == WRITE_SENDS or not _may_work_again(exc):
+                if send == WRITE_SENDS or not ledger.may_work_again(exc):
                     raise VaultError(f"Vault write failed: {exc}") from exc
                 log.info("a D1 write did not land, sending it again: %s", exc)
                 continue
@@ -300,19 +300,6 @@ class D1Store(StatementStore):
                 "Vault write refused: the writer lease could not be renewed in time"
                 " (another process may own the database now)"
             )
-
-    def _landed(self, key: str, statements: int, failure: CloudflareError) -> list[Outcome] | None:
-        try:
-            return ledger.landed(self._reader, key, statements)
-        except CloudflareError as exc:
-            raise VaultError(
-                f"Vault write failed: {failure}; whether it landed is unknown ({exc})"
-            ) from exc
-
-
-def _may_work_again(exc: CloudflareError) -> bool:
-    """D1 said so (a transient error), or it gave no answer at all (timeout, connection)."""
-    return isinstance(exc, D1Error) and (exc.transient or exc.status is None)
 
 
 def _size(statement: Statement) -> int:

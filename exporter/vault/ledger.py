@@ -17,8 +17,11 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
+from exporter.cloudflare.d1 import D1Error
+from exporter.cloudflare.wire import CloudflareError
 from exporter.core.times import format_time
 from exporter.vault.sql import Outcome, Reader, Statement
+from exporter.vault.store import VaultError
 
 RETENTION_SECONDS = 86_400  # a key is read back seconds after its batch: a day is plenty
 
@@ -47,6 +50,23 @@ def landed(conn: Reader, key: str, statements: int) -> list[Outcome] | None:
     changes, row_id = row
     last = Outcome(int(changes or 0), int(row_id) if row_id else None)
     return [Outcome()] * (statements - 1) + [last]
+
+
+def after_failure(
+    conn: Reader, key: str, statements: int, failure: CloudflareError
+) -> list[Outcome] | None:
+    """``landed``, read after a failed send; VaultError when even that cannot be read."""
+    try:
+        return landed(conn, key, statements)
+    except CloudflareError as exc:
+        raise VaultError(
+            f"Vault write failed: {failure}; whether it landed is unknown ({exc})"
+        ) from exc
+
+
+def may_work_again(exc: CloudflareError) -> bool:
+    """D1 said so (a transient error), or it gave no answer at all (timeout, connection)."""
+    return isinstance(exc, D1Error) and (exc.transient or exc.status is None)
 
 
 def prune(now: datetime) -> Statement:
