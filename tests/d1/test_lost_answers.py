@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from d1_world import World
+from support.d1_world import World
 
 from exporter.core.model import Status
 from exporter.service.syncer import SyncRequest
