@@ -87,6 +87,9 @@ class Config(BaseSettings):
     )
     admin_token: SecretStr | None = _env("VAULT_DRIFT_ADMIN_TOKEN", "admin_token")
     read_token: SecretStr | None = _env("VAULT_DRIFT_READ_TOKEN", "read_token")
+    # Bearer token Cloudflare Logpush deliveries carry (POST /iam/drift/feed/logpush);
+    # unset: the endpoint is off.
+    logpush_token: SecretStr | None = _env("VAULT_DRIFT_LOGPUSH_TOKEN", "logpush_token")
     check_interval: int | None = _env("VAULT_DRIFT_CHECK_INTERVAL", "check_interval")
     public_url: str | None = _env("VAULT_DRIFT_PUBLIC_URL", "public_url")
     smtp_host: str | None = _env("VAULT_DRIFT_SMTP_HOST", "smtp_host")
@@ -127,6 +130,7 @@ class Config(BaseSettings):
         "d1_api_token",
         "admin_token",
         "read_token",
+        "logpush_token",
         "public_url",
         "smtp_host",
         "smtp_user",
@@ -201,7 +205,7 @@ class Config(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/") if value else value
 
-    @field_validator("admin_token", "read_token")
+    @field_validator("admin_token", "read_token", "logpush_token")
     @classmethod
     def _token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:

@@ -61,6 +61,7 @@ class AuditListing:
     pages: int
     entries: int  # every entry read, about any resource
     skipped: int  # malformed entries
+    newest: datetime | None = None  # the newest ``when`` of any entry read (the feed's cursor)
 
 
 class AuditLogReader:
@@ -97,10 +98,12 @@ class AuditLogReader:
         seen: set[str] = set()
         last: datetime | None = None
         ordered, entries, skipped = True, 0, 0
+        newest: datetime | None = None
         for page in range(1, self._max_pages + 1):
             stream, info = self._page(since, before, page)
             for item in stream:
                 entries += 1
+                newest = _newer(newest, item)
                 change = group_change_from_json(item, wanted)
                 if change is None:
                     skipped += _malformed(item)
@@ -113,11 +116,11 @@ class AuditLogReader:
                 changes.append(change)
             count, page_info = info()
             if _is_last_page(count, page, page_info, self._per_page):
-                return AuditListing(changes, before, page, entries, skipped)
+                return AuditListing(changes, before, page, entries, skipped, newest)
         # Cut short by the page cap: complete up to the last entry read, if oldest came first.
         until = _last_read(changes, ordered)
         log.info("audit log: %d pages read, the rest is read by the next cycle", self._max_pages)
-        return AuditListing(changes, until, self._max_pages, entries, skipped)
+        return AuditListing(changes, until, self._max_pages, entries, skipped, newest)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -217,6 +220,13 @@ def _last_read(changes: list[GroupChange], ordered: bool) -> datetime | None:
     if not ordered:
         return None
     return changes[-1].at if changes else None
+
+
+def _newer(newest: datetime | None, item: Any) -> datetime | None:
+    at = parse_time(_text(item.get("when"))) if isinstance(item, dict) else None
+    if at is None:
+        return newest
+    return at if newest is None else max(newest, at)
 
 
 def _malformed(item: Any) -> int:

@@ -10,6 +10,10 @@ from typing import Any
 
 from exporter.core.model import AutoSync, Side
 
+# ``cloudflare_feed``: how Cloudflare-side edits are noticed between full listings.
+FEED_AUDIT_LOG, FEED_OFF = "audit_log", "off"
+FEEDS = (FEED_AUDIT_LOG, FEED_OFF)
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -45,6 +49,10 @@ class Settings:
     extra_critical_threshold_seconds: int = 3600
     # End the Access sessions of every leaver (README, "Effective removal").
     revoke_sessions: bool = True
+    cloudflare_feed: str = FEED_AUDIT_LOG
+    feed_interval_seconds: int = 30
+    feed_overlap_seconds: int = 120
+    full_check_interval_seconds: int = 900
 
     @property
     def thresholds(self) -> Thresholds:
@@ -71,6 +79,10 @@ class Settings:
             "history_retention_days": self.history_retention_days,
             "digest_hour_utc": self.digest_hour_utc,
             "revoke_sessions": self.revoke_sessions,
+            "cloudflare_feed": self.cloudflare_feed,
+            "feed_interval_seconds": self.feed_interval_seconds,
+            "feed_overlap_seconds": self.feed_overlap_seconds,
+            "full_check_interval_seconds": self.full_check_interval_seconds,
         }
 
 
@@ -82,6 +94,9 @@ LIMITS = {
     "extra_critical_threshold_seconds": (60, 365 * 86400),
     "history_retention_days": (1, 3650),
     "digest_hour_utc": (0, 23),
+    "feed_interval_seconds": (10, 3600),
+    "feed_overlap_seconds": (0, 3600),
+    "full_check_interval_seconds": (30, 86400),
 }
 
 
@@ -116,6 +131,11 @@ def apply_settings(current: Settings, changes: dict[str, Any]) -> Settings:
                 values[key] = value
             else:
                 problems[key] = "must be true or false"
+        elif key == "cloudflare_feed":
+            if value in FEEDS:
+                values[key] = value
+            else:
+                problems[key] = f"must be one of {', '.join(FEEDS)}"
         elif key in LIMITS:
             low, high = LIMITS[key]
             if isinstance(value, bool) or not isinstance(value, int):

@@ -83,6 +83,7 @@ from exporter.demo.simulator_wire import (
     Reply,
     authentication_error,
     encode,
+    failure,
     group_not_found,
     invalid_parameter,
     json_reply,
@@ -163,6 +164,7 @@ class CloudflareSimulator:
         )
         self.audit_denied: set[str] = set()  # tokens without the audit log's permission
         self.sessions = Sessions()  # Access sessions and revoke_user
+        self.audit_failing = False  # the audit log answers 500 (an outage of that API alone)
         self.per_page_cap = per_page_cap
         self.per_page_limit = per_page_limit
         # Rule types Cloudflare does not have yet, declared by a test of pass-through.
@@ -409,6 +411,8 @@ class CloudflareSimulator:
         if audit is not None:
             if method != "GET":
                 return no_route()
+            if self.audit_failing:
+                return failure(500, 10000, "Internal Server Error")
             return denied() if token in self.audit_denied else self.audit.listing(query)
         group_id, actor = match[2], self.tokens[token]
         if group_id is None:

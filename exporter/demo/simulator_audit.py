@@ -13,7 +13,13 @@ and the entry Cloudflare's D1 docs show; see ``docs/attribution.md``):
   ``direction`` ``desc`` (the default) or ``asc``; ``per_page`` 1..1000 (default 100; more is
   a 400 naming it, and ``per_page_cap`` may serve fewer); ``page``; ``result_info`` with
   ``page``, ``per_page``, ``count``, ``total_count``, ``total_pages``;
-- a token refused the audit log (``denied_tokens``): 403, code 10000.
+- a token refused the audit log (``denied_tokens``): 403, code 10000;
+- late entries (``delay``): an entry keeps the time of its change in ``when`` but shows in
+  the listing only ``delay`` later, as an entry written late into the log would (Cloudflare
+  documents no bound; docs/feed.md). Entries of one second are common: ``when`` has
+  milliseconds, and ``since`` / ``before`` compare to the millisecond;
+- Logpush (``logpush``): each new entry is also delivered to a configured HTTP destination,
+  as Cloudflare's Logpush does for the ``audit_logs`` dataset (``simulator_logpush.py``).
 
 What it does not model: the other filters (``actor.email``, ``zone.name``, ``action.type``,
 ``id``, ``export``, ``hide_user_logs``), other resources' entries, the 18 months of retention.
@@ -27,7 +33,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from exporter.demo.simulator_wire import (
@@ -76,7 +82,10 @@ class AuditLog:
         self.per_page_cap = per_page_cap
         self.clock = clock
         self.values = "json"  # how new entries carry the group before and after
+        self.delay = timedelta(0)  # how late new entries show in the listing
+        self.logpush: Callable[[dict[str, Any]], None] | None = None  # a delivery per entry
         self._entries: list[tuple[datetime, dict[str, Any]]] = []
+        self._visible: list[datetime] = []  # when each entry shows in the listing
         self._lock = threading.Lock()
 
     def record(
@@ -102,6 +111,9 @@ class AuditLog:
         }
         with self._lock:
             self._entries.append((at, entry))
+            self._visible.append(at + self.delay)
+        if self.logpush is not None:
+            self.logpush(entry)
         return entry
 
     def entries(self) -> list[dict[str, Any]]:
@@ -122,11 +134,14 @@ class AuditLog:
         direction = (query.get("direction") or ["desc"])[-1]
         if direction not in ("asc", "desc"):
             return _invalid("direction must be asc or desc")
+        now = self.clock()
         with self._lock:
             chosen = [
                 e
-                for at, e in self._entries
-                if (since is None or at >= since) and (before is None or at < before)
+                for (at, e), shown_from in zip(self._entries, self._visible, strict=True)
+                if shown_from <= now
+                and (since is None or at >= since)
+                and (before is None or at < before)
             ]
         if direction == "desc":
             chosen.reverse()

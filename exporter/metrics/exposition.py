@@ -17,8 +17,10 @@ from exporter.core.provider import ProviderStats
 from exporter.core.snapshot import Snapshot
 from exporter.metrics.audiences import AudienceCollector
 from exporter.metrics.counters import ExporterMetrics
+from exporter.metrics.feed import FeedCollector
 from exporter.metrics.health import HealthCollector
 from exporter.metrics.providers import ProviderCollector
+from exporter.service.feed import ChangeFeed
 
 OPENMETRICS_EOF = b"# EOF\n"
 # Renderings of the audience part kept per snapshot: one per format a scraper asked for (the
@@ -98,6 +100,7 @@ def build_exposition(
     clock: Clock = utc_now,
     counters: ExporterMetrics | None = None,
     provider_stats: Callable[[], Mapping[str, ProviderStats]] | None = None,
+    feed: ChangeFeed | None = None,
 ) -> tuple[Exposition, ExporterMetrics]:
     """The exposition over a snapshot source; ``counters`` when they exist before the source."""
     # No ``_created`` series for the counters and the histogram: nothing reads them (alerts and
@@ -105,8 +108,11 @@ def build_exposition(
     disable_created_metrics()
     counters = counters or ExporterMetrics()
     registry = counters.registry
-    registry.register(HealthCollector(snapshot, cloudflare_stats))
+    interval = feed.full_interval_seconds if feed is not None else None
+    registry.register(HealthCollector(snapshot, cloudflare_stats, interval=interval))
     if provider_stats is not None:
         registry.register(ProviderCollector(provider_stats))
+    if feed is not None:
+        registry.register(FeedCollector(feed.stats, clock))
     ProcessCollector(registry=registry)  # process_start_time_seconds feeds the staleness alert
     return Exposition(snapshot, registry, clock), counters

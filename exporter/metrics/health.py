@@ -26,8 +26,11 @@ class HealthCollector(Collector):
         snapshot: Callable[[], Snapshot],
         cloudflare_stats: Callable[[], StatsSnapshot],
         monotonic: Callable[[], float] = time.monotonic,
+        interval: Callable[[], int] | None = None,
     ) -> None:
         self._snapshot = snapshot
+        # Seconds between full listings (the change feed's safety net while it is healthy).
+        self._interval = interval
         self._cloudflare_stats = cloudflare_stats
         self._monotonic = monotonic
 
@@ -52,7 +55,7 @@ class HealthCollector(Collector):
         yield GaugeMetricFamily(
             "vault_drift_check_interval_seconds",
             "Current interval between background checks",
-            value=snapshot.settings.check_interval_seconds,
+            value=self._interval() if self._interval else snapshot.settings.check_interval_seconds,
         )
         up = GaugeMetricFamily(
             "vault_drift_source_up", "1 if the last read of the source worked", labels=["source"]

@@ -28,6 +28,7 @@ class CheckScheduler:
         snapshots: SnapshotStore,
         periodic: list[tuple[int, Callable[[], None]]] | None = None,
         tick_seconds: float = 1.0,
+        full_interval: Callable[[], int] | None = None,
     ) -> None:
         self.cycle, self.snapshots = cycle, snapshots
         self._jobs = schedule.Scheduler()
@@ -36,6 +37,11 @@ class CheckScheduler:
         self._interval: int | None = None
         self._tick = tick_seconds
         self._periodic = periodic or []
+        # Seconds between full listings; with the change feed, its safety-net interval while
+        # the feed is healthy (service/feed.py), else the check interval.
+        self._full_interval = full_interval or (
+            lambda: self.snapshots.current.settings.check_interval_seconds
+        )
 
     def start(self) -> None:
         self._schedule_checks()
@@ -66,15 +72,15 @@ class CheckScheduler:
             self._stop.wait(self._tick)
 
     def _schedule_checks(self) -> None:
-        interval = self.snapshots.current.settings.check_interval_seconds
+        interval = self._full_interval()
         self._jobs.clear("check")
         upper = max(interval + 1, int(interval * (1 + JITTER)))
         self._jobs.every(interval).to(upper).seconds.do(self._guard, self.full_cycle).tag("check")
         self._interval = interval
 
     def _follow_interval(self) -> None:
-        if self.snapshots.current.settings.check_interval_seconds != self._interval:
-            log.info("check interval changed: rescheduling")
+        if self._full_interval() != self._interval:
+            log.info("full check interval changed: rescheduling")
             self._schedule_checks()
 
     def full_cycle(self) -> None:

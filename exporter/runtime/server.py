@@ -13,11 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from pydantic import SecretStr
 
 from exporter.config import Config, ConfigError
 from exporter.core.snapshot import Snapshot
 from exporter.metrics import ExporterMetrics, Exposition, build_exposition
 from exporter.metrics.sessions import SessionCollector
+from exporter.runtime.feed_poller import FeedPoller
 from exporter.runtime.lease_keeper import LeaseKeeper
 from exporter.runtime.logs import setup_logging
 from exporter.runtime.scheduler import CheckScheduler
@@ -74,6 +76,7 @@ def _serve(
         services.cloudflare.stats.snapshot,
         counters=counters,
         provider_stats=services.providers.request_stats,
+        feed=services.feed,
     )
     if runtime.sessions is not None:
         revoker = runtime.sessions
@@ -84,7 +87,10 @@ def _serve(
         services.cycle,
         services.snapshots,
         periodic=_mail_jobs(runtime, counters) + settle,
+        full_interval=services.feed.full_interval_seconds if services.feed else None,
     )
+    # Cloudflare-side edits within seconds: the audit log polled (docs/feed.md).
+    poller = FeedPoller(services.feed) if services.feed is not None else None
     # The watcher polls SQLite's data_version; D1 has no change signal over REST, so there
     # vault-api's notification (POST /iam/drift/check {"audiences": [...]}) and the periodic
     # check are the whole story.
@@ -102,6 +108,8 @@ def _serve(
         watcher.start()
     if webhooks is not None:
         webhooks.start()
+    if poller is not None:
+        poller.start()
     log.info("serving", extra={"listen": f"{host}:{port}"})
     # uvicorn handles SIGTERM/SIGINT, then re-raises the signal once it has shut down;
     # a no-op handler turns that into a clean return, so `serve` exits 0.
@@ -113,6 +121,8 @@ def _serve(
             watcher.stop()
         if webhooks is not None:
             webhooks.stop()
+        if poller is not None:
+            poller.stop()
         scheduler.stop()
         with services.cycle.quiesced(timeout=60):  # let an in-flight write finish
             log.info("stopped")
@@ -135,7 +145,12 @@ def _web_services(runtime: Runtime, exposition: Exposition) -> WebServices:
         Tokens(config.admin_token, config.read_token),
         public_url=config.effective_public_url(),
         session_secret=secrets.token_urlsafe(32),
+        logpush_token=_secret(config.logpush_token),
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 SETTLE_RETRY_SECONDS = 10
@@ -181,6 +196,7 @@ def _secrets(config: Config) -> list[str]:
         config.read_token,
         config.smtp_password,
         config.webhook_secret,
+        config.logpush_token,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
     if config.webhook_secret is not None:  # also its key's base64 alone

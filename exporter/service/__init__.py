@@ -16,6 +16,7 @@ from exporter.service.checker import Checker, UnknownAudience
 from exporter.service.cycle import CycleService
 from exporter.service.decisions import Decisions
 from exporter.service.events import Events
+from exporter.service.feed import ChangeFeed
 from exporter.service.providers import Providers
 from exporter.service.recovery import Recovery
 from exporter.service.snapshots import SnapshotStore
@@ -37,6 +38,7 @@ class Services:
     # webhook events for the outbox: a new event source passes ``announcements.entries(...)``
     # to the store write that records its cause (docs/webhooks.md, "Adding an event type")
     announcements: Announcements = NO_ANNOUNCEMENTS
+    feed: ChangeFeed | None = None  # the change feed (serve only: it reads the audit log)
 
 
 def assemble(
@@ -92,13 +94,19 @@ def assemble(
         vault, cloudflare, clock=clock, providers=wired, announcements=announcements
     )
     cycle = CycleService(checker, syncer, recovery, lock, clock=clock)
+    feed = (
+        ChangeFeed(cycle, snapshots, attributor.reader, attributor, clock=clock)
+        if attributor is not None
+        else None
+    )
     return Services(
-        vault, cloudflare, snapshots, checker, syncer, decisions, cycle, wired, announcements
+        vault, cloudflare, snapshots, checker, syncer, decisions, cycle, wired, announcements, feed
     )
 
 
 __all__ = [
     "Busy",
+    "ChangeFeed",
     "Checker",
     "CycleService",
     "Decisions",

@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import datetime
 
-from exporter.cloudflare.audit import AuditLogReader
+from exporter.cloudflare.audit import AuditListing, AuditLogReader
 from exporter.cloudflare.wire import CloudflareError, RateLimited
 from exporter.core.attribution import (
     PENDING,
@@ -55,6 +55,9 @@ class Attributor:
         self.up = True  # False while the last listing failed, and once off
         self.listings = 0  # audit-log listings made (one per full cycle at most)
         self._manual: dict[str, int] | None = None  # by group id, read once then kept
+        # What the change feed read (docs/feed.md): kept in memory, folded into what the
+        # store says was read, so that attribution never lists a stretch the feed read.
+        self._fed: dict[str, Coverage] = {}
 
     def attach(
         self, checks: list[AudienceCheck], now: datetime, *, may_read: bool
@@ -94,6 +97,7 @@ class Attributor:
         if needed:
             earliest = min(w.since for w in needed.values())
             coverage, changes = self.vault.attribution_cache(needed.keys(), earliest)
+            coverage = _joined(coverage, self._fed)
         # What the log was not read for yet (up to now: the rest of a window, a moment after
         # a member was first seen, is read by a later cycle before "no entry" is said).
         unread = {
@@ -105,6 +109,7 @@ class Attributor:
             groups = {c.audience.group_id for c in checks if c.audience.group_id is not None}
             if self._read(unread, coverage, groups, now):
                 coverage, changes = self.vault.attribution_cache(needed.keys(), earliest)
+                coverage = _joined(coverage, self._fed)
         by_group: dict[str, list[GroupChange]] = {}
         for change in changes:
             by_group.setdefault(change.group_id, []).append(change)
@@ -149,15 +154,10 @@ class Attributor:
         finally:
             self.listings += 1
         self.up = True
-        own = self.vault.own_writes(since - SKEW * 5)
-        classified = [
-            replace(c, source=classify(c, self.vault_api_actors, own)) for c in listing.changes
-        ]
+        classified = self._classified(listing.changes, since)
         until = None if listing.read_until is None else min(listing.read_until, now)
         read = _extended(coverage, groups, since, until)
         self.vault.record_group_changes(classified, read)
-        if any(c.source == "manual" for c in classified):
-            self._manual = None  # read the counts again
         log.info(
             "audit log read",
             extra={
@@ -169,6 +169,51 @@ class Attributor:
             },
         )
         return True
+
+    # -- the change feed's entries (docs/feed.md) -------------------------------------------
+
+    def take(
+        self, listing: AuditListing, since: datetime, groups: Collection[str], now: datetime
+    ) -> list[GroupChange]:
+        """A listing the change feed read, of ``groups`` from ``since``: its entries
+        classified and kept (one write, only when there are any), and the stretch
+        remembered as read. The classified entries are answered."""
+        until = None if listing.read_until is None else min(listing.read_until, now)
+        self._fed = _extended(self._fed, set(groups), since, until)
+        self.up = True
+        return self.keep(listing.changes, since)
+
+    def keep(self, changes: list[GroupChange], since: datetime) -> list[GroupChange]:
+        """Entries from the feed (polled or pushed), classified and persisted."""
+        if not changes or not self.enabled:
+            return changes
+        classified = self._classified(changes, since)
+        self.vault.record_group_changes(classified, {})
+        return classified
+
+    def _classified(self, changes: list[GroupChange], since: datetime) -> list[GroupChange]:
+        if not changes:
+            return []
+        own = self.vault.own_writes(since - SKEW * 5)
+        classified = [replace(c, source=classify(c, self.vault_api_actors, own)) for c in changes]
+        if any(c.source == "manual" for c in classified):
+            self._manual = None  # read the counts again
+        return classified
+
+
+def _joined(stored: dict[str, Coverage], fed: dict[str, Coverage]) -> dict[str, Coverage]:
+    """What the store says was read, joined with what the feed read where they touch; where
+    they do not, the later stretch (a window older than it is read again, harmlessly)."""
+    result = dict(stored)
+    for group_id, recent in fed.items():
+        known = result.get(group_id)
+        if known is not None and known.until >= recent.since and known.since <= recent.until:
+            result[group_id] = Coverage(
+                min(known.since, recent.since), max(known.until, recent.until)
+            )
+        elif known is None or recent.until > known.until:
+            result[group_id] = recent
+    return result
 
 
 def _undecided(member: DriftMember) -> bool:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from exporter.core.model import AutoSync, Ignore
-from exporter.core.settings import Settings
+from exporter.core.settings import FEED_OFF, FEEDS, Settings
 from exporter.core.times import format_time, parse_time
 from exporter.vault.sql import Reader, Statement
 from exporter.vault.store import AuditEntry, AuditRow
@@ -26,6 +26,8 @@ def load_settings(conn: Reader) -> Settings:
             values["auto_sync"] = AutoSync(values["auto_sync"])
         except ValueError:
             del values["auto_sync"]
+    if values.get("cloudflare_feed", FEED_OFF) not in FEEDS:
+        del values["cloudflare_feed"]
     return Settings(**values)
 
 

@@ -13,6 +13,7 @@ from exporter.vault.store import VaultError
 from exporter.web.api import router as api_router
 from exporter.web.auth import AuthError
 from exporter.web.deps import ApiError, WebServices, error_response
+from exporter.web.logpush import router as logpush_router
 from exporter.web.page import router as page_router
 from exporter.web.page_forms import router as forms_router
 
@@ -28,6 +29,7 @@ def create_app(services: WebServices, page: bool = True) -> FastAPI:
     app.state.services = services
     _install_error_handlers(app)
     _install_operational_routes(app, services)
+    app.include_router(logpush_router)
     app.include_router(api_router)
     if page:
         app.include_router(page_router)
@@ -110,7 +112,7 @@ def not_ready_reason(services: WebServices) -> str | None:
     if snapshot.last_success_at is None:
         return snapshot.cycle_error or "no successful check cycle yet"
     age = (services.clock() - snapshot.last_success_at).total_seconds()
-    limit = 2 * snapshot.settings.check_interval_seconds
+    limit = 2 * services.full_interval_seconds()
     if age > limit:
         why = f": {snapshot.cycle_error}" if snapshot.cycle_error else ""
         return f"last successful check cycle {int(age)}s ago (limit {limit}s){why}"

@@ -16,6 +16,7 @@ from exporter.metrics import Exposition
 from exporter.service import Services
 from exporter.service.cycle import CycleService
 from exporter.service.decisions import Decisions
+from exporter.service.feed import ChangeFeed
 from exporter.service.snapshots import SnapshotStore
 from exporter.web.auth import Role, Tokens, bearer
 from exporter.web.session import session_role
@@ -31,11 +32,20 @@ class WebServices:
     clock: Clock = utc_now
     public_url: str = ""
     session_secret: str = ""
+    feed: ChangeFeed | None = None
+    logpush_token: str | None = None  # VAULT_DRIFT_LOGPUSH_TOKEN: unset, the endpoint is off
+
+    def full_interval_seconds(self) -> int:
+        """Seconds between full listings now (the change feed's safety net while healthy)."""
+        if self.feed is not None:
+            return self.feed.full_interval_seconds()
+        return self.snapshots.current.settings.check_interval_seconds
 
     @classmethod
     def around(
         cls, services: Services, exposition: Exposition, tokens: Tokens, **options: Any
     ) -> WebServices:
+        options.setdefault("feed", services.feed)
         return cls(
             services.snapshots,
             services.cycle,

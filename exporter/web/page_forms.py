@@ -36,6 +36,8 @@ DURATIONS = (
     "extra_warning_threshold_seconds",
     "extra_critical_threshold_seconds",
 )
+# The change feed's durations: applied when the form carries them (README, "Change feed").
+FEED_DURATIONS = ("feed_interval_seconds", "feed_overlap_seconds", "full_check_interval_seconds")
 ACTOR = "page:admin"
 
 
@@ -217,6 +219,10 @@ def settings_form(
     extra_warning_threshold_seconds: Field = "",
     extra_critical_threshold_seconds: Field = "",
     revoke_sessions: Field = "",
+    cloudflare_feed: Field = "",
+    feed_interval_seconds: Field = "",
+    feed_overlap_seconds: Field = "",
+    full_check_interval_seconds: Field = "",
 ) -> Response:
     fields = {
         "csrf": csrf,
@@ -227,6 +233,10 @@ def settings_form(
         "extra_warning_threshold_seconds": extra_warning_threshold_seconds,
         "extra_critical_threshold_seconds": extra_critical_threshold_seconds,
         "revoke_sessions": revoke_sessions,
+        "cloudflare_feed": cloudflare_feed,
+        "feed_interval_seconds": feed_interval_seconds,
+        "feed_overlap_seconds": feed_overlap_seconds,
+        "full_check_interval_seconds": full_check_interval_seconds,
     }
     return _guarded(_settings)(request, fields)
 
@@ -234,13 +244,16 @@ def settings_form(
 def _settings(request: Request, fields: dict[str, str]) -> Response:
     session = _acting(request, fields.get("csrf", ""))
     changes: dict[str, Any] = {"auto_sync": fields.get("auto_sync", "")}
+    if fields.get("cloudflare_feed"):  # a page from before the feed's settings sends none
+        changes["cloudflare_feed"] = fields["cloudflare_feed"]
     errors: dict[str, str] = {}
     flag = fields.get("revoke_sessions", "")
     if flag in ("on", "off"):
         changes["revoke_sessions"] = flag == "on"
     elif flag:
         errors["revoke_sessions"] = "choose on or off"
-    for name in DURATIONS:
+    given = [n for n in FEED_DURATIONS if fields.get(n, "").strip()]
+    for name in (*DURATIONS, *given):
         try:
             changes[name] = parse_duration(fields.get(name, ""))
         except ValueError:

@@ -75,6 +75,10 @@ class SettingsBody(Strict):
     history_retention_days: int | None = None
     digest_hour_utc: int | None = None
     revoke_sessions: StrictBool | None = None
+    cloudflare_feed: str | None = Field(None, description="audit_log or off")
+    feed_interval_seconds: int | None = None
+    feed_overlap_seconds: int | None = None
+    full_check_interval_seconds: int | None = None
 
     def changes(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
