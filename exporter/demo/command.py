@@ -28,6 +28,7 @@ from exporter.core.table import drift_table
 from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
+from exporter.demo.simulator_logpush import LogpushSender
 from exporter.demo.simulator_audit import Actor
 from exporter.runtime.server import check_listen, serve
 
@@ -84,11 +85,20 @@ def _run_with(
     check_listen(config)
     print(banner(config, database if d1 else None), flush=True)
     changes = DemoLife(database, simulator, life, notify=_notifier(config) if d1 else None)
+    # Cloudflare's Logpush of the audit log, pushed to the exporter (README, "Change feed").
+    logpush = LogpushSender(
+        f"{config.effective_public_url()}/iam/drift/feed/logpush",
+        f"Bearer {_secret(config.logpush_token)}",
+    )
+    simulator.audit.logpush = logpush
+    logpush.start()
     changes.start()
     try:
         return serve(config, after_full_check=[_print_first_check()])
     finally:
         changes.stop()
+        simulator.audit.logpush = None
+        logpush.stop()
         if d1_sim is not None:
             d1_sim.close()
 
@@ -136,6 +146,7 @@ def demo_config(
         listen=listen,  # None: not an override, so the environment or the file decide
         admin_token=f"demo-admin-{secrets.token_hex(8)}",
         read_token=f"demo-read-{secrets.token_hex(8)}",
+        logpush_token=f"demo-logpush-{secrets.token_hex(8)}",
         check_interval="1m",
         vault_api_actors=DEMO_VAULT_API.email,
     )

@@ -75,7 +75,6 @@ class LogpushSender:
 
     def start(self) -> LogpushSender:
         self._thread.start()
-        self.post(first_delivery())
         return self
 
     def stop(self) -> None:
@@ -87,6 +86,9 @@ class LogpushSender:
         self._queue.put(entry)
 
     def _run(self) -> None:
+        for _ in range(RETRIES):  # the job's test delivery first, as Logpush sends it
+            if self.post(first_delivery()):
+                break
         while True:
             entry = self._queue.get()
             if entry is None:
