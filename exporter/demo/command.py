@@ -28,8 +28,8 @@ from exporter.core.table import drift_table
 from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
-from exporter.demo.simulator_logpush import LogpushSender
 from exporter.demo.simulator_audit import Actor
+from exporter.demo.simulator_logpush import LogpushSender
 from exporter.runtime.server import check_listen, serve
 
 log = logging.getLogger("vault_drift.demo")
