@@ -125,18 +125,25 @@ def test_drift_start_and_settings_survive_a_restart(
     assert started is not None
     saved = requests.put(
         f"{served.url}/iam/drift/settings",
-        json={"check_interval_seconds": 120},
+        json={"check_interval_seconds": 120, "full_check_interval_seconds": 600},
         headers={"Authorization": f"Bearer {ADMIN}"},
         timeout=10,
     )
     assert saved.status_code == 200
-    assert "vault_drift_check_interval_seconds 120.0" in served.metrics()
+    # the change feed is healthy: full checks run at its safety-net interval
+    assert "vault_drift_check_interval_seconds 600.0" in served.metrics()
     assert served.stop() == 0
     time.sleep(1.1)
     again = Served(world, simulator, tmp_path / "serve2.log")
     try:
         assert series(again.metrics(), name, "lms-instructors") == started
-        assert "vault_drift_check_interval_seconds 120.0" in again.metrics()
+        assert "vault_drift_check_interval_seconds 600.0" in again.metrics()
+        document = requests.get(
+            f"{again.url}/iam/drift/settings",
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=10,
+        ).json()
+        assert document["check_interval_seconds"] == 120
     finally:
         assert again.stop() == 0
 

@@ -29,6 +29,7 @@ SEVERITIES = {
     # Multi-window, multi-burn-rate: the fast burn pages, the slow burn warns.
     "VaultDriftRevocationSLOBurn": {"critical", "warning"},
     "VaultDriftWebhookOutboxGrowing": {"warning"},
+    "VaultDriftFeedStalled": {"warning"},
 }
 RUNBOOK_BASE = "https://github.com/tpb-vault/vault-drift/blob/main/docs/runbooks.md#"
 
