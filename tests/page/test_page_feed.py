@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import requests
-from page_world import ADMIN_TOKEN, build_world
+from support.page_world import ADMIN_TOKEN, build_world
 from test_page_http import logged_in
 
 from exporter.demo.simulator import CloudflareSimulator

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from support import T0, FixedClock, make_client
-from web_helpers import ADMIN, READ, auth, services_for
+from support.web import ADMIN, READ, auth, services_for
 
 from exporter.demo.sample import build_sample
 from exporter.demo.simulator import CloudflareSimulator
