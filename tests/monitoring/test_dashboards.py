@@ -63,7 +63,7 @@ EMPTY_ON_DEMO: dict[str, str] = {
     "vault-drift-audience/Syncs by result (all audiences)/A": "no sync attempt yet",
     "vault-drift-overview/Syncs by trigger and result/A": "no sync attempt yet",
     "vault-drift-overview/Mails/A": "the demo has no SMTP server configured",
-    "vault-drift-overview/Feed lag/A": "no audit-log entry yet: the demo's first edit comes later",
+    "vault-drift-overview/Change feed: lag/A": "no audit-log entry yet: the demo's first edit comes later",
 }
 
 
