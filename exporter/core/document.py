@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from exporter.core.model import AudienceCheck, DriftMember, Side, Status
-from exporter.core.provider import capabilities_document
+from exporter.core.provider import capabilities_document, provider_word
 from exporter.core.sessions import SessionRevocation
 from exporter.core.snapshot import Snapshot
 from exporter.core.times import format_time
@@ -101,11 +101,13 @@ def item_document(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> di
     return item
 
 
-def member_document(member: DriftMember, now: datetime | None = None) -> dict[str, Any]:
+def member_document(
+    member: DriftMember, now: datetime | None = None, where: str = "Cloudflare"
+) -> dict[str, Any]:
     document: dict[str, Any] = {
         "email": member.email,
         "first_seen_at": format_time(member.first_seen_at),
-        "hint": hint(member, now),
+        "hint": hint(member, now, where),
         "changed_by": changed_by_document(member),
     }
     if member.kind == Side.MISSING:
@@ -137,8 +139,9 @@ def audience_document(
     document["group_id_present"] = check.audience.group_id is not None
     document["provider_capabilities"] = capabilities_document(check.audience.provider)
     shown = slice(offset, offset + limit)
-    document["missing"] = [member_document(m, now) for m in check.missing[shown]]
-    document["extra"] = [member_document(m, now) for m in check.extra[shown]]
+    where = provider_word(check.audience.provider)
+    document["missing"] = [member_document(m, now, where) for m in check.missing[shown]]
+    document["extra"] = [member_document(m, now, where) for m in check.extra[shown]]
     document["missing_total"] = len(check.missing)
     document["extra_total"] = len(check.extra)
     document["limit"] = limit

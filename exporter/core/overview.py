@@ -84,7 +84,10 @@ class SidePreview:
 
 
 def preview(
-    members: Sequence[DriftMember], now: datetime | None = None, limit: int = CARD_MEMBERS
+    members: Sequence[DriftMember],
+    now: datetime | None = None,
+    limit: int = CARD_MEMBERS,
+    where: str = "Cloudflare",
 ) -> SidePreview:
     """Group a side's members by hint (largest group first) and share ``limit`` places among
     the groups in turn, so that a rare hint (an exclusion) is not hidden by a common one.
@@ -92,7 +95,7 @@ def preview(
     attributed hint's age ("2 h ago") is measured from."""
     by_hint: dict[str, list[DriftMember]] = {}
     for member in members:
-        by_hint.setdefault(hint(member, now), []).append(member)
+        by_hint.setdefault(hint(member, now, where), []).append(member)
     ordered = sorted(by_hint.items(), key=lambda item: -len(item[1]))  # stable: first seen
     places = [0] * len(ordered)
     left, turn = min(limit, len(members)), 0

@@ -174,6 +174,20 @@ class VerificationFailed(Exception):
     """The group read back after a sync differs from what was sent."""
 
 
+def provider_title(provider: str) -> str:
+    """A provider's product name, as the page heads it."""
+    titles = {
+        CLOUDFLARE_ACCESS: "Cloudflare Access",
+        AWS_IDENTITY_CENTER: "AWS IAM Identity Center",
+    }
+    return titles.get(provider, provider)
+
+
+def provider_word(provider: str) -> str:
+    """How a provider is named in sentences ("in Cloudflare", "in AWS")."""
+    return {CLOUDFLARE_ACCESS: "Cloudflare", AWS_IDENTITY_CENTER: "AWS"}.get(provider, provider)
+
+
 def group_noun(provider: str) -> str:
     """How a provider's group is named in sentences ("Cloudflare group", "AWS group")."""
     return {CLOUDFLARE_ACCESS: "Cloudflare group", AWS_IDENTITY_CENTER: "AWS group"}.get(
@@ -196,4 +210,6 @@ __all__ = [
     "VerificationFailed",
     "capabilities_document",
     "group_noun",
+    "provider_title",
+    "provider_word",
 ]

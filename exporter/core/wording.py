@@ -29,9 +29,9 @@ def member_note(member: DriftMember) -> str | None:
     return access_note(member) or attribution_words(member, None)
 
 
-def hint(member: DriftMember, now: datetime | None = None) -> str:
+def hint(member: DriftMember, now: datetime | None = None, where: str = "Cloudflare") -> str:
     """Why a member drifts, shown beside it: what the audit log says (its age measured from
-    ``now``), else a short guess."""
+    ``now``), else a short guess; ``where`` names the audience's provider ("AWS")."""
     note = access_note(member) or attribution_words(member, now)
     if note is not None:
         return note
@@ -39,6 +39,6 @@ def hint(member: DriftMember, now: datetime | None = None) -> str:
         added = member.added_in_vault_at
         vault = member.attribution is not None and member.attribution.outcome == VAULT
         if vault or (added is not None and member.first_seen_at - added <= RECENT):
-            return "added in Vault recently: the push to Cloudflare may not have run yet"
-        return "in Vault but not in Cloudflare: push failed or removed by hand"
-    return "manually added? in Cloudflare but not in Vault (or removed from Vault)"
+            return f"added in Vault recently: the push to {where} may not have run yet"
+        return f"in Vault but not in {where}: push failed or removed by hand"
+    return f"manually added? in {where} but not in Vault (or removed from Vault)"

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescap
 from jinja2.runtime import Context
 
 from exporter.core.document import LIST_LIMIT, audience_document
+from exporter.core.provider import provider_title, provider_word
 from exporter.core.times import format_time, parse_time
 from exporter.web.auth import Role
 from exporter.web.deps import services as _services
@@ -86,7 +87,14 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_ENV.filters.update(ago=_ago, duration=_duration, iso=_iso, rule=_rule)
+_ENV.filters.update(
+    ago=_ago,
+    duration=_duration,
+    iso=_iso,
+    rule=_rule,
+    where=provider_word,
+    provider_title=provider_title,
+)
 _ENV.globals.update(card_id=card_id, details_url=details_url)
 
 

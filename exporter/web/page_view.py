@@ -17,6 +17,7 @@ from exporter.core.document import DriftFilter
 from exporter.core.levels import LEVEL_RANK
 from exporter.core.model import AlertLevel, AudienceCheck, Side, Status
 from exporter.core.overview import attention_level, by_attention, needs_action, preview, since
+from exporter.core.provider import provider_word
 from exporter.core.snapshot import Snapshot
 
 CARDS_PER_PAGE = 8  # audiences needing action shown as cards per page of the list
@@ -89,6 +90,7 @@ class ListQuery:
 def card(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> dict[str, Any]:
     name = check.audience.audience
     verdict = snapshot.verdict(check, now)
+    where = provider_word(check.audience.provider)
     return {
         "audience": name,
         "id": card_id(name),
@@ -99,8 +101,9 @@ def card(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> dict[str, A
         "since": since(check),
         "ignore": snapshot.ignore_of(name, now),
         "check": check,
-        "missing": preview(check.missing, now),
-        "extra": preview(check.extra, now),
+        "missing": preview(check.missing, now, where=where),
+        "extra": preview(check.extra, now, where=where),
+        "where": where,
         "details_url": details_url(name),
     }
 

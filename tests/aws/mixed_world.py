@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -36,7 +37,7 @@ def mixed_services(
     )
 
 
-def api_client(services: Services, clock: FixedClock) -> TestClient:
+def api_client(services: Services, clock: FixedClock, *, page: bool = False) -> TestClient:
     exposition, counters = build_exposition(
         lambda: services.snapshots.current,
         services.cloudflare.stats.snapshot,
@@ -52,8 +53,18 @@ def api_client(services: Services, clock: FixedClock) -> TestClient:
         public_url="http://127.0.0.1:9847",
         session_secret="test-session-secret",
     )
-    return TestClient(create_app(web, page=False))
+    return TestClient(create_app(web, page=page), follow_redirects=False)
 
 
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN}"}
+
+
+def logged_in(client: TestClient) -> TestClient:
+    """The page's session for the admin token (login form, CSRF, cookie)."""
+    form = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    answer = client.post("/login", data={"token": ADMIN, "csrf": csrf.group(1)})
+    assert answer.status_code == 303, answer.text
+    return client

@@ -3,6 +3,7 @@ a Vault member without an AWS user, throttling and AWS unreachable (moto is the 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from exporter.service import Services
 from exporter.service.syncer import SyncRequest
 from tests.aws.aws_world import FakeTime, client_for
 from tests.aws.faults import FaultProxy
-from tests.aws.mixed_world import api_client, auth, mixed_services
+from tests.aws.mixed_world import api_client, auth, logged_in, mixed_services
 from tests.aws.vault_rows import add_audience, group_id_of
 
 
@@ -212,3 +213,43 @@ def test_without_the_store_id_aws_audiences_are_errors_naming_it(
         snapshot.checks["aws-payroll"].error_message or ""
     )
     assert snapshot.checks["administrators"].status.value == "synced"
+
+
+def test_auto_sync_heals_aws_and_cloudflare_audiences_in_one_cycle(
+    api: TestClient,
+    services: Services,
+    payroll: str,
+    simulator: CloudflareSimulator,
+    proxy: FaultProxy,
+) -> None:
+    api.put("/iam/drift/settings", json={"auto_sync": "full"}, headers=auth())
+    developers = next(g for g in simulator.groups() if g["name"] == "developers")
+    stranger = {"email": {"email": "stranger@example.com"}}  # an edit by hand in Cloudflare
+    simulator.set_include(developers["id"], [*developers["include"], stranger])
+    snapshot = services.cycle.check_all("schedule")
+    assert snapshot.checks["developers"].status.value == "synced"
+    payroll_check = snapshot.checks["aws-payroll"]
+    assert payroll_check.status.value == "drift"  # pat has no AWS user: never created
+    assert [m.email for m in payroll_check.missing] == ["pat@example.com"]
+    assert not payroll_check.extra
+    assert proxy.calls["CreateGroupMembership"] == 1 and proxy.calls["DeleteGroupMembership"] == 1
+    audit = services.vault.audit(audience="aws-payroll", limit=5)
+    assert audit[0]["trigger"] == "auto" and audit[0]["result"] == "synced"
+
+
+def test_the_page_names_each_audiences_provider(
+    services: Services, clock: FixedClock, payroll: str
+) -> None:
+    services.cycle.check_all("schedule")
+    with api_client(services, clock, page=True) as client:
+        page = logged_in(client).get("/").text
+        details = client.get("/fragments/details", params={"audience": "aws-payroll"}).text
+    assert "AWS IAM Identity Center · Cloudflare Access" in page
+    found = re.search(r'<article[^>]*data-audience="aws-payroll".*?</article>', page, re.S)
+    assert found is not None
+    card = found.group(0)
+    assert "AWS IAM Identity Center" in card and "Missing in AWS (2)" in card
+    assert "Extra in AWS" in card and "Cloudflare" not in card
+    assert "added in Vault recently: the push to AWS may not have run yet" in details
+    assert "manually added? in AWS but not in Vault" in details
+    assert "no AWS user with this email" in details
