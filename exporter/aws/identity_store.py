@@ -10,6 +10,7 @@ retries are off: each API call here is exactly one HTTP request, counted.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -114,6 +115,9 @@ class IdentityStoreClient:
             self.stats, clock=clock, sleep=sleep, max_pause_seconds=max_pause_seconds
         )
         session = boto_session if boto_session is not None else boto3.session.Session()
+        # botocore reads AWS_DEFAULT_REGION and a profile's region, not AWS_REGION (which the
+        # SDKs of other languages and AWS's own containers set): it is read here.
+        region = region or session.region_name or os.environ.get("AWS_REGION") or None
         config = BotoConfig(
             region_name=region,
             connect_timeout=timeout,

@@ -155,6 +155,17 @@ def test_no_region_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         IdentityStoreClient(identity_store_id="d-0123456789", boto_session=session)
 
 
+def test_aws_region_alone_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore reads AWS_DEFAULT_REGION, not AWS_REGION: the client reads it itself."""
+    for name in ("AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    session = boto3.session.Session(aws_access_key_id="a", aws_secret_access_key="b")
+    client = IdentityStoreClient(identity_store_id="d-0123456789", boto_session=session)
+    assert client._where() == "the eu-west-3 endpoint"
+
+
 def test_no_credentials_names_the_chain(
     store: LocalIdentityStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
