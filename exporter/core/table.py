@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from exporter.core.model import Side, SyncOutcome
+from exporter.core.provider import CLOUDFLARE_ACCESS, provider_word
 
 
 def drift_table(document: dict[str, Any]) -> str:
@@ -36,9 +37,9 @@ def drift_table(document: dict[str, Any]) -> str:
 
 
 def _notes(item: dict[str, Any], details: dict[str, Any]) -> list[str]:
-    name = item["audience"]
-    lines = [f"{name}: missing in Cloudflare: {e}" for e in details.get("missing", [])]
-    lines += [f"{name}: extra in Cloudflare: {e}" for e in details.get("extra", [])]
+    name, where = item["audience"], provider_word(item.get("provider", CLOUDFLARE_ACCESS))
+    lines = [f"{name}: missing in {where}: {e}" for e in details.get("missing", [])]
+    lines += [f"{name}: extra in {where}: {e}" for e in details.get("extra", [])]
     for kind in Side:
         more = details.get(f"{kind}_total", 0) - len(details.get(kind, []))
         if more > 0:
@@ -46,7 +47,7 @@ def _notes(item: dict[str, Any], details: dict[str, Any]) -> list[str]:
     if item.get("error_message"):
         lines.append(f"{name}: error: {item['error_message']}")
     if item["status"] == "pending":
-        lines.append(f"{name}: no Cloudflare group yet (create it: POST /iam/drift/groups)")
+        lines.append(f"{name}: no {where} group yet (create it: POST /iam/drift/groups)")
     return lines
 
 

@@ -1,4 +1,5 @@
-"""``vault-drift demo``: a sample Vault DB, a simulated Cloudflare on loopback, and ``serve``.
+"""``vault-drift demo``: a sample Vault DB, a simulated Cloudflare on loopback, and ``serve``;
+with moto installed, also one AWS audience in moto's IAM Identity Center (``aws_audience.py``).
 
 A little life runs beside it: every minute the sample Vault gains or loses a member, or
 someone edits a Cloudflare group by hand, so a Prometheus pointed at the demo sees drift
@@ -25,6 +26,7 @@ from exporter.config import Config, load_config
 from exporter.core.document import drift_document
 from exporter.core.snapshot import Snapshot
 from exporter.core.table import drift_table
+from exporter.demo import aws_audience
 from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.sample import add_member, build_sample
 from exporter.demo.simulator import CloudflareSimulator
@@ -55,10 +57,15 @@ def run_demo(
 def _run_in(
     workdir: Path, listen: str | None, config_file: str | None, life: float, d1: bool = False
 ) -> int:
-    with CloudflareSimulator(
-        account_id=DEMO_ACCOUNT_ID, token=DEMO_CLOUDFLARE_TOKEN, per_page_cap=50
-    ) as simulator:
-        return _run_with(workdir, simulator, listen, config_file, life, d1)
+    aws = aws_audience.start_local_store()
+    try:
+        with CloudflareSimulator(
+            account_id=DEMO_ACCOUNT_ID, token=DEMO_CLOUDFLARE_TOKEN, per_page_cap=50
+        ) as simulator:
+            return _run_with(workdir, simulator, listen, config_file, life, d1, aws)
+    finally:
+        if aws is not None:
+            aws.stop()
 
 
 def _run_with(
@@ -68,9 +75,13 @@ def _run_with(
     config_file: str | None,
     life: float,
     d1: bool = False,
+    aws: Any | None = None,
 ) -> int:
     database = workdir / "vault.db"
     build_sample(database, simulator, utc_now())
+    if aws is not None:
+        aws_audience.add_aws_audience(database, aws, utc_now())
+        aws_audience.use_local_credentials()
     d1_sim = None
     if d1:  # the same sample, served by the simulated D1 REST API beside the groups
         d1_sim = D1Simulator(database, database_id=DEMO_D1_DATABASE_ID)
@@ -81,9 +92,10 @@ def _run_with(
         listen,
         config_file,
         d1_database=DEMO_D1_DATABASE_ID if d1 else None,
+        aws=aws,
     )
     check_listen(config)
-    print(banner(config, database if d1 else None), flush=True)
+    print(banner(config, database if d1 else None, aws), flush=True)
     changes = DemoLife(database, simulator, life, notify=_notifier(config) if d1 else None)
     # Cloudflare's Logpush of the audit log, pushed to the exporter (README, "Change feed").
     logpush = LogpushSender(
@@ -131,6 +143,7 @@ def demo_config(
     listen: str | None,
     config_file: str | None,
     d1_database: str | None = None,
+    aws: Any | None = None,
 ) -> Config:
     """``serve``'s configuration on the sample world, with fresh tokens.
 
@@ -149,6 +162,8 @@ def demo_config(
         logpush_token=f"demo-logpush-{secrets.token_hex(8)}",
         check_interval="1m",
         vault_api_actors=DEMO_VAULT_API.email,
+        aws_identity_store_id=aws.store_id if aws is not None else None,
+        aws_endpoint_url=aws.endpoint_url if aws is not None else None,
     )
 
 
@@ -165,7 +180,7 @@ def _print_first_check() -> Callable[[Snapshot], None]:
     return show
 
 
-def banner(config: Config, d1_file: Path | None = None) -> str:
+def banner(config: Config, d1_file: Path | None = None, aws: Any | None = None) -> str:
     """The URLs and the secrets to try the demo with, its simulated Cloudflare included."""
     url = config.effective_public_url()
     admin, read = (_secret(config.admin_token), _secret(config.read_token))
@@ -185,6 +200,7 @@ def banner(config: Config, d1_file: Path | None = None) -> str:
             f"  Cloudflare sim  {cloudflare}",
             f"    account id    {account}",
             f"    API token     {token}",
+            *aws_audience.banner_lines(aws),
             "  try: curl -H 'Authorization: Bearer " + admin + f"' {url}/iam/drift",
             f"       curl -H 'Authorization: Bearer {token}' {cloudflare}/accounts/{account}"
             "/access/groups",

@@ -246,7 +246,7 @@ def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly(
     threading.Thread(target=read, daemon=True).start()
     seen: list[str] = []
     try:
-        while not (seen and seen[-1].startswith("5 audiences:")):
+        while not (seen and seen[-1].startswith("6 audiences:")):
             try:
                 seen.append(lines.get(timeout=60))
             except queue.Empty:
@@ -269,7 +269,13 @@ def test_the_demo_prints_what_its_first_check_found_and_stops_cleanly(
         out.close()
     table = "".join(seen[seen.index("first check:\n") :])
     assert "lms-instructors: missing in Cloudflare: alice@example.com" in table
-    assert "5 audiences: 2 in sync, 1 drift, 1 error, 1 pending" in table
+    # The AWS audience (moto's identity store, the test extra has it): named by the banner,
+    # its members said to be missing or extra in AWS, pat without an AWS user.
+    assert fields["AWS (moto)"].startswith("http://127.0.0.1:")
+    assert fields["store id"].startswith("d-")
+    assert "aws-payroll: missing in AWS: bob@example.com" in table
+    assert "aws-payroll: extra in AWS: eve@example.com" in table
+    assert "6 audiences: 2 in sync, 2 drift, 1 error, 1 pending" in table
 
 
 def _banner_fields(lines: list[str]) -> dict[str, str]:

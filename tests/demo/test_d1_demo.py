@@ -31,14 +31,14 @@ def test_the_d1_demo_runs_everything_on_the_simulated_d1(monkeypatch: pytest.Mon
     threading.Thread(target=lambda: [lines.put(line) for line in out], daemon=True).start()
     seen: list[str] = []
     try:
-        while not (seen and seen[-1].startswith("5 audiences:")):
+        while not (seen and seen[-1].startswith("6 audiences:")):
             try:
                 seen.append(lines.get(timeout=60))
             except queue.Empty:
                 raise AssertionError("no first check printed:\n" + "".join(seen)) from None
         text = "".join(seen)
         assert "Vault DB        d1://00000000-0000-4000-8000-0000000000d1" in text
-        assert "5 audiences: 2 in sync, 1 drift, 1 error, 1 pending" in text
+        assert "6 audiences: 2 in sync, 2 drift, 1 error, 1 pending" in text
         admin = next(line.split()[-1] for line in seen if line.strip().startswith("admin token"))
         url = f"http://127.0.0.1:{port}"
         # vault-api's change notification, as the demo's own life sends it.
