@@ -1,7 +1,7 @@
 """A full check of a mixed world: Cloudflare audiences on the simulator, AWS audiences on moto.
 
     python -m bench.aws_mixed                  # 300 Cloudflare + 100 AWS audiences of 100 members
-    python -m bench.aws_mixed --small          # 30 + 10, a quick run
+    python -m bench.aws_mixed --small          # 30 + 10 audiences of 20, one run each
     python -m bench.aws_mixed --cf 300 --aws 100 --members 100 --runs 3
 
 Each check runs in a fresh child process (``--child``) through the cycle service, as ``serve``
@@ -207,6 +207,7 @@ def main() -> None:
     if not moto_available():
         sys.exit("needs moto's server mode: pip install -e '.[aws]'")
     cf, aws, members = (30, 10, 20) if args.small else (args.cf, args.aws, args.members)
+    runs = 1 if args.small else args.runs
     with (
         tempfile.TemporaryDirectory() as tmp,
         CloudflareSimulator(per_page_cap=PAGE_CAP) as sim,
@@ -219,13 +220,13 @@ def main() -> None:
         add_aws_audiences(mixed, MotoSeeder(store.store_id), cf, aws, members)
         seeded = time.perf_counter() - t0
         latency = moto_latency_ms(store)
-        baseline = [run_child(alone, sim.base_url, None) for _ in range(args.runs)]
+        baseline = [run_child(alone, sim.base_url, None) for _ in range(runs)]
         aws_side = (store.endpoint_url, store.store_id)
-        both = [run_child(mixed, sim.base_url, aws_side) for _ in range(args.runs)]
+        both = [run_child(mixed, sim.base_url, aws_side) for _ in range(runs)]
     print(
         json.dumps(
             {
-                "world": {"cloudflare": cf, "aws": aws, "members": members, "runs": args.runs},
+                "world": {"cloudflare": cf, "aws": aws, "members": members, "runs": runs},
                 "seed_seconds": round(seeded, 1),
                 "moto_request_ms": latency,
                 "cloudflare_alone": summary(baseline),

@@ -125,3 +125,13 @@ def test_webhook_soak_small() -> None:
     assert result["duplicates"] == result["failures_after_processing"]
     assert result["all_verified"] and result["order_kept_per_audience"]
     assert result["failures_500"] > 0
+
+
+def test_aws_mixed_small() -> None:
+    """The mixed world (moto): Cloudflare's requests are the same with AWS beside it."""
+    result = run_bench("bench.aws_mixed")
+    alone, mixed = result["cloudflare_alone"], result["mixed"]
+    assert mixed["requests"]["cloudflare_access"] == alone["requests"]["cloudflare_access"]
+    aws = mixed["requests"]["aws_identity_center"]
+    assert aws["ListGroupMemberships 2xx"] == result["world"]["aws"]
+    assert mixed["counts"]["error"] == 0 and mixed["counts"]["drift"] == 4
