@@ -15,6 +15,7 @@ from support import FixedClock, free_port
 from exporter.aws.local import LocalIdentityStore
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.service import Services
+from exporter.service.sessions import SessionRevoker
 from exporter.service.syncer import SyncRequest
 from tests.aws.aws_world import FakeTime, client_for
 from tests.aws.faults import FaultProxy
@@ -253,3 +254,27 @@ def test_the_page_names_each_audiences_provider(
     assert "added in Vault recently: the push to AWS may not have run yet" in details
     assert "manually added? in AWS but not in Vault" in details
     assert "no AWS user with this email" in details
+
+
+def test_leaving_an_aws_group_never_revokes_cloudflare_sessions(
+    services: Services,
+    simulator: CloudflareSimulator,
+    clock: FixedClock,
+    payroll: str,
+    sample_db: Path,
+) -> None:
+    """Session revocation is Cloudflare's: eve removed from the AWS group keeps the Access
+    sessions a Cloudflare audience grants her; a Cloudflare leaver's end as before."""
+    tools = simulator.add_group("eve-tools", [{"email": {"email": "eve@example.com"}}])
+    add_audience(sample_db, "eve-tools", "cloudflare_access", tools, ["eve@example.com"])
+    revoker = SessionRevoker(services.vault, services.cloudflare, clock=clock)
+    services.cycle.followers.append(revoker)
+    assert simulator.login("eve@example.com")
+    services.cycle.check_all("schedule")
+    [outcome] = services.cycle.sync(SyncRequest(["aws-payroll"], trigger="api", actor="t"))
+    assert outcome.removed == ("eve@example.com",) and outcome.revoked == ()
+    assert simulator.sessions.revoked_emails() == []
+    assert simulator.sessions.live("eve@example.com") == 1
+    assert services.vault.session_revocations("aws-payroll") == []
+    [cloudflare] = services.cycle.sync(SyncRequest(["lms-instructors"], trigger="api", actor="t"))
+    assert cloudflare.revoked == ("olduser@example.com",)
