@@ -16,6 +16,7 @@ import os
 import random
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from .serve_latency import ADMIN, EXE, free_port
 from .world import build_world
 
 LOGPUSH = "bench-logpush-token-0123456789"
+LOG = os.environ.get("BENCH_SERVE_LOG")  # serve's log (info) goes there when set
 
 
 def extra(url: str, audience: str) -> float:
@@ -47,13 +49,12 @@ def start(db: Path, sim: CloudflareSimulator) -> tuple[subprocess.Popen[bytes], 
         "CLOUDFLARE_ACCOUNT_ID": "demo-account",
         "CLOUDFLARE_BASE_URL": sim.base_url,
         "VAULT_DRIFT_LISTEN": f"127.0.0.1:{port}",
-        "VAULT_DRIFT_LOG_LEVEL": "warning",
+        "VAULT_DRIFT_LOG_LEVEL": "info" if LOG else "warning",
         "VAULT_DRIFT_ADMIN_TOKEN": ADMIN,
         "VAULT_DRIFT_LOGPUSH_TOKEN": LOGPUSH,
     }
-    process = subprocess.Popen(
-        [EXE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = open(LOG, "ab") if LOG else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen([EXE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -87,6 +88,7 @@ def summary(latencies: list[float]) -> dict[str, float]:
         "median_s": round(statistics.median(ordered), 2),
         "p95_s": round(ordered[max(0, math.ceil(len(ordered) * 0.95) - 1)], 2),
         "max_s": round(ordered[-1], 2),
+        "each_s": [round(x, 2) for x in latencies],
     }
 
 
@@ -106,6 +108,7 @@ def main() -> None:
             for n in range(polled):
                 time.sleep(rng.uniform(0, 30))  # anywhere in the poll's cycle
                 poll.append(edit_and_wait(sim, url, f"aud-{n:04d}", n))
+            print(f"edit {n} seen after {poll[-1]:.1f}s", file=sys.stderr, flush=True)
             sender = LogpushSender(f"{url}/iam/drift/feed/logpush", f"Bearer {LOGPUSH}")
             sim.audit.logpush = sender
             sender.start()
