@@ -6,7 +6,7 @@ No I/O and no clock reads: every function takes what it needs, ``now`` included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -17,6 +17,7 @@ from exporter.core.attribution import (
     first_attribution,
     resolve,
 )
+from exporter.core.exemptions import Exemption, reopened_at, split_exempt
 from exporter.core.exposure import closed_seconds, revocations
 from exporter.core.model import (
     Actual,
@@ -52,8 +53,13 @@ def evaluate(
     actual: Actual,
     memory: DriftMemory,
     now: datetime,
+    exemptions: Sequence[Exemption] = (),
 ) -> AudienceCheck:
-    """Check one audience: status, drifting members and the memory to persist."""
+    """Check one audience: status, drifting members and the memory to persist.
+
+    ``exemptions`` are the audience's (in force, and recently ended): a member an exemption
+    in force covers is not drift; one whose exemption ended drifts again from its end.
+    """
     error = _error_of(audience, expected, actual)
     if error is not None:
         return _errored(audience, expected, actual, memory, now, error)
@@ -72,6 +78,10 @@ def evaluate(
     # Both sides arrive lowercased: equal as they are is the common case and costs no copy.
     in_step = expected.members.keys() == have
     missing, extra = ([], []) if in_step else diff(expected.members, have)
+    missing, extra, covered = split_exempt(missing, extra, exemptions, now)
+    exempt = frozenset(covered)
+    # An exempt member that was extra has not been revoked: it is still there.
+    still = dict.fromkeys(((k, e) for k, e in covered if k == EXTRA), now)
     others = rules_beside_members(actual.group)
     if not missing and not extra:
         return AudienceCheck(
@@ -82,10 +92,12 @@ def evaluate(
             actual_count=len(have),
             other_rules=others,
             memory=DriftMemory(observed_at=now, closed=closed_seconds(memory, {}, now)),
-            revoked=revocations(audience, memory, {}, now),
+            revoked=revocations(audience, memory, still, now),
+            exempt=exempt,
         )
     first_seen = {
-        (kind, email): memory.first_seen.get((kind, email), now)
+        (kind, email): reopened_at(exemptions, kind, email, memory.observed_at, now)
+        or memory.first_seen.get((kind, email), now)
         for kind, emails in ((MISSING, missing), (EXTRA, extra))
         for email in emails
     }
@@ -107,17 +119,29 @@ def evaluate(
         extra=extra_members,
         other_rules=others,
         memory=DriftMemory(
-            drift_since=memory.drift_since or now,
+            drift_since=memory.drift_since or min(first_seen.values()),
             first_seen=first_seen,
             notes=_notes(missing_members, extra_members),
             attributions=attributions,
-            missing_since=(memory.missing_since or now) if missing else None,
-            extra_since=(memory.extra_since or now) if extra else None,
+            missing_since=_side_since(memory.missing_since, first_seen, MISSING),
+            extra_since=_side_since(memory.extra_since, first_seen, EXTRA),
             observed_at=now,
             closed=closed_seconds(memory, first_seen, now),
         ),
-        revoked=revocations(audience, memory, first_seen, now),
+        revoked=revocations(audience, memory, {**first_seen, **still}, now),
+        exempt=exempt,
     )
+
+
+def _side_since(
+    kept: datetime | None, first_seen: dict[tuple[str, str], datetime], kind: str
+) -> datetime | None:
+    """A side's onset: kept while it drifts, else its earliest member's (usually now; the
+    end of an exemption when that is what made it drift again)."""
+    onsets = [at for (k, _), at in first_seen.items() if k == kind]
+    if not onsets:
+        return None
+    return kept or min(onsets)
 
 
 def _missing_members(

@@ -241,6 +241,8 @@ class AudienceCheck:
     error_message: str | None = None
     memory: DriftMemory = field(default_factory=DriftMemory)
     revoked: tuple[Revocation, ...] = ()  # extra at the previous check, gone at this one
+    # members that differ on a side an exemption in force covers: not drift (core/exemptions.py)
+    exempt: frozenset[tuple[str, str]] = frozenset()  # (side, email)
 
     @property
     def drift_since(self) -> datetime | None:

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from exporter.core.exemptions import Exemption, in_force, is_exempt
 from exporter.core.exposure import RevocationTotals
 from exporter.core.levels import Verdict, active_ignore, verdict
 from exporter.core.model import AlertLevel, AudienceCheck, Ignore, Status
@@ -29,6 +30,9 @@ class Snapshot:
     # read from the audit log (persisted); None: attribution is not wired (one-shot tools).
     manual_changes: dict[str, int] = field(default_factory=dict)  # by audience
     attribution_up: bool | None = None  # False once the audit log cannot be read
+    # by audience: the exemptions nobody ended (some may be past their end date until the
+    # next expiry pass marks them): ``exemptions_of`` says which are in force
+    exemptions: dict[str, tuple[Exemption, ...]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         found = Counter(str(check.status) for check in self.checks.values())
@@ -45,6 +49,15 @@ class Snapshot:
 
     def ignore_of(self, audience: str, now: datetime) -> Ignore | None:
         return active_ignore(self.ignores.get(audience), now)
+
+    def exemptions_of(self, audience: str, now: datetime) -> tuple[Exemption, ...]:
+        """The audience's exemptions in force at ``now``."""
+        return in_force(self.exemptions.get(audience, ()), now)
+
+    def is_exempt(self, audience: str, email: str, now: datetime) -> bool:
+        """Whether an exemption in force covers this member (either side): session
+        revocation never revokes one."""
+        return is_exempt(self.exemptions.get(audience, ()), email, now)
 
     def alerting(self, now: datetime) -> list[AudienceCheck]:
         """The header badge's audiences: drifting and not ignored, plus those in error."""
