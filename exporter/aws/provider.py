@@ -208,6 +208,8 @@ class IdentityCenter:
             add_only=mode.add_only,
             remove_only=mode.remove_only,
             force=mode.force,
+            keep=mode.keep,
+            leave_out=mode.leave_out,
             rule_limit=None,
             accounts=directory.emails,
         )

@@ -85,6 +85,8 @@ class CloudflareAccess:
             add_only=mode.add_only,
             remove_only=mode.remove_only,
             force=mode.force,
+            keep=mode.keep,
+            leave_out=mode.leave_out,
         )
 
     def apply(self, plan: SyncPlan) -> Actual:

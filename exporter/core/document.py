@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from exporter.core.exemptions import Exemption
 from exporter.core.model import AudienceCheck, DriftMember, Side, Status
 from exporter.core.provider import capabilities_document, provider_word
 from exporter.core.sessions import SessionRevocation
@@ -149,6 +150,28 @@ def audience_document(
     document["other_rules"] = [{"list": r.list_name, "rule": r.rule} for r in check.other_rules]
     document["history"] = history
     document["syncs"] = list(syncs)
+    document["exemptions"] = [
+        exemption_document(e, check) for e in snapshot.exemptions_of(check.audience.audience, now)
+    ]
+    return document
+
+
+def exemption_document(exemption: Exemption, check: AudienceCheck | None) -> dict[str, Any]:
+    """One exemption; ``applies``: the member differs on that side at the last check, so
+    the exemption is what keeps it from being drift."""
+    document: dict[str, Any] = {
+        "email": exemption.email,
+        "side": exemption.side,
+        "reason": exemption.reason,
+        "owner": exemption.owner,
+        "expires_at": format_time(exemption.expires_at),
+        "created_at": format_time(exemption.created_at),
+        "applies": check is not None and (exemption.side, exemption.email) in check.exempt,
+    }
+    if exemption.end_reason is not None:
+        document["ended_at"] = format_time(exemption.ended(exemption.expires_at))
+        document["ended_by"] = exemption.ended_by
+        document["end_reason"] = exemption.end_reason
     return document
 
 

@@ -98,23 +98,41 @@ def split_exempt(
     )
 
 
+def exempt_sides(
+    exemptions: Iterable[Exemption], now: datetime
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(keep, leave_out): the exempt ``extra`` members (never removed) and the exempt
+    ``missing`` ones (never added), for a sync plan."""
+    keys = exempt_keys(exemptions, now)
+    return (
+        frozenset(email for side, email in keys if side == EXTRA),
+        frozenset(email for side, email in keys if side == MISSING),
+    )
+
+
+def exempt_target(
+    want: set[str], listed: Collection[str], keep: Collection[str], leave_out: Collection[str]
+) -> set[str]:
+    """The members a sync aims at: Vault's (``want``, lowercased), plus the exempt extra
+    members the group lists (never removed), minus the exempt missing members it does not
+    list (never added). A plan made from it neither adds nor removes an exempt member."""
+    if not keep and not leave_out:
+        return want
+    have = {e.lower() for e in listed}
+    kept = {e for e in keep if e in have}
+    left_out = {e for e in leave_out if e not in have}
+    return (want | kept) - left_out
+
+
 def sync_target(
     expected: Collection[str],
     listed: Collection[str],
     exemptions: Iterable[Exemption],
     now: datetime,
 ) -> set[str]:
-    """The members a sync aims at: Vault's, plus the exempt extra members the group lists
-    (never removed), minus the exempt missing members it does not (never added). Any
-    provider's plan made from it neither adds nor removes an exempt member."""
-    keys = exempt_keys(exemptions, now)
-    want = {e.lower() for e in expected}
-    if not keys:
-        return want
-    have = {e.lower() for e in listed}
-    keep = {email for side, email in keys if side == EXTRA and email in have}
-    leave_out = {email for side, email in keys if side == MISSING and email not in have}
-    return (want | keep) - leave_out
+    """``exempt_target`` with the exemptions in force at ``now``."""
+    keep, leave_out = exempt_sides(exemptions, now)
+    return exempt_target({e.lower() for e in expected}, listed, keep, leave_out)
 
 
 def reopened_at(

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from dataclasses import replace
 
 from exporter.core.drift import diff
+from exporter.core.exemptions import exempt_target
 from exporter.core.model import Group, Rule, SyncPlan
 from exporter.core.rules import email_members, email_of
 from exporter.core.wording import EXCLUDED_NOTE, NO_ACCOUNT_NOTE
@@ -45,6 +46,8 @@ def plan_sync(
     force: bool = False,
     rule_limit: int | None = RULE_LIMIT,
     accounts: Collection[str] | None = None,
+    keep: Collection[str] = (),
+    leave_out: Collection[str] = (),
 ) -> SyncPlan:
     """The include list that makes ``group`` match Vault, and whether a guard forbids it.
 
@@ -54,12 +57,14 @@ def plan_sync(
     remove-only mode). ``exclude`` is never edited: expected members it names stay without
     access and are reported. ``rule_limit`` is the provider's per-group limit (None: none);
     ``accounts``, when given, are the only addresses that can be added (the provider's users):
-    the others are reported, never sent.
+    the others are reported, never sent. ``keep`` and ``leave_out`` are exempt members
+    (docs/exemptions.md): one of ``keep`` the group lists is never removed, one of
+    ``leave_out`` it does not list is never added.
     """
     listed = email_members(group.include)
     excluded = email_members(group.exclude) if group.exclude else set()
     members = listed - excluded if excluded else listed
-    want = {e.lower() for e in expected}
+    want = exempt_target({e.lower() for e in expected}, listed, keep, leave_out)
     missing, extra = diff(want, listed)
     wanted = [] if remove_only else missing
     added = [e for e in wanted if is_address(e)]

@@ -121,6 +121,10 @@ class SyncMode:
     add_only: bool = False
     remove_only: bool = False
     force: bool = False
+    # Exempt members (docs/exemptions.md): ``keep`` are never removed, ``leave_out`` never
+    # added; every provider passes them to ``plan_sync``.
+    keep: frozenset[str] = frozenset()
+    leave_out: frozenset[str] = frozenset()
 
 
 class Provider(Protocol):

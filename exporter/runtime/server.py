@@ -63,6 +63,16 @@ def serve(config: Config, after_full_check: Sequence[Callable[[Snapshot], None]]
         return _serve(runtime, counters, after_full_check, keeper)
 
 
+EXPIRY_SECONDS = 5
+
+
+def _expire(runtime: Runtime) -> Callable[[], None]:
+    def expire() -> None:
+        runtime.services.exemptions.expire_due()
+
+    return expire
+
+
 def _serve(
     runtime: Runtime,
     counters: ExporterMetrics,
@@ -86,7 +96,8 @@ def _serve(
     scheduler = CheckScheduler(
         services.cycle,
         services.snapshots,
-        periodic=_mail_jobs(runtime, counters) + settle,
+        # Exemptions past their end date expire within seconds, without a restart.
+        periodic=[*_mail_jobs(runtime, counters), *settle, (EXPIRY_SECONDS, _expire(runtime))],
         full_interval=services.feed.full_interval_seconds if services.feed else None,
     )
     # Cloudflare-side edits within seconds: the audit log polled (docs/feed.md).

@@ -16,6 +16,7 @@ from exporter.service.checker import Checker, UnknownAudience
 from exporter.service.cycle import CycleService
 from exporter.service.decisions import Decisions
 from exporter.service.events import Events
+from exporter.service.exemptions import ExemptionService
 from exporter.service.feed import ChangeFeed
 from exporter.service.providers import Providers
 from exporter.service.recovery import Recovery
@@ -35,6 +36,7 @@ class Services:
     decisions: Decisions
     cycle: CycleService
     providers: Providers  # each audience's provider, by sys_infra_state.provider
+    exemptions: ExemptionService
     # webhook events for the outbox: a new event source passes ``announcements.entries(...)``
     # to the store write that records its cause (docs/webhooks.md, "Adding an event type")
     announcements: Announcements = NO_ANNOUNCEMENTS
@@ -99,8 +101,19 @@ def assemble(
         if attributor is not None
         else None
     )
+    exemptions = ExemptionService(vault, snapshots, cycle, clock=clock)
     return Services(
-        vault, cloudflare, snapshots, checker, syncer, decisions, cycle, wired, announcements, feed
+        vault,
+        cloudflare,
+        snapshots,
+        checker,
+        syncer,
+        decisions,
+        cycle,
+        wired,
+        exemptions,
+        announcements,
+        feed,
     )
 
 
@@ -110,6 +123,7 @@ __all__ = [
     "Checker",
     "CycleService",
     "Decisions",
+    "ExemptionService",
     "Services",
     "Syncer",
     "UnknownAudience",

@@ -14,6 +14,7 @@ from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient
 from exporter.cloudflare.provider import CloudflareAccess
 from exporter.core.drift import evaluate
+from exporter.core.exemptions import ENDED_LOOKBACK, Exemption
 from exporter.core.exposure import RevocationTotals
 from exporter.core.model import Actual, Audience, AudienceCheck, DriftMemory, Expected, Status
 from exporter.core.provider import CAPABILITIES, CLOUDFLARE_ACCESS, Listing
@@ -159,6 +160,7 @@ class Checker:
                 revocations=self.vault.revocation_totals(),
                 manual_changes=self._manual_changes(checks),
                 attribution_up=self.attribution.up if self.attribution else None,
+                exemptions=previous.exemptions,  # as the evaluation read them
             )
         )
 
@@ -238,6 +240,7 @@ class Checker:
         """
         at = self.clock()
         memories = self.vault.memories()
+        exemptions = self._exemptions(at)
         checks = [
             evaluate(
                 a,
@@ -245,6 +248,7 @@ class Checker:
                 actual.get(a.audience, Actual()),
                 memories.get(a.audience, DriftMemory()),
                 at,
+                exemptions.get(a.audience, ()),
             )
             for a in audiences
         ]
@@ -282,6 +286,19 @@ class Checker:
             return self.attribution.attach(checks, at, may_read=full)
         attached = iter(self.attribution.attach(chosen, at, may_read=full))
         return [next(attached) if able(c) else c for c in checks]
+
+    def _exemptions(self, at: datetime) -> dict[str, tuple[Exemption, ...]]:
+        """The exemptions a check applies (and those recently ended, which date a drift that
+        comes back); the open ones are published with the snapshot."""
+        read = self.vault.exemptions(at - ENDED_LOOKBACK)
+        self.snapshots.set_exemptions(
+            {
+                audience: still
+                for audience, rows in read.items()
+                if (still := tuple(e for e in rows if e.ended_at is None))
+            }
+        )
+        return read
 
     def _summary(self, cycle: Cycle, checks: list[AudienceCheck]) -> CycleSummary:
         counts: dict[str, int] = {str(s): 0 for s in Status}

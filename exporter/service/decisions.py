@@ -20,7 +20,9 @@ class Decisions:
         self.vault, self.snapshots, self.clock = vault, snapshots, clock
 
     def load(self) -> Snapshot:
-        """Publish the persisted settings and ignores (at start, before the first check)."""
+        """Publish the persisted settings, ignores and exemptions (at start, before the first
+        check: a one-shot sync honours the exemptions too)."""
+        self.snapshots.set_exemptions(self.vault.exemptions(None))
         return self.snapshots.decisions(self.vault.settings(), self.vault.ignores())
 
     def update_settings(self, changes: dict[str, Any]) -> Settings:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
+from exporter.core.exemptions import Exemption
 from exporter.core.exposure import RevocationTotals
 from exporter.core.model import AudienceCheck, Ignore
 from exporter.core.settings import Settings
@@ -59,4 +60,10 @@ class SnapshotStore:
         """The operator changed settings or ignores: they apply at once, without a check."""
         with self._lock:
             self._current = replace(self._current, settings=settings, ignores=ignores)
+            return self._current
+
+    def set_exemptions(self, exemptions: dict[str, tuple[Exemption, ...]]) -> Snapshot:
+        """The exemptions nobody ended, as just read (a check, or an operator's change)."""
+        with self._lock:
+            self._current = replace(self._current, exemptions=exemptions)
             return self._current

@@ -15,6 +15,7 @@ from typing import Protocol
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.client import CloudflareClient
 from exporter.cloudflare.provider import CloudflareAccess
+from exporter.core.exemptions import exempt_sides
 from exporter.core.model import (
     Actual,
     Audience,
@@ -209,7 +210,10 @@ class Syncer:
         expected = self.vault.expected_members([audience.audience])[audience.audience]
         if expected.error:
             raise VaultIncomplete(expected.error)
-        mode = SyncMode(request.add_only, request.remove_only, request.force)
+        # Exempt members are neither added nor removed (docs/exemptions.md).
+        exemptions = self.snapshots.current.exemptions.get(audience.audience, ())
+        keep, leave_out = exempt_sides(exemptions, self.clock())
+        mode = SyncMode(request.add_only, request.remove_only, request.force, keep, leave_out)
         # A fresh read of the group, never cached.
         return self.providers.of(audience).plan(audience, expected.members, mode)
 
@@ -287,8 +291,12 @@ class Syncer:
         expected = self.vault.expected_members([name])[name]
         if expected.error:
             raise VaultIncomplete(expected.error)
-        # Cloudflare refuses a whole group over one rule that is not an address.
-        emails = sorted(e for e in expected.members if is_address(e))
+        # Cloudflare refuses a whole group over one rule that is not an address; a member
+        # exempt from being added stays out.
+        _, kept_out = exempt_sides(
+            self.snapshots.current.exemptions_of(name, self.clock()), self.clock()
+        )
+        emails = sorted(e for e in expected.members if is_address(e) and e not in kept_out)
         limit = provider.capabilities.member_limit
         if limit is not None and len(emails) > limit:
             raise GroupRefused(f"{len(emails)} members exceed Cloudflare's limit of {limit} rules")

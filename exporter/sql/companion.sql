@@ -257,3 +257,24 @@ CREATE TABLE IF NOT EXISTS sys_infra_drift_write (
     changes     INTEGER,
     row_id      INTEGER
 ) WITHOUT ROWID;
+
+-- Exemptions (docs/exemptions.md): a sanctioned exception for one member of one audience,
+-- with a reason, an owner and an end date. Rows are never deleted: a row is its own audit
+-- (who made it and when, who ended it, when and how).
+CREATE TABLE IF NOT EXISTS sys_infra_drift_exemption (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    audience    TEXT NOT NULL,
+    email       TEXT NOT NULL,             -- lowercased
+    side        TEXT NOT NULL CHECK (side IN ('extra', 'missing')),
+    reason      TEXT NOT NULL,
+    owner       TEXT NOT NULL,             -- page:<user> | api:<token name>
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    ended_at    TEXT,                      -- NULL until deleted, replaced or marked expired
+    ended_by    TEXT,                      -- who deleted or replaced it; 'expiry' for expired
+    end_reason  TEXT                       -- deleted | expired | replaced
+);
+CREATE INDEX IF NOT EXISTS sys_infra_drift_exemption_member
+    ON sys_infra_drift_exemption (audience, email, ended_at);
+CREATE INDEX IF NOT EXISTS sys_infra_drift_exemption_ended
+    ON sys_infra_drift_exemption (ended_at);

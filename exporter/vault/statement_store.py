@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from exporter.core.attribution import Coverage, GroupChange, OwnWrite
+from exporter.core.exemptions import Exemption
 from exporter.core.exposure import LatencyTotals
 from exporter.core.model import Ignore, Revocation
 from exporter.core.sessions import Leaver, SessionRevocation, SessionTotals
@@ -23,6 +24,7 @@ from exporter.core.webhooks import OutboxEntry
 from exporter.vault import (
     attribution,
     decisions,
+    exemptions,
     exposure,
     history,
     reporting,
@@ -63,6 +65,15 @@ class StatementStore(ABC):
         self, audience: str | None = None, *, result: str | None = None, limit: int = 20
     ) -> list[AuditRow]:
         return self._read(lambda conn: decisions.audit_rows(conn, audience, limit, result))
+
+    def exemptions(self, ended_since: datetime | None = None) -> dict[str, tuple[Exemption, ...]]:
+        return self._read(lambda conn: exemptions.load_exemptions(conn, ended_since))
+
+    def exemption_log(self, audience: str | None = None, limit: int = 50) -> list[Exemption]:
+        return self._read(lambda conn: exemptions.exemption_log(conn, audience, limit))
+
+    def exemptions_between(self, start: datetime, end: datetime) -> list[Exemption]:
+        return self._read(lambda conn: exemptions.made_or_ended(conn, start, end))
 
     def history(self, audience: str) -> AudienceHistory:
         def read(conn: Reader) -> AudienceHistory:
@@ -108,6 +119,13 @@ class StatementStore(ABC):
 
     def clear_ignore(self, audience: str) -> bool:
         return self._write([decisions.clear_ignore(audience)])[0].changes > 0
+
+    def add_exemption(self, exemption: Exemption) -> None:
+        self._write(exemptions.add_exemption(exemption))
+
+    def end_exemption(self, audience: str, email: str, at: datetime, by: str, how: str) -> bool:
+        statement = exemptions.end_exemption(audience, email, at, by, how)
+        return self._write([statement])[0].changes > 0
 
     def finish_audit(
         self,

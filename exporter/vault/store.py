@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypedDict
 
 from exporter.core.attribution import Coverage, GroupChange, OwnWrite
+from exporter.core.exemptions import Exemption
 from exporter.core.exposure import LatencyTotals
 from exporter.core.model import (
     Audience,
@@ -205,6 +206,18 @@ class VaultStore(Protocol):
     ) -> list[AuditRow]: ...
     def history(self, audience: str) -> AudienceHistory: ...
     def changes(self) -> ChangeFeed: ...
+
+    # -- exemptions (docs/exemptions.md) -------------------------------------------------
+    # Per audience: the open ones (expired or not) and those ended after ``ended_since``.
+    def exemptions(
+        self, ended_since: datetime | None = None
+    ) -> dict[str, tuple[Exemption, ...]]: ...
+    def exemption_log(self, audience: str | None = None, limit: int = 50) -> list[Exemption]: ...
+    def exemptions_between(self, start: datetime, end: datetime) -> list[Exemption]: ...
+    # One write: the member's open exemption ends (replaced), this one starts.
+    def add_exemption(self, exemption: Exemption) -> None: ...
+    # how: deleted | expired (an expired one ends at its end date); False: none was open.
+    def end_exemption(self, audience: str, email: str, at: datetime, by: str, how: str) -> bool: ...
 
     # -- attribution (docs/design.md, "Attribution") -------------------------------------
     # How far the audit log was read for these groups, and their entries from ``since`` on.
