@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from exporter.clock import Clock, utc_now
 from exporter.core.model import AlertLevel, Status
 from exporter.core.snapshot import Snapshot
+from exporter.metrics.exemptions import ExemptFamilies
 from exporter.metrics.exposure import ExposureSides, revocation_histogram
 from exporter.metrics.families import FROM_LAST_CHECK, LABELS, StateSets
 
@@ -55,9 +56,11 @@ class AudienceCollector(Collector):
             " as read from the account audit log (persisted)",
             labels=LABELS,
         )
+        exempt = ExemptFamilies()
         for check in snapshot.checks.values():
             a = check.audience
             labels = [a.audience, a.namespace, a.provider]
+            exempt.add(labels, snapshot.exemptions_of(a.audience, now))
             verdict = snapshot.verdict(check, now)
             status.add(labels, str(check.status), [str(s) for s in Status])
             level.add(labels, str(verdict.level), [str(x) for x in AlertLevel])
@@ -77,4 +80,5 @@ class AudienceCollector(Collector):
         yield from (ignored, checked, synced)
         yield from sides.families()
         yield manual
+        yield from exempt.families()
         yield revocation_histogram(snapshot)

@@ -11,6 +11,7 @@ from exporter import __version__
 from exporter.service.work_lock import Busy
 from exporter.vault.store import VaultError
 from exporter.web.api import router as api_router
+from exporter.web.api_exemptions import router as exemptions_router
 from exporter.web.auth import AuthError
 from exporter.web.deps import ApiError, WebServices, error_response
 from exporter.web.logpush import router as logpush_router
@@ -30,6 +31,7 @@ def create_app(services: WebServices, page: bool = True) -> FastAPI:
     _install_error_handlers(app)
     _install_operational_routes(app, services)
     app.include_router(logpush_router)
+    app.include_router(exemptions_router)  # before the API's GET /iam/drift/{audience}
     app.include_router(api_router)
     if page:
         app.include_router(page_router)

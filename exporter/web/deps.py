@@ -16,6 +16,7 @@ from exporter.metrics import Exposition
 from exporter.service import Services
 from exporter.service.cycle import CycleService
 from exporter.service.decisions import Decisions
+from exporter.service.exemptions import ExemptionService
 from exporter.service.feed import ChangeFeed
 from exporter.service.snapshots import SnapshotStore
 from exporter.web.auth import Role, Tokens, bearer
@@ -40,6 +41,11 @@ class WebServices:
         if self.feed is not None:
             return self.feed.full_interval_seconds()
         return self.snapshots.current.settings.check_interval_seconds
+
+    @property
+    def exemptions(self) -> ExemptionService:
+        """Exemptions are made through the same store, snapshots, cycle and clock."""
+        return ExemptionService(self.decisions.vault, self.snapshots, self.cycle, clock=self.clock)
 
     @classmethod
     def around(

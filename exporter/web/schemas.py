@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
@@ -82,3 +82,20 @@ class SettingsBody(Strict):
 
     def changes(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class ExemptionBody(Strict):
+    """``POST /iam/drift/{audience}/exemptions``: one member, one side, a reason, an end
+    (``expires_at`` or ``duration``, at most 90 days). The handler answers 400 on bad input."""
+
+    email: str = Field(min_length=3, max_length=320)
+    side: Literal["extra", "missing"]
+    reason: str = Field(min_length=1, max_length=500)
+    expires_at: datetime | None = None
+    duration: str | int | None = Field(None, description="e.g. 7d, 12h, or seconds")
+
+    @model_validator(mode="after")
+    def _one_end(self) -> ExemptionBody:
+        if (self.expires_at is None) == (self.duration is None):
+            raise ValueError("give either expires_at or duration")
+        return self
