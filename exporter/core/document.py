@@ -161,7 +161,7 @@ def exemption_document(exemption: Exemption, check: AudienceCheck | None) -> dic
     the exemption is what keeps it from being drift."""
     document: dict[str, Any] = {
         "email": exemption.email,
-        "side": exemption.side,
+        "side": str(exemption.side),
         "reason": exemption.reason,
         "owner": exemption.owner,
         "expires_at": format_time(exemption.expires_at),

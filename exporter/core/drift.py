@@ -134,7 +134,7 @@ def evaluate(
 
 
 def _side_since(
-    kept: datetime | None, first_seen: dict[tuple[str, str], datetime], kind: str
+    kept: datetime | None, first_seen: dict[MemberKey, datetime], kind: Side
 ) -> datetime | None:
     """A side's onset: kept while it drifts, else its earliest member's (usually now; the
     end of an exemption when that is what made it drift again)."""

@@ -15,8 +15,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-EXTRA = "extra"
-MISSING = "missing"
+from exporter.core.model import Side
+
+EXTRA, MISSING = Side.EXTRA, Side.MISSING
 SIDES = (EXTRA, MISSING)
 MAX_DURATION = timedelta(days=90)
 EXPIRING_WITHIN = timedelta(days=7)  # the digest's and the dashboards' "ending soon"
@@ -35,7 +36,7 @@ class Exemption:
 
     audience: str
     email: str  # lowercased
-    side: str  # extra | missing
+    side: Side
     reason: str
     owner: str  # who made it: "page:<user>" or "api:<token name>"
     created_at: datetime
@@ -62,13 +63,13 @@ def in_force(exemptions: Iterable[Exemption], now: datetime) -> tuple[Exemption,
     return tuple(e for e in exemptions if e.in_force(now))
 
 
-def exempt_keys(exemptions: Iterable[Exemption], now: datetime) -> set[tuple[str, str]]:
+def exempt_keys(exemptions: Iterable[Exemption], now: datetime) -> set[tuple[Side, str]]:
     """(side, email) of the exemptions in force."""
     return {(e.side, e.email) for e in exemptions if e.in_force(now)}
 
 
 def is_exempt(
-    exemptions: Iterable[Exemption], email: str, now: datetime, side: str | None = None
+    exemptions: Iterable[Exemption], email: str, now: datetime, side: Side | None = None
 ) -> bool:
     """Whether an exemption in force covers ``email`` (on ``side``, or on either side).
 
@@ -83,7 +84,7 @@ def is_exempt(
 
 def split_exempt(
     missing: list[str], extra: list[str], exemptions: Iterable[Exemption], now: datetime
-) -> tuple[list[str], list[str], set[tuple[str, str]]]:
+) -> tuple[list[str], list[str], set[tuple[Side, str]]]:
     """(missing, extra) without the members an exemption in force covers on their side, and
     the (side, email) of those covered: differing, but not drift."""
     keys = exempt_keys(exemptions, now)
@@ -137,7 +138,7 @@ def sync_target(
 
 def reopened_at(
     exemptions: Iterable[Exemption],
-    side: str,
+    side: Side,
     email: str,
     observed_at: datetime | None,
     now: datetime,

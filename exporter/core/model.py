@@ -242,7 +242,7 @@ class AudienceCheck:
     memory: DriftMemory = field(default_factory=DriftMemory)
     revoked: tuple[Revocation, ...] = ()  # extra at the previous check, gone at this one
     # members that differ on a side an exemption in force covers: not drift (core/exemptions.py)
-    exempt: frozenset[tuple[str, str]] = frozenset()  # (side, email)
+    exempt: frozenset[MemberKey] = frozenset()  # (side, email)
 
     @property
     def drift_since(self) -> datetime | None:

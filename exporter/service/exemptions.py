@@ -13,6 +13,7 @@ from datetime import datetime
 
 from exporter.clock import Clock, utc_now
 from exporter.core.exemptions import DELETED, EXPIRED, Exemption, due_to_expire, exemption_problems
+from exporter.core.model import Side
 from exporter.service.checker import UnknownAudience
 from exporter.service.cycle import CycleService
 from exporter.service.snapshots import SnapshotStore
@@ -68,7 +69,7 @@ class ExemptionService:
         problems = exemption_problems(email, side, reason, expires_at, now)
         if problems:
             raise ExemptionError(problems)
-        exemption = Exemption(audience, email, side, reason.strip(), owner, now, expires_at)
+        exemption = Exemption(audience, email, Side(side), reason.strip(), owner, now, expires_at)
         self.vault.add_exemption(exemption)
         log.info(
             "exemption made audience=%s side=%s until=%s owner=%s",

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from exporter.core.exemptions import EXPIRED, REPLACED, Exemption
+from exporter.core.model import Side
 from exporter.core.times import format_time, parse_time
 from exporter.vault.sql import Reader, Statement
 
@@ -25,7 +26,7 @@ def _exemption(row: tuple[Any, ...]) -> Exemption:
     return Exemption(
         audience=audience,
         email=email,
-        side=side,
+        side=Side(side),
         reason=reason,
         owner=owner,
         created_at=parse_time(created) or datetime.min,
@@ -84,7 +85,7 @@ def add_exemption(exemption: Exemption) -> list[Statement]:
             (
                 exemption.audience,
                 exemption.email,
-                exemption.side,
+                str(exemption.side),
                 exemption.reason,
                 exemption.owner,
                 format_time(exemption.created_at),
