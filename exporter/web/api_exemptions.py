@@ -19,9 +19,10 @@ from exporter.core.times import parse_duration
 from exporter.service.checker import UnknownAudience
 from exporter.service.exemptions import ExemptionError
 from exporter.web.api import ERRORS
-from exporter.web.auth import Role
+from exporter.web.auth import Role, bearer
 from exporter.web.deps import Admin, ApiError, Reader, Svc, WebServices
 from exporter.web.schemas import ExemptionBody
+from exporter.web.session import read_session
 
 router = APIRouter(prefix="/iam/drift", tags=["exemptions"])
 RESPONSES = {**ERRORS, 400: {"description": "invalid exemption: every problem is named"}}
@@ -34,7 +35,10 @@ BODY = {
 
 
 def owner_of(request: Request, role: Role) -> str:
-    """Who makes it: the page's user, or the API token's name."""
+    """Who makes it: the page's user (the name given at login), or the API token's name."""
+    session = None if bearer(request.headers.get("authorization")) else read_session(request)
+    if session is not None:
+        return f"page:{session.user or role.value}"
     source = "page" if request.headers.get("x-vault-drift-page") else "api"
     return f"{source}:{role.value}"
 

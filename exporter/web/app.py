@@ -16,6 +16,7 @@ from exporter.web.auth import AuthError
 from exporter.web.deps import ApiError, WebServices, error_response
 from exporter.web.logpush import router as logpush_router
 from exporter.web.page import router as page_router
+from exporter.web.page_exemptions import router as page_exemptions_router
 from exporter.web.page_forms import router as forms_router
 
 
@@ -36,6 +37,7 @@ def create_app(services: WebServices, page: bool = True) -> FastAPI:
     if page:
         app.include_router(page_router)
         app.include_router(forms_router)
+        app.include_router(page_exemptions_router)
     return app
 
 

@@ -196,12 +196,14 @@ def details_fragment(
     request: Request, audience: AudienceName, offset: Offset = 0, limit: Limit = LIST_LIMIT
 ) -> Response:
     """The details view as a panel inside its card (the page's script loads it)."""
-    if page_session(request) is None:
+    session = page_session(request)
+    if session is None:
         return render(request, "expired.html", status=401)
     details = _details(request, audience, offset, limit)
     if details is None:
         return render(request, "expired.html", status=404, message="unknown audience")
-    return render(request, "details.html", **details)
+    can_act = session.role is Role.ADMIN
+    return render(request, "details.html", session=session, can_act=can_act, **details)
 
 
 @router.get("/details")
@@ -267,6 +269,7 @@ def login(
     request: Request,
     token: Annotated[str, Form(max_length=1000)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
+    user: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     svc = _services(request)
     if svc.tokens.admin is None:
@@ -277,7 +280,7 @@ def login(
     role = svc.tokens.role_of(token.strip())
     if role is None:
         return _login_page(request, "That token is not valid.", 401)
-    value, _ = issue_session(request, role)
+    value, _ = issue_session(request, role, user)
     response = hardened(RedirectResponse("/", status_code=303))
     response.set_cookie(
         COOKIE,

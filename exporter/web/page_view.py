@@ -48,6 +48,7 @@ class ListQuery:
     q: str | None = None
     offset: int = 0
     problems: tuple[str, ...] = field(default=(), compare=False)
+    exempt: bool = False  # only the audiences with an exemption in force
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> ListQuery:
@@ -61,7 +62,8 @@ class ListQuery:
         q = (params.get("q") or "").strip()[:MAX_TEXT] or None
         raw = (params.get("offset") or "0").strip()
         offset = int(raw) if raw.isdigit() and len(raw) < 9 else 0
-        return cls(status, namespace, q, offset, tuple(problems))
+        exempt = (params.get("exempt") or "").strip().lower() in ("1", "on", "true", "yes")
+        return cls(status, namespace, q, offset, tuple(problems), exempt)
 
     @property
     def filter(self) -> DriftFilter:
@@ -69,7 +71,7 @@ class ListQuery:
 
     @property
     def filtered(self) -> bool:
-        return bool(self.status or self.namespace or self.q)
+        return bool(self.status or self.namespace or self.q or self.exempt)
 
     def url(self, **changes: Any) -> str:
         """This query as a link, with ``changes`` (a filter change starts at offset 0)."""
@@ -80,6 +82,7 @@ class ListQuery:
                 ("status", query.status),
                 ("namespace", query.namespace),
                 ("q", query.q),
+                ("exempt", "1" if query.exempt else None),
                 ("offset", query.offset or None),
             )
             if value
@@ -100,6 +103,7 @@ def card(check: AudienceCheck, snapshot: Snapshot, now: datetime) -> dict[str, A
         "reason": verdict.reason,  # the side that set the level: missing | extra
         "since": since(check),
         "ignore": snapshot.ignore_of(name, now),
+        "exemptions": snapshot.exemptions_of(name, now),
         "check": check,
         "missing": preview(check.missing, now, where=where),
         "extra": preview(check.extra, now, where=where),
@@ -129,10 +133,11 @@ def badge(snapshot: Snapshot, now: datetime, on_page: set[str]) -> dict[str, Any
     return {"count": len(entries), "level": str(worst), "entries": entries}
 
 
-def in_sync_row(check: AudienceCheck) -> dict[str, Any]:
+def in_sync_row(check: AudienceCheck, exempt: int = 0) -> dict[str, Any]:
     name = check.audience.audience
     return {
         "audience": name,
+        "exempt": exempt,  # exemptions in force
         "namespace": check.audience.namespace,
         "members": check.actual_count,
         "checked_at": check.checked_at,
@@ -144,6 +149,8 @@ def in_sync_row(check: AudienceCheck) -> dict[str, Any]:
 def overview(snapshot: Snapshot, now: datetime, query: ListQuery) -> dict[str, Any]:
     """The live parts of ``/``: badge, widget counts, the cards of one page, the in-sync table."""
     selected = query.filter.select(snapshot.checks.values())
+    if query.exempt:
+        selected = [c for c in selected if snapshot.exemptions_of(c.audience.audience, now)]
     action = by_attention([c for c in selected if needs_action(c)], snapshot, now)
     offset = query.offset if query.offset < len(action) else 0
     shown = action[offset : offset + CARDS_PER_PAGE]
@@ -164,7 +171,10 @@ def overview(snapshot: Snapshot, now: datetime, query: ListQuery) -> dict[str, A
         "next": query.url(offset=offset + CARDS_PER_PAGE)
         if offset + CARDS_PER_PAGE < len(action)
         else None,
-        "in_sync": [in_sync_row(c) for c in in_sync],
+        "in_sync": [
+            in_sync_row(c, len(snapshot.exemptions_of(c.audience.audience, now))) for c in in_sync
+        ],
         "show_in_sync": query.status in (None, str(Status.SYNCED)),
-        "in_sync_open": query.status == str(Status.SYNCED) or (bool(query.q) and not action),
+        "in_sync_open": query.status == str(Status.SYNCED)
+        or (bool(query.q or query.exempt) and not action),
     }

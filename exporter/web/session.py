@@ -26,10 +26,19 @@ _SALT = "vault-drift-session"
 _PROCESS_SECRET = secrets.token_urlsafe(32)
 
 
+MAX_USER = 100
+
+
 @dataclass(frozen=True)
 class Session:
     role: Role
     csrf: str
+    user: str = ""  # the name given at login (optional): the owner of what the page makes
+
+
+def user_name(typed: str) -> str:
+    """A name as given at login, kept printable and short (it is shown and audited)."""
+    return "".join(c for c in typed if c.isprintable()).strip()[:MAX_USER]
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
@@ -37,11 +46,13 @@ def _serializer(request: Request) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=_SALT)
 
 
-def issue_session(request: Request, role: Role) -> tuple[str, Session]:
+def issue_session(request: Request, role: Role, user: str = "") -> tuple[str, Session]:
     """A new session for ``role``: the signed cookie value and the session it encodes."""
-    session = Session(role, secrets.token_urlsafe(32))
-    value = _serializer(request).dumps({"role": role.value, "csrf": session.csrf})
-    return value, session
+    session = Session(role, secrets.token_urlsafe(32), user_name(user))
+    data = {"role": role.value, "csrf": session.csrf}
+    if session.user:
+        data["user"] = session.user
+    return _serializer(request).dumps(data), session
 
 
 def read_session(request: Request) -> Session | None:
@@ -51,7 +62,7 @@ def read_session(request: Request) -> Session | None:
         return None
     try:
         data = _serializer(request).loads(value, max_age=MAX_AGE_SECONDS)
-        return Session(Role(data["role"]), str(data["csrf"]))
+        return Session(Role(data["role"]), str(data["csrf"]), user_name(str(data.get("user", ""))))
     except (BadSignature, KeyError, TypeError, ValueError):
         return None
 

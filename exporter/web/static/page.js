@@ -275,6 +275,15 @@
         report(panel, "ok", `${audience}: no longer ignored.`);
       });
     },
+    unexempt: (card, trigger) => {
+      const { audience, panel } = cardParts(card);
+      const email = trigger.closest("form").elements.email.value;
+      return run(panel, async () => {
+        await api("DELETE", `/iam/drift/${encodeURIComponent(audience)}/exemptions/${encodeURIComponent(email)}`);
+        await refresh();
+        report(panel, "ok", `${audience}: the exemption of ${email} has ended; it drifts again from now.`);
+      });
+    },
     details: (card, trigger) => toggleDetails(card, trigger),
     page: (card, trigger) => run(cardParts(card).panel, async () => {
       const label = trigger.textContent;
