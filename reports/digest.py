@@ -17,6 +17,7 @@ from exporter.core.exposure import REVOCATION_SLO_SECONDS
 from exporter.core.levels import verdict
 from exporter.core.model import AlertLevel, Side, Status
 from reports.duration import human_duration
+from reports.exemptions import Exemptions, exemption_summary
 from reports.history import History
 from reports.measures import (
     Revoked,
@@ -153,6 +154,7 @@ class Digest:
     revocations: Revocations
     syncs: list[SyncCount]
     errors: list[ErrorLine]
+    exemptions: Exemptions = field(default_factory=Exemptions)
 
     @property
     def subject(self) -> str:
@@ -198,6 +200,7 @@ def build_digest(history: History, now: datetime) -> Digest:
         ),
         syncs=sync_counts(history.syncs),
         errors=error_lines(history.errors),
+        exemptions=exemption_summary(history.exemptions, period),
     )
 
 

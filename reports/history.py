@@ -7,7 +7,7 @@ through the store (:meth:`VaultStore.period_history`). Every time column comes b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -51,6 +51,8 @@ class History:
     last_digest_at: datetime | None  # the last digest mail that went out
     # extra members found gone, whose time extra overlaps the period (the exposure's history)
     revocations: pd.DataFrame
+    # exemptions made or ended in the period, and those still open (docs/exemptions.md)
+    exemptions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load_history(store: VaultStore, period: Period) -> History:
@@ -65,6 +67,7 @@ def load_history(store: VaultStore, period: Period) -> History:
         errors=frame(rows.errors),
         syncs=frame(rows.syncs),
         revocations=frame(rows.revocations),
+        exemptions=frame(rows.exemptions),
         settings=store.settings(),
         last_digest_at=last_digest_sent_at(store.mail_log("digest")),
     )

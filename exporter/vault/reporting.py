@@ -32,6 +32,9 @@ _TIME_COLUMNS = frozenset(
         "extra_since",
         "observed_at",
         "revoked_at",
+        "created_at",
+        "expires_at",
+        "ended_at",
     }
 )
 _STATE = (
@@ -66,6 +69,11 @@ _REVOCATIONS = (
     " duration_seconds FROM sys_infra_drift_revocation"
     " WHERE revoked_at >= ? AND first_seen_at <= ? ORDER BY revoked_at, id"
 )
+_EXEMPTIONS = (
+    "SELECT audience, email, side, reason, owner, created_at, expires_at, ended_at, ended_by,"
+    " end_reason FROM sys_infra_drift_exemption"
+    " WHERE ended_at IS NULL OR created_at >= ? OR ended_at >= ? ORDER BY id"
+)
 _SYNCS = (
     "SELECT id, started_at, finished_at, audience, action, trigger, actor, mode, forced,"
     " added, removed, added_count, removed_count, result, reason FROM sys_infra_drift_audit"
@@ -96,6 +104,14 @@ def period_history(conn: Reader, start: datetime, end: datetime) -> PeriodHistor
             _REVOCATIONS,
             between,
             lambda row: bool(row["revoked_at"] >= start and row["first_seen_at"] < end),
+        ),
+        exemptions=_rows(
+            conn,
+            _EXEMPTIONS,
+            (low, low),
+            lambda row: row["ended_at"] is None
+            or row["ended_at"] >= start
+            or row["created_at"] >= start,
         ),
     )
 

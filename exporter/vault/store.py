@@ -133,6 +133,19 @@ REVOCATION_COLUMNS = (
     "duration_seconds",
 )
 REVOCATION_TIMES = ("first_seen_at", "revoked_at")
+EXEMPTION_COLUMNS = (
+    "audience",
+    "email",
+    "side",
+    "reason",
+    "owner",
+    "created_at",
+    "expires_at",
+    "ended_at",
+    "ended_by",
+    "end_reason",
+)
+EXEMPTION_TIMES = ("created_at", "expires_at", "ended_at")
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,10 @@ class PeriodHistory:
     # extra members that stopped being extra, whose time extra overlaps the period
     revocations: Rows = field(
         default_factory=lambda: Rows(REVOCATION_COLUMNS, [], frozenset(REVOCATION_TIMES))
+    )
+    # exemptions made or ended in the period, and those still open (some end soon)
+    exemptions: Rows = field(
+        default_factory=lambda: Rows(EXEMPTION_COLUMNS, [], frozenset(EXEMPTION_TIMES))
     )
 
 
