@@ -64,6 +64,8 @@ EMPTY_ON_DEMO: dict[str, str] = {
     "vault-drift-overview/Syncs by trigger and result/A": "no sync attempt yet",
     "vault-drift-overview/Mails/A": "the demo has no SMTP server configured",
     "vault-drift-overview/Change feed: lag/A": "no audit-log entry yet: the demo's first edit comes later",
+    "vault-drift-audiences/Exemptions ending within 7 days/A": "the demo makes no exemption",
+    "vault-drift-audiences/Exemptions ending within 7 days/B": "the demo makes no exemption",
 }
 
 
