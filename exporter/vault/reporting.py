@@ -109,9 +109,9 @@ def period_history(conn: Reader, start: datetime, end: datetime) -> PeriodHistor
             conn,
             _EXEMPTIONS,
             (low, low),
-            lambda row: row["ended_at"] is None
-            or row["ended_at"] >= start
-            or row["created_at"] >= start,
+            lambda row: (
+                row["ended_at"] is None or row["ended_at"] >= start or row["created_at"] >= start
+            ),
         ),
     )
 

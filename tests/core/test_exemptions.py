@@ -174,3 +174,22 @@ def test_expiring_lists_those_ending_within_seven_days_soonest_first() -> None:
         exemption("c@x.com", "extra", hours=24 * 8),
     )
     assert expiring([soon, later, far], NOW) == [later, soon]
+
+
+def test_every_provider_plan_takes_the_exempt_members_as_keep_and_leave_out() -> None:
+    listed = group("a@x.com", "c@x.com")
+    plan = plan_sync(
+        "lms-viewer", listed, ["a@x.com", "b@x.com"], keep={"c@x.com"}, leave_out={"b@x.com"}
+    )
+    assert plan.is_noop
+    # AWS plans have no rule limit and only existing users: the same exemptions hold
+    aws = plan_sync(
+        "lms-viewer",
+        listed,
+        ["a@x.com", "b@x.com", "d@x.com"],
+        rule_limit=None,
+        accounts={"a@x.com", "b@x.com", "d@x.com"},
+        keep={"c@x.com"},
+        leave_out={"b@x.com"},
+    )
+    assert (aws.added, aws.removed) == (("d@x.com",), ())
