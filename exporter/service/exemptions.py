@@ -71,13 +71,7 @@ class ExemptionService:
             raise ExemptionError(problems)
         exemption = Exemption(audience, email, Side(side), reason.strip(), owner, now, expires_at)
         self.vault.add_exemption(exemption)
-        log.info(
-            "exemption made audience=%s side=%s until=%s owner=%s",
-            audience,
-            side,
-            expires_at.isoformat(),
-            owner,
-        )
+        log.info("exemption made audience=%s side=%s until=%s", audience, side, expires_at)
         self._applied([audience])
         return exemption
 
@@ -87,7 +81,7 @@ class ExemptionService:
         self.expire_due(recheck=False)  # one past its end date expired: it is not deleted
         ended = self.vault.end_exemption(audience, email.strip().lower(), self.clock(), by, DELETED)
         if ended:
-            log.info("exemption deleted audience=%s by=%s", audience, by)
+            log.info("exemption deleted audience=%s", audience)
             self._applied([audience])
         return ended
 
