@@ -128,6 +128,14 @@ class SessionRevoker:
             for r in pending
             if (r.audience, r.email) in granted
         ]
+        # No session of an exempt member is revoked (docs/exemptions.md).
+        now = self.clock()
+        for r in pending:
+            if (r.audience, r.email) not in granted and snapshot.is_exempt(
+                r.audience, r.email, now
+            ):
+                granted.add((r.audience, r.email))
+                cancelled.append((r, CANCELLED, "exempt"))
         if cancelled:
             self.vault.finish_revocations(cancelled, self.clock())
         members = {

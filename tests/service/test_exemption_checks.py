@@ -15,10 +15,12 @@ from exporter.demo.simulator import CloudflareSimulator
 from exporter.service import Services, assemble
 from exporter.service.checker import UnknownAudience
 from exporter.service.exemptions import ExemptionError
+from exporter.service.sessions import SessionRevoker
 from exporter.service.syncer import SyncRequest
 from exporter.vault import SqliteStore
 
 AUD = "lms-instructors"  # the sample: alice and bob missing, olduser extra
+OLDUSER = "olduser@example.com"
 
 
 def emails_of(simulator: CloudflareSimulator) -> set[str]:
@@ -154,3 +156,42 @@ def test_session_revocation_can_ask_whether_a_member_is_exempt(
     assert snapshot.is_exempt(AUD, "OldUser@Example.com", clock())
     assert not snapshot.is_exempt("developers", "olduser@example.com", clock())
     assert not snapshot.is_exempt(AUD, "olduser@example.com", clock() + timedelta(hours=1))
+
+
+def test_no_session_of_an_exempt_member_is_revoked(
+    services: Services, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    revoker = SessionRevoker(services.vault, services.cloudflare, clock=clock)
+    services.cycle.followers.append(revoker)
+    services.cycle.check_all("schedule")  # olduser seen extra
+    until = clock() + timedelta(days=1)
+    services.exemptions.exempt(AUD, "olduser@example.com", "extra", "break-glass", until, "api:a")
+    lms = next(g["id"] for g in simulator.groups() if g["name"] == AUD)
+    include = simulator.group(lms)["include"]
+    simulator.set_include(lms, [r for r in include if r.get("email") != {"email": OLDUSER}])
+    services.cycle.check_all("schedule")  # removed by hand while exempt: not a leaver
+    assert simulator.sessions.revocations() == []
+    assert services.vault.session_revocations(AUD) == []
+
+
+def test_a_pending_revocation_of_a_member_exempted_since_is_cancelled(
+    services: Services, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    revoker = SessionRevoker(services.vault, services.cloudflare, clock=clock)
+    services.cycle.followers.append(revoker)
+    simulator.sessions.denied.add("demo-token")  # revocations stay pending
+    services.cycle.check_all("schedule")
+    lms = next(g["id"] for g in simulator.groups() if g["name"] == AUD)
+    include = simulator.group(lms)["include"]
+    simulator.set_include(lms, [r for r in include if r.get("email") != {"email": OLDUSER}])
+    services.cycle.check_all("schedule")
+    assert revoker.state.totals.pending == 1
+    until = clock() + timedelta(days=1)
+    # Let back in by hand, and exempted: its pending revocation must not be sent.
+    simulator.set_include(lms, include)
+    services.exemptions.exempt(AUD, OLDUSER, "extra", "break-glass", until, "api:a")
+    simulator.sessions.denied.clear()
+    services.cycle.check_all("schedule")
+    assert simulator.sessions.revocations() == []
+    [record] = services.vault.session_revocations(AUD)
+    assert record.state == "cancelled"
