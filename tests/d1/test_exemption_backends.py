@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from d1_world import World
+from support.d1_world import World
 
 from exporter.core.model import Status
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from page_world import ADMIN_TOKEN, READ_TOKEN, World
 from playwright.sync_api import expect
+from support.page_world import ADMIN_TOKEN, READ_TOKEN, World
 from test_page_http import logged_in, page_csrf
 
 AUD = "lms-instructors"  # the sample: alice and bob missing, olduser extra

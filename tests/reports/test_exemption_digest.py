@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from reports_support import NOW
+from support.reports import NOW
 
 from exporter.core.exemptions import EXPIRED, Exemption
 from exporter.core.model import Side

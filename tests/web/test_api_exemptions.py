@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from support import FixedClock
-from web_helpers import READ, auth
+from support.web import READ, auth
 
 AUD = "lms-instructors"  # the sample: alice and bob missing, olduser extra
 URL = f"/iam/drift/{AUD}/exemptions"
