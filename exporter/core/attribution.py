@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from exporter.core.model import Attribution, AudienceCheck, ChangedBy, DriftMember, Side
-from exporter.core.times import format_time, parse_time
+from exporter.core.times import format_time, parse_time, time_ago
 
 MISSING, EXTRA = Side.MISSING, Side.EXTRA
 # The account audit log (v1) answers 18 months back (Cloudflare support: "Understanding
@@ -280,16 +280,6 @@ def changed_by_words(changed_by: ChangedBy, kind: str) -> str:
     return " ".join(part for part in (verb, "by", changed_by.actor, where) if part)
 
 
-def ago(seconds: float) -> str:
-    """ "just now", "5 min ago", "2 h ago", "3 d ago"."""
-    if seconds < 60:
-        return "just now"
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return "just now"  # pragma: no cover
-
-
 def attribution_words(member: DriftMember, now: datetime | None) -> str | None:
     """What the audit log says about ``member``, with its age when ``now`` is given (the page,
     the API) and its date otherwise (mail and digest, read later); None when it says
@@ -305,7 +295,7 @@ def attribution_words(member: DriftMember, now: datetime | None) -> str | None:
     if attribution.outcome == FOUND and attribution.changed_by is not None:
         words = changed_by_words(attribution.changed_by, member.kind)
         at = attribution.changed_by.at
-        when = ago((now - at).total_seconds()) if now is not None else f"on {_date(at)}"
+        when = time_ago((now - at).total_seconds()) if now is not None else f"on {_date(at)}"
         return f"{words} {when}"
     if attribution.outcome == NOT_FOUND:
         return f"{side}: no audit entry names them"

@@ -1,4 +1,5 @@
-"""Time as text: ISO-8601 UTC instants (``...Z``) and durations as people write them (``15m``)."""
+"""Time as text: ISO-8601 UTC instants (``...Z``), durations as people write them (``15m``),
+and how long ago something happened (``2 h ago``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,19 @@ def parse_time(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_AGO_UNITS = ((86400, "d"), (3600, "h"), (60, "min"))
+
+
+def time_ago(seconds: float) -> str:
+    """ "just now", "5 min ago", "2 h ago", "3 d ago": the largest whole unit, rounded down.
+
+    The one way the page, the hints (API, CLI, mail) and the digest say how long ago."""
+    for size, unit in _AGO_UNITS:
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
 
 
 def parse_duration(value: object) -> int:

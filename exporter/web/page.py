@@ -24,7 +24,7 @@ from jinja2.runtime import Context
 
 from exporter.core.document import LIST_LIMIT, audience_document
 from exporter.core.provider import provider_title, provider_word
-from exporter.core.times import format_time, parse_time
+from exporter.core.times import format_time, parse_time, time_ago
 from exporter.web.auth import Role
 from exporter.web.deps import services as _services
 from exporter.web.page_view import ListQuery, badge, card_id, details_url, overview
@@ -52,17 +52,11 @@ SECURITY_HEADERS = {
 
 @pass_context
 def _ago(context: Context, value: datetime | str | None) -> str:
-    """ "2 min ago", relative to the ``now`` the page is rendered at."""
+    """ "2 h ago" (``time_ago``), relative to the ``now`` the page is rendered at."""
     moment = parse_time(value) if isinstance(value, str) else value
     if moment is None:
         return "never"
-    seconds = int((context["now"] - moment).total_seconds())
-    if seconds < 60:
-        return "just now"
-    for size, unit in ((86400, "d"), (3600, "h"), (60, " min")):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return "just now"  # pragma: no cover
+    return time_ago((context["now"] - moment).total_seconds())
 
 
 def _duration(seconds: int) -> str:

@@ -51,7 +51,7 @@ def test_login_shows_the_drifting_card(live: Live, browser_page: Any, dialogs: l
     expect(lms).to_contain_text("Vault expects: 8 members")
     expect(lms).to_contain_text("CF Access has: 7 members")
     expect(lms.locator(".members li").filter(has_text="bob@example.com")).to_contain_text(
-        "(added in Vault 2h ago)"
+        "(added in Vault 2 h ago)"
     )
     expect(lms).to_contain_text("olduser@example.com")
     expect(page.locator("#drift-list .provider")).to_contain_text("Last check: just now")

@@ -160,7 +160,7 @@ def test_page_shows_the_seed_screens(world: World) -> None:
     assert "Cloudflare Access" in html and "Last check:" in html
     assert "Vault expects: <strong>8</strong> members" in html
     assert "CF Access has: <strong>7</strong> members" in html
-    assert "(added in Vault 2h ago)" in html
+    assert "(added in Vault 2 h ago)" in html
     assert "manually added?" in html
     assert "lms-instructors (2 missing, 1 extra)" in html
     assert "sales-team (API error)" in html

@@ -169,7 +169,7 @@ def test_details_view_pages_every_member_with_hint_and_times(scale: Scale) -> No
     )
     wanted = api(client, f"/iam/drift/{LARGE}?limit=100&offset=900")["missing"]
     assert [r[0] for r in rows] == [m["email"] for m in wanted] and len(rows) == 100
-    assert {r[1] for r in rows} == {"1d ago"} and {r[2] for r in rows} == {"1d ago"}
+    assert {r[1] for r in rows} == {"1 d ago"} and {r[2] for r in rows} == {"1 d ago"}
     assert {r[3] for r in rows} == {m["hint"] for m in wanted}
     assert (
         f'href="/details?audience={LARGE}&amp;offset=800&amp;limit=100" data-action="page">← Previous'
