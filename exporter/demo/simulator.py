@@ -517,7 +517,10 @@ class CloudflareSimulator:
         if method == "GET" and path.rstrip("/") == "/_sim/sessions":
             return json_reply(200, self.sessions.document())
         if method == "POST" and path.rstrip("/") == "/_sim/sessions/login":
-            email = (json.loads(body or b"{}") or {}).get("email", "")
+            try:
+                email = json.loads(body or b"{}").get("email", "")
+            except (ValueError, AttributeError):
+                return json_reply(400, {"error": 'bad control request: {"email": ...}'})
             return json_reply(200 if self.login(str(email)) else 403, {"email": email})
         if method == "GET" and path.rstrip("/") == "/_sim/stats":
             return json_reply(200, {"request_count": self.request_count})

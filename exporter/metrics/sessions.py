@@ -22,12 +22,18 @@ from exporter.service.sessions import SessionState
 
 
 class SessionCollector(Collector):
-    def __init__(self, state: Callable[[], SessionState]) -> None:
-        self._state = state
+    def __init__(self, state: Callable[[], SessionState], enabled: Callable[[], bool]) -> None:
+        self._state, self._enabled = state, enabled
 
     def collect(self) -> Iterator[Metric]:
         state = self._state()
         totals = state.totals
+        yield GaugeMetricFamily(
+            "vault_drift_session_revocation_enabled",
+            "1 while the setting revoke_sessions is on: leavers' Access sessions are revoked"
+            " (the revocation SLO then reads vault_drift_access_end_duration_seconds)",
+            value=1 if self._enabled() else 0,
+        )
         revocations = CounterMetricFamily(
             "vault_drift_session_revocations",
             "Calls to end a leaver's Cloudflare Access sessions, by result (ok, failed)",

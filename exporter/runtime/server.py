@@ -90,7 +90,12 @@ def _serve(
     )
     if runtime.sessions is not None:
         revoker = runtime.sessions
-        counters.registry.register(SessionCollector(lambda: revoker.state))
+        counters.registry.register(
+            SessionCollector(
+                lambda: revoker.state,
+                lambda: services.snapshots.current.settings.revoke_sessions,
+            )
+        )
     settle = _settle(runtime)
     webhooks = webhook_delivery(runtime, counters)  # a follower of the cycle: before it runs
     scheduler = CheckScheduler(

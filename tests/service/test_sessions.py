@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
-from support import FixedClock, make_client
+from prometheus_client import CollectorRegistry, generate_latest
+from support import FixedClock, make_client, require_tool
 
 from exporter.core.model import Status, SyncResultKind
 from exporter.core.webhooks import Announcer, destination_key
 from exporter.demo.sample import add_member
 from exporter.demo.simulator import CloudflareSimulator
+from exporter.metrics.sessions import SessionCollector
 from exporter.service import Services, assemble
 from exporter.service.sessions import SessionRevoker
 from exporter.service.syncer import SyncRequest
@@ -245,3 +248,35 @@ def test_revoked_sessions_are_announced_to_webhooks_with_their_record(
     rows, _ = services.vault.outbox(10)
     [event] = [json.loads(r.entry.body) for r in rows if r.entry.type == "sessions.revoked"]
     assert event["data"]["emails"] == [OLDUSER] and event["data"]["reason"] == "sync"
+
+
+def test_the_session_metrics_lint_clean_and_say_what_happened(
+    services: Services,
+    simulator: CloudflareSimulator,
+    revoker: SessionRevoker,
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    services.cycle.check_all("schedule")
+    clock.advance(minutes=10)
+    services.cycle.sync(SyncRequest(["lms-instructors"], trigger="api", actor="t"))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SessionCollector(lambda: revoker.state, lambda: True))
+
+    text = generate_latest(registry).decode()
+
+    labels = 'namespace="lms",provider="cloudflare_access"'
+    assert f'vault_drift_session_revocations_total{{{labels},result="ok"}} 1.0' in text
+    assert f'vault_drift_session_revocations_total{{{labels},result="failed"}} 0.0' in text
+    assert "vault_drift_session_revocations_pending 0.0" in text
+    assert "vault_drift_session_revoke_up 1.0" in text
+    assert "vault_drift_session_revocation_enabled 1.0" in text
+    assert f'vault_drift_access_end_duration_seconds_bucket{{le="300.0",{labels}}} 0.0' in text
+    assert f'vault_drift_access_end_duration_seconds_bucket{{le="900.0",{labels}}} 1.0' in text
+    assert f"vault_drift_access_end_duration_seconds_sum{{{labels}}} 600.0" in text
+    assert "@" not in text  # no email in any label
+    promtool = require_tool("promtool")
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert lint.returncode == 0 and lint.stdout == lint.stderr == "", lint
