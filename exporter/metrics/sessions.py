@@ -7,7 +7,7 @@ own view of the last call (absent until one was made).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -17,17 +17,28 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from exporter.core.sessions import FAILED, OK
+from exporter.core.exposure import LatencyTotals
+from exporter.core.sessions import FAILED, OK, REVOKING_PROVIDERS
 from exporter.service.sessions import SessionState
 
 
 class SessionCollector(Collector):
-    def __init__(self, state: Callable[[], SessionState], enabled: Callable[[], bool]) -> None:
-        self._state, self._enabled = state, enabled
+    """``audiences`` gives the (namespace, provider) pairs whose audiences can have their
+    sessions revoked: each has its series from the start, so a first revocation is an
+    increase (as for ``vault_drift_revocation_duration_seconds``)."""
+
+    def __init__(
+        self,
+        state: Callable[[], SessionState],
+        enabled: Callable[[], bool],
+        audiences: Callable[[], Iterable[tuple[str, str]]] = tuple,
+    ) -> None:
+        self._state, self._enabled, self._audiences = state, enabled, audiences
 
     def collect(self) -> Iterator[Metric]:
         state = self._state()
         totals = state.totals
+        known = {key for key in self._audiences() if key[1] in REVOKING_PROVIDERS}
         yield GaugeMetricFamily(
             "vault_drift_session_revocation_enabled",
             "1 while the setting revoke_sessions is on: leavers' Access sessions are revoked"
@@ -39,7 +50,7 @@ class SessionCollector(Collector):
             "Calls to end a leaver's Cloudflare Access sessions, by result (ok, failed)",
             labels=["namespace", "provider", "result"],
         )
-        keys = sorted({(n, p) for n, p, _ in totals.counts} | set(totals.access_end))
+        keys = sorted(known | {(n, p) for n, p, _ in totals.counts} | set(totals.access_end))
         for namespace, provider in keys:
             for result in (OK, FAILED):
                 count = totals.counts.get((namespace, provider, result), 0)
@@ -62,7 +73,8 @@ class SessionCollector(Collector):
             "Per revoked leaver: from first seen extra (or its removal) to its sessions revoked",
             labels=["namespace", "provider"],
         )
-        for (namespace, provider), latency in sorted(totals.access_end.items()):
+        for namespace, provider in sorted(known | set(totals.access_end)):
+            latency = totals.access_end.get((namespace, provider), LatencyTotals())
             access_end.add_metric(
                 [namespace, provider],
                 [(le, float(count)) for le, count in latency.cumulative()],

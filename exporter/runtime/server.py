@@ -94,6 +94,10 @@ def _serve(
             SessionCollector(
                 lambda: revoker.state,
                 lambda: services.snapshots.current.settings.revoke_sessions,
+                lambda: {
+                    (c.audience.namespace, c.audience.provider)
+                    for c in services.snapshots.current.checks.values()
+                },
             )
         )
     settle = _settle(runtime)

@@ -30,6 +30,7 @@ SEVERITIES = {
     "VaultDriftRevocationSLOBurn": {"critical", "warning"},
     "VaultDriftWebhookOutboxGrowing": {"warning"},
     "VaultDriftFeedStalled": {"warning"},
+    "VaultDriftSessionRevokeDown": {"warning"},
 }
 RUNBOOK_BASE = "https://github.com/tpb-vault/vault-drift/blob/main/docs/runbooks.md#"
 
@@ -64,6 +65,7 @@ def test_promtool_rule_unit_tests() -> None:
         "exposure.test.yml",
         "feed.test.yml",
         "recording.test.yml",
+        "sessions.test.yml",
         "slo.test.yml",
         "webhooks.test.yml",
     ]

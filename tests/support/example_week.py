@@ -258,6 +258,7 @@ def example_tables(now: datetime) -> dict[str, list[dict[str, Any]]]:
         ],
         "sys_infra_drift_revocation": [_revocation_row(*r) for r in REVOCATIONS],
         "sys_infra_drift_revocation_total": _revocation_totals(),
+        "sys_infra_drift_session_total": _session_totals(),
         "sys_infra_drift_error": [
             {"at": at, "audience": audience, "message": message} for at, audience, message in ERRORS
         ],
@@ -341,6 +342,23 @@ def _revocation_totals() -> list[dict[str, Any]]:
         entry["count"] += 1
         entry["seconds"] += row["duration_seconds"]
     return [totals[key] for key in sorted(totals)]
+
+
+def _session_totals() -> list[dict[str, Any]]:
+    """The session revocations of the same leavers, each sent in the cycle that removed it
+    (revoke_sessions is on by default): the access-end histogram and the results' counts."""
+    rows = [
+        {**row, "kind": "access_end", "bucket": row["bucket"]} for row in _revocation_totals()
+    ]
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["namespace"]] = counts.get(row["namespace"], 0) + row["count"]
+    rows += [
+        {"namespace": namespace, "provider": "cloudflare_access", "kind": "result",
+         "bucket": "ok", "count": count, "seconds": 0.0}
+        for namespace, count in sorted(counts.items())
+    ]  # fmt: skip
+    return rows
 
 
 def _cycles(now: datetime) -> list[tuple[str | None, str | None, str, str, int, int, int]]:
