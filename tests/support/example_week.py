@@ -347,9 +347,7 @@ def _revocation_totals() -> list[dict[str, Any]]:
 def _session_totals() -> list[dict[str, Any]]:
     """The session revocations of the same leavers, each sent in the cycle that removed it
     (revoke_sessions is on by default): the access-end histogram and the results' counts."""
-    rows = [
-        {**row, "kind": "access_end", "bucket": row["bucket"]} for row in _revocation_totals()
-    ]
+    rows = [{**row, "kind": "access_end", "bucket": row["bucket"]} for row in _revocation_totals()]
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["namespace"]] = counts.get(row["namespace"], 0) + row["count"]
