@@ -31,6 +31,8 @@ SEVERITIES = {
     "VaultDriftWebhookOutboxGrowing": {"warning"},
     "VaultDriftFeedStalled": {"warning"},
     "VaultDriftSessionRevokeDown": {"warning"},
+    "VaultDriftNoLeader": {"critical"},
+    "VaultDriftSplitBrain": {"critical"},
 }
 RUNBOOK_BASE = "https://github.com/tpb-vault/vault-drift/blob/main/docs/runbooks.md#"
 
@@ -66,6 +68,7 @@ def test_promtool_rule_unit_tests() -> None:
         "feed.test.yml",
         "recording.test.yml",
         "sessions.test.yml",
+        "replicas.test.yml",
         "slo.test.yml",
         "webhooks.test.yml",
     ]
@@ -87,8 +90,8 @@ def test_promtool_rule_unit_tests() -> None:
         (
             "staleness at one interval",
             "exporter.test.yml",
-            "> 2 * vault_drift_check_interval_seconds",
-            "> 1 * vault_drift_check_interval_seconds",
+            "> 2 * max without (instance, pod) (vault_drift_check_interval_seconds)",
+            "> 1 * max without (instance, pod) (vault_drift_check_interval_seconds)",
         ),
         (
             "absent target not alerted",
@@ -99,8 +102,30 @@ def test_promtool_rule_unit_tests() -> None:
         (
             "critical tier read from the warning level",
             "drift-critical.test.yml",
-            'vault_drift_audience_alert_level{level="critical"} == 1',
-            'vault_drift_audience_alert_level{level="warning"} == 1',
+            'vault_drift_audience_alert_level{level="critical"}) == 1',
+            'vault_drift_audience_alert_level{level="warning"}) == 1',
+        ),
+        (
+            "the critical tier keeps each replica apart",
+            "replicas.test.yml",
+            'max without (instance, pod) (vault_drift_audience_alert_level{level="critical"})',
+            'max without (pod) (vault_drift_audience_alert_level{level="critical"})',
+        ),
+        (
+            "the drift tiers join every replica's reason",
+            "replicas.test.yml",
+            "topk by (audience, namespace, provider) (1,",
+            "(",
+        ),
+        ("no leader pages after 2 minutes", "replicas.test.yml", "for: 3m", "for: 2m"),
+        ("no leader pages after 4 minutes", "replicas.test.yml", "for: 3m", "for: 4m"),
+        ("a split brain pages after 1 minute", "replicas.test.yml", "for: 2m", "for: 1m"),
+        ("a split brain pages after 3 minutes", "replicas.test.yml", "for: 2m", "for: 3m"),
+        (
+            "one leader is a split brain",
+            "replicas.test.yml",
+            "(vault_drift_leader == 1) > 1",
+            "(vault_drift_leader == 1) > 0",
         ),
         (
             "drift alerts lose their alert_reason",
@@ -172,6 +197,56 @@ def test_rule_unit_tests_catch_a_broken_rule(
     assert "FAILED" in result.stdout + result.stderr
 
 
+def sample_count(values: str) -> int:
+    """How many samples promtool's expanding notation ('0+60x10 _x3 1 stale') stands for."""
+    count = 0
+    for token in values.split():
+        start, _, times = token.partition("x")
+        count += int(times) + (start != "_") if times else 1
+    return count
+
+
+def with_a_second_replica(test_file: dict) -> dict:
+    """The same tests with a second replica beside each scraped target (its own `instance` and
+    `pod`): it reads the same Vault, so its gauges equal the first's, and it saw no events of its
+    own, so its counters stay at zero. Every expectation must hold unchanged."""
+    counter = re.compile(r"^\w+_(total|count|bucket|sum)\{")
+    for case in test_file["tests"]:
+        series = []
+        for item in case["input_series"]:
+            name, values = item["series"], item["values"]
+            if 'instance="' not in name:
+                series.append(item)
+                continue
+            series.append({"series": name[:-1] + ',pod="replica-a"}', "values": values})
+            second = (
+                re.sub(r'instance="([^"]*)"', r'instance="\1-b"', name)[:-1] + ',pod="replica-b"}'
+            )
+            if counter.match(name):
+                values = f"0x{sample_count(values) - 1}"
+            series.append({"series": second, "values": values})
+        case["input_series"] = series
+    return test_file
+
+
+@pytest.mark.parametrize("path", [p for p in RULE_TESTS if p.name != "replicas.test.yml"], ids=str)
+def test_every_rule_test_holds_with_two_replicas(tmp_path: Path, path: Path) -> None:
+    """Two scraped replicas page once: no alert or recorded series carries `instance` or `pod`,
+    nothing doubles, and no join fails on the duplicate (a many-to-many error fires nothing)."""
+    shutil.copy(ALERTS, tmp_path / "alerts.yml")
+    (tmp_path / "tests" / "alerts").mkdir(parents=True)
+    copy = tmp_path / "tests" / "alerts" / path.name
+    copy.write_text(yaml.safe_dump(with_a_second_replica(yaml.safe_load(path.read_text()))))
+    result = run(require_tool("promtool"), "test", "rules", copy, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sample_count_reads_promtools_notation() -> None:
+    assert sample_count("0+60x10") == 11
+    assert sample_count("_x3 1 stale") == 5
+    assert sample_count("1x59 0x11") == 72
+
+
 def test_every_alert_is_tested_silent_and_firing() -> None:
     firing: set[tuple[str, str]] = set()
     silent: set[str] = set()
@@ -233,7 +308,8 @@ def test_drift_tiers_come_from_the_level_gauge_and_skip_ignored() -> None:
     ):
         [rule] = rules[name]
         expr = rule["expr"]
-        assert f'vault_drift_audience_alert_level{{level="{level}"}} == 1' in expr
+        level_series = f'vault_drift_audience_alert_level{{level="{level}"}}'
+        assert f"max without (instance, pod) ({level_series}) == 1" in expr
         assert "vault_drift_audience_ignored == 1" in expr
         assert "group_left (alert_reason)" in expr
         # A long `for` would restart from zero when Prometheus restarts.
