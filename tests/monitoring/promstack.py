@@ -149,8 +149,11 @@ class Prometheus:
     protocol: str | None = None  # the scrape protocol pinned by ``proxy``, if any
     proxy: ScrapeProxy | None = None
 
-    def query(self, expr: str) -> requests.Response:
-        return requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+    def query(self, expr: str, at: float | None = None) -> requests.Response:
+        params: dict[str, str | float] = {"query": expr}
+        if at is not None:
+            params["time"] = at
+        return requests.get(f"{self.url}/api/v1/query", params=params, timeout=10)
 
     def vector(self, expr: str) -> list[dict[str, Any]]:
         response = self.query(expr)
@@ -172,10 +175,11 @@ class Prometheus:
 
 @contextmanager
 def run_prometheus(
-    target: str, workdir: Path, timeout: float = 30, protocol: str | None = None
+    target: str | list[str], workdir: Path, timeout: float = 30, protocol: str | None = None
 ) -> Iterator[Prometheus]:
-    """Start Prometheus scraping ``target`` (host:port) every second with alerts.yml loaded,
-    with its own Accept header, or through a ``ScrapeProxy`` pinning ``protocol``.
+    """Start Prometheus scraping ``target`` (host:port, or several: replicas of one job) every
+    second with alerts.yml loaded, with its own Accept header, or through a ``ScrapeProxy``
+    pinning ``protocol`` (one target only).
 
     Yields once every recording rule the dashboards use has data and ``rate()`` over the
     last minute has enough samples; always stops Prometheus afterwards.
@@ -184,6 +188,7 @@ def run_prometheus(
         with _run_prometheus(target, workdir, timeout) as prometheus:
             yield prometheus
         return
+    assert isinstance(target, str), "a pinned protocol proxies one target"
     with (
         ScrapeProxy(target, protocol).running() as proxy,
         _run_prometheus(proxy.address, workdir, timeout) as prometheus,
@@ -193,7 +198,8 @@ def run_prometheus(
 
 
 @contextmanager
-def _run_prometheus(target: str, workdir: Path, timeout: float) -> Iterator[Prometheus]:
+def _run_prometheus(target: str | list[str], workdir: Path, timeout: float) -> Iterator[Prometheus]:
+    targets = [target] if isinstance(target, str) else target
     binary = require_tool("prometheus")
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +207,7 @@ def _run_prometheus(target: str, workdir: Path, timeout: float) -> Iterator[Prom
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
         "rule_files": ["alerts.yml"],
-        "scrape_configs": [{"job_name": "vault-drift", "static_configs": [{"targets": [target]}]}],
+        "scrape_configs": [{"job_name": "vault-drift", "static_configs": [{"targets": targets}]}],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = workdir / "prometheus.log"

@@ -12,11 +12,14 @@ alerts.yml loaded:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -272,8 +275,10 @@ def check_variable_query(prometheus: Prometheus, variable: VariableQuery) -> Non
 class StandInHandler(BaseHTTPRequestHandler):
     """Serves fixtures/sample.prom as /metrics, like an exporter with every metric present."""
 
+    body = SAMPLE.read_bytes()
+
     def do_GET(self) -> None:
-        body = SAMPLE.read_bytes()
+        body = self.body
         self.send_response(200 if self.path == "/metrics" else 404)
         self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -284,19 +289,54 @@ class StandInHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def stand_in_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StandInHandler)
+def second_replica(exposition: str) -> str:
+    """What a second replica beside the stand-in exports in the worst case (a split brain, or
+    the old leader's last scrape beside the new leader's first check): the same gauges, audience
+    series included (both read one Vault), and counters and histograms at zero (the events are
+    the other replica's)."""
+    counters = re.findall(r"^# TYPE (\w+) (?:counter|histogram)$", exposition, flags=re.MULTILINE)
+    family = re.compile(rf"^({'|'.join(counters)})(_total|_bucket|_count|_sum)?(\{{| )")
+    lines = []
+    for line in exposition.splitlines():
+        if family.match(line):
+            line = line.rsplit(" ", 1)[0] + " 0.0"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def stand_in(body: bytes) -> Iterator[str]:
+    """A stand-in exporter serving ``body`` on loopback: its host:port."""
+    handler = type("Handler", (StandInHandler,), {"body": body})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        target = f"127.0.0.1:{server.server_address[1]}"
-        with run_prometheus(target, tmp_path_factory.mktemp("prometheus-stand-in")) as prom:
-            yield prom
+        yield f"127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def stand_in_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    with (
+        stand_in(SAMPLE.read_bytes()) as target,
+        run_prometheus(target, tmp_path_factory.mktemp("prometheus-stand-in")) as prom,
+    ):
+        yield prom
+
+
+@pytest.fixture(scope="module")
+def two_replicas_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """Prometheus scraping two replicas of the stand-in under one job."""
+    with (
+        stand_in(SAMPLE.read_bytes()) as first,
+        stand_in(second_replica(SAMPLE.read_text()).encode()) as second,
+        run_prometheus([first, second], tmp_path_factory.mktemp("prometheus-two")) as prom,
+    ):
+        yield prom
 
 
 @pytest.fixture(scope="module")
@@ -403,6 +443,70 @@ def test_stand_in_audiences_table_rows(stand_in_prometheus: Prometheus) -> None:
         "sales-app": 0,
         "hr-portal": 0,
     }
+
+
+# Panels that show each replica on its own, on purpose.
+PER_REPLICA = {
+    "vault-drift-overview/Exporter/A": "scrape health of each target",
+    "vault-drift-overview/Exporter/B": "how many replicas run each version",
+}
+
+
+def without_replica(result: list[dict]) -> list[tuple[tuple[tuple[str, str], ...], str]]:
+    return sorted(
+        (
+            tuple(sorted((k, v) for k, v in s["metric"].items() if k not in ("instance", "pod"))),
+            s["value"][1],
+        )
+        for s in result
+    )
+
+
+@pytest.mark.parametrize(
+    "query", [q for q in PANEL_QUERIES if q.id not in PER_REPLICA], ids=lambda q: q.id
+)
+def test_panel_query_is_the_same_with_two_replicas(
+    stand_in_prometheus: Prometheus, two_replicas_prometheus: Prometheus, query: PanelQuery
+) -> None:
+    """A second replica changes no panel: no audience twice, no count doubled, no series per
+    instance. Both Prometheus answer for the same instant, so time() is the same."""
+    expr = substitute(
+        query.expr, dashboard_values(query.dashboard, drifting_audience(stand_in_prometheus))
+    )
+
+    def answers() -> list[list[tuple[tuple[tuple[str, str], ...], str]]]:
+        at = time.time() - 2
+        out = [p.query(expr, at=at) for p in (stand_in_prometheus, two_replicas_prometheus)]
+        assert all(a.status_code == 200 for a in out), [a.text for a in out]
+        return [without_replica(a.json()["data"]["result"]) for a in out]
+
+    # A recording rule over a range (the SLO's rates) needs a few evaluations after a start.
+    deadline = time.monotonic() + 15
+    while len({len(r) for r in answers()}) > 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    one, two = answers()
+    assert [labels for labels, _ in two] == [labels for labels, _ in one], expr
+    # Recorded ages were computed at each Prometheus' own evaluation: equal to a second.
+    for (_, a), (_, b) in zip(one, two, strict=True):
+        same = a == b or math.isclose(float(a), float(b), rel_tol=1e-3)
+        assert same, (expr, a, b)
+
+
+def test_second_replica_keeps_gauges_and_zeroes_counters() -> None:
+    text = second_replica(SAMPLE.read_text())
+    assert (
+        'vault_drift_audience_status{audience="lms-viewer",namespace="lms",provider="cloudflare_access",status="drift"} 1.0'
+        in text
+    )
+    assert re.search(r"^vault_drift_checks_total\{.*\} 0\.0$", text, flags=re.MULTILINE)
+    assert re.search(
+        r"^vault_drift_check_duration_seconds_bucket\{.*\} 0\.0$", text, flags=re.MULTILINE
+    )
+    assert not re.search(r"^vault_drift_checks_total\{.*\} [1-9]", text, flags=re.MULTILINE)
+
+
+def test_per_replica_panels_exist() -> None:
+    assert PER_REPLICA.keys() <= {q.id for q in PANEL_QUERIES}
 
 
 @pytest.mark.parametrize("query", PANEL_QUERIES, ids=lambda q: q.id)
