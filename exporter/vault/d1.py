@@ -112,6 +112,17 @@ class D1Store(StatementStore):
 
     def open(self, seed_interval: int | None = None) -> D1Store:
         """Check the database, migrate the companion tables, seed the interval."""
+        self.require_vault()
+        try:
+            migrate(self._reader)
+        except CloudflareError as exc:
+            raise VaultError(f"D1 database {self.client.database_id}: {exc}") from None
+        if seed_interval is not None:
+            self._write([decisions.seed_interval(seed_interval)])
+        return self
+
+    def require_vault(self) -> None:
+        """VaultError unless the database is reachable and a Vault (changes nothing)."""
         try:
             present = {
                 row[0]
@@ -125,13 +136,6 @@ class D1Store(StatementStore):
                 f"D1 database {self.client.database_id} is not a Vault: missing tables"
                 f" {', '.join(missing)}"
             )
-        try:
-            migrate(self._reader)
-        except CloudflareError as exc:
-            raise VaultError(f"D1 database {self.client.database_id}: {exc}") from None
-        if seed_interval is not None:
-            self._write([decisions.seed_interval(seed_interval)])
-        return self
 
     def _explain(self, exc: CloudflareError) -> str:
         name = f"D1 database {self.client.database_id}"

@@ -92,10 +92,14 @@ def migrate(conn: Reader) -> None:
     for statement in companion_ddl():  # IF NOT EXISTS: safe to run at every start
         conn.execute(statement)
     _add_missing_columns(conn)
+    # One statement, so that two processes starting together never write two version rows.
+    conn.execute(
+        "INSERT INTO sys_infra_drift_schema (version) SELECT ?"
+        " WHERE NOT EXISTS (SELECT 1 FROM sys_infra_drift_schema)",
+        (SCHEMA_VERSION,),
+    )
     row = conn.execute("SELECT max(version) FROM sys_infra_drift_schema").fetchone()
-    if row[0] is None:
-        conn.execute("INSERT INTO sys_infra_drift_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-    elif row[0] > SCHEMA_VERSION:
+    if row[0] > SCHEMA_VERSION:
         raise VaultError(
             f"companion schema version {row[0]} is newer than this vault-drift ({SCHEMA_VERSION})"
         )

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from exporter.core.times import format_time
+from exporter.vault.db import companion_ddl
 from exporter.vault.store import VaultError
 
 NAME = "writer"
@@ -41,11 +42,19 @@ class Lease:
     valid_until: float = 0.0  # monotonic: writes stop here unless a renewal moved it
 
 
+def table() -> tuple[str, Sequence[Any]]:
+    """The lease's table (IF NOT EXISTS): it must exist before the race for the lease, and
+    the rest of the schema is migrated by the winner only."""
+    [ddl] = [s for s in companion_ddl() if "sys_infra_drift_lease (" in s]
+    return ddl, ()
+
+
 def take(holder: str, now: datetime, ttl: float) -> list[tuple[str, Sequence[Any]]]:
-    """Insert the row if there is none, take it over if it is ours or expired, read it back:
-    the last statement's row names who holds it now."""
+    """Create the table if need be, insert the row if there is none, take it over if it is
+    ours or expired, read it back: the last statement's row names who holds it now."""
     expires, at = format_time(now + timedelta(seconds=ttl)), format_time(now)
     return [
+        table(),
         (
             "INSERT OR IGNORE INTO sys_infra_drift_lease (name, holder, acquired_at,"
             " expires_at) VALUES (?, ?, ?, ?)",
