@@ -85,6 +85,8 @@ class Config(BaseSettings):
     listen: str = Field(
         DEFAULT_LISTEN, validation_alias=AliasChoices("VAULT_DRIFT_LISTEN", "listen")
     )
+    # serve: wait while another serve holds the Vault (lease or lock file), then take over.
+    standby: bool = Field(False, validation_alias=AliasChoices("VAULT_DRIFT_STANDBY", "standby"))
     admin_token: SecretStr | None = _env("VAULT_DRIFT_ADMIN_TOKEN", "admin_token")
     read_token: SecretStr | None = _env("VAULT_DRIFT_READ_TOKEN", "read_token")
     # Bearer token Cloudflare Logpush deliveries carry (POST /iam/drift/feed/logpush);

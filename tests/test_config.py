@@ -163,3 +163,12 @@ def test_bad_webhook_settings_are_named_without_their_values() -> None:
     receivers_only = load_config(environ={"VAULT_DRIFT_WEBHOOK_URLS": "https://x.example.com/"})
     with pytest.raises(ConfigError, match="VAULT_DRIFT_WEBHOOK_SECRET: required"):
         receivers_only.check_webhooks()
+
+
+def test_standby_from_the_environment_or_the_flag() -> None:
+    from exporter.cli.main import build_parser
+
+    assert load_config(environ={"VAULT_DRIFT_STANDBY": "1"}).standby is True
+    assert load_config(environ={}).standby is False
+    assert build_parser().parse_args(["serve", "--standby"]).standby is True
+    assert build_parser().parse_args(["serve"]).standby is None  # the environment decides

@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the exporter (metrics, API, operator page)")
     serve.add_argument("--listen", metavar="HOST:PORT", help=_LISTEN_HELP)
+    serve.add_argument(
+        "--standby",
+        action="store_true",
+        default=None,
+        help="wait while another serve holds the Vault, then take over (VAULT_DRIFT_STANDBY)",
+    )
 
     check = commands.add_parser("check", help="check now; exit 0 synced, 1 drift/pending, 2 error")
     check.add_argument("--audience", action="append", metavar="A", help="repeatable")
@@ -68,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from exporter.demo.command import run_demo
 
             return run_demo(args.listen, args.config, d1=args.d1)
-        config = load_config(args.config, listen=_listen(args))
+        config = load_config(
+            args.config, listen=_listen(args), standby=getattr(args, "standby", None)
+        )
         return _run(args, config)
     except ConfigError as exc:
         for problem in exc.problems:

@@ -18,7 +18,7 @@ from exporter.core.snapshot import Snapshot
 from exporter.metrics.audiences import AudienceCollector
 from exporter.metrics.counters import ExporterMetrics
 from exporter.metrics.feed import FeedCollector
-from exporter.metrics.health import HealthCollector
+from exporter.metrics.health import HealthCollector, StandbyCollector
 from exporter.metrics.providers import ProviderCollector
 from exporter.service.feed import ChangeFeed
 
@@ -116,3 +116,17 @@ def build_exposition(
         registry.register(FeedCollector(feed.stats, clock))
     ProcessCollector(registry=registry)  # process_start_time_seconds feeds the staleness alert
     return Exposition(snapshot, registry, clock), counters
+
+
+class StandbyExposition:
+    """What a standby's ``/metrics`` answers: ``vault_drift_leader 0``, the build and the
+    process series; no audience series (the leader exports those)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StandbyCollector())
+        ProcessCollector(registry=self.registry)
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        encoder, content_type = negotiate(accept)
+        return encoder(self.registry), content_type

@@ -42,7 +42,7 @@ class HealthCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._cycle_families(self._snapshot())
         yield from self._cloudflare_families(self._cloudflare_stats())
-        yield InfoMetricFamily("vault_drift_build", "vault-drift build", {"version": __version__})
+        yield build_info()
 
     def _cycle_families(self, snapshot: Snapshot) -> Iterator[Metric]:
         success = GaugeMetricFamily(
@@ -122,3 +122,30 @@ class HealthCollector(Collector):
             "While Cloudflare calls are paused after a 429: when they resume; 0 otherwise",
             value=paused if paused is not None and self._pausing(stats) else 0,
         )
+
+
+def build_info() -> Metric:
+    return InfoMetricFamily("vault_drift_build", "vault-drift build", {"version": __version__})
+
+
+class LeaderCollector(Collector):
+    """``vault_drift_leader``: 1 in the replica that holds the Vault (lease or lock file) and
+    checks, 0 in a standby (docs/design.md, "High availability")."""
+
+    def __init__(self, leader: bool) -> None:
+        self.leader = leader
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "vault_drift_leader",
+            "1 while this replica holds the Vault's writer lease and checks; 0 in a standby",
+            value=1 if self.leader else 0,
+        )
+
+
+class StandbyCollector(Collector):
+    """What a standby exports besides the process series: the lease and the build."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from LeaderCollector(leader=False).collect()
+        yield build_info()

@@ -122,11 +122,24 @@ def aws_provider(config: Config) -> tuple[Provider | None, str | None]:
     return IdentityCenter(client), None
 
 
-def build_runtime(config: Config, clock: Clock = utc_now, events: Events | None = None) -> Runtime:
-    """Open the Vault store (VaultError if unusable) and connect the services."""
+def d1_store(config: Config, cloudflare: CloudflareClient) -> D1Store:
+    """The D1 Vault of the configuration, not opened yet (``serve`` takes its lease first)."""
+    return D1Store(d1_client(config, cloudflare.rate_gate, cloudflare.stats))
+
+
+def build_runtime(
+    config: Config,
+    clock: Clock = utc_now,
+    events: Events | None = None,
+    *,
+    cloudflare: CloudflareClient | None = None,
+    vault: VaultStore | None = None,
+) -> Runtime:
+    """Open the Vault store (VaultError if unusable) and connect the services; ``vault``, an
+    opened store, and ``cloudflare``, its client, when the caller made them already."""
     webhooks = announcer(config)
-    client = cloudflare_client(config)
-    vault = open_vault(config, client)
+    client = cloudflare or cloudflare_client(config)
+    vault = vault or open_vault(config, client)
     aws, why_not = aws_provider(config)
     services = assemble(
         vault,
