@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--d1", action="store_true", help="serve the sample Vault through a simulated D1 REST API"
     )
+    demo.add_argument(
+        "--standby-pair",
+        action="store_true",
+        help="two serve --standby processes (port and port+1): kill the leader, watch a failover",
+    )
     return parser
 
 
@@ -73,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from exporter.demo.command import run_demo
 
-            return run_demo(args.listen, args.config, d1=args.d1)
+            return run_demo(args.listen, args.config, d1=args.d1, standby_pair=args.standby_pair)
         config = load_config(
             args.config, listen=_listen(args), standby=getattr(args, "standby", None)
         )

@@ -49,20 +49,26 @@ def run_demo(
     config_file: str | None,
     life_seconds: float = LIFE_SECONDS,
     d1: bool = False,
+    standby_pair: bool = False,
 ) -> int:
     with tempfile.TemporaryDirectory(prefix="vault-drift-demo-") as workdir:
-        return _run_in(Path(workdir), listen, config_file, life_seconds, d1)
+        return _run_in(Path(workdir), listen, config_file, life_seconds, d1, standby_pair)
 
 
 def _run_in(
-    workdir: Path, listen: str | None, config_file: str | None, life: float, d1: bool = False
+    workdir: Path,
+    listen: str | None,
+    config_file: str | None,
+    life: float,
+    d1: bool = False,
+    pair: bool = False,
 ) -> int:
     aws = aws_audience.start_local_store()
     try:
         with CloudflareSimulator(
             account_id=DEMO_ACCOUNT_ID, token=DEMO_CLOUDFLARE_TOKEN, per_page_cap=50
         ) as simulator:
-            return _run_with(workdir, simulator, listen, config_file, life, d1, aws)
+            return _run_with(workdir, simulator, listen, config_file, life, d1, aws, pair)
     finally:
         if aws is not None:
             aws.stop()
@@ -76,6 +82,7 @@ def _run_with(
     life: float,
     d1: bool = False,
     aws: Any | None = None,
+    pair: bool = False,
 ) -> int:
     database = workdir / "vault.db"
     build_sample(database, simulator, utc_now())
@@ -106,6 +113,8 @@ def _run_with(
     logpush.start()
     changes.start()
     try:
+        if pair:
+            return _serve_pair(config, workdir)
         return serve(config, after_full_check=[_print_first_check()])
     finally:
         changes.stop()
@@ -113,6 +122,21 @@ def _run_with(
         logpush.stop()
         if d1_sim is not None:
             d1_sim.close()
+
+
+def _serve_pair(config: Config, workdir: Path) -> int:
+    """Two replicas in their own processes (a kill -9 of the leader leaves the demo up)."""
+    from exporter.demo.standby_pair import StandbyPair, second_listen
+
+    check_listen(config.model_copy(update={"listen": second_listen(config)}))
+    pair = StandbyPair(config, workdir)
+    pair.start()
+    print(pair.describe(), flush=True)
+    try:
+        pair.wait()
+    finally:
+        pair.stop()
+    return 0
 
 
 def _notifier(config: Config) -> Callable[[list[str]], None]:
