@@ -130,7 +130,7 @@ def build_info() -> Metric:
 
 class LeaderCollector(Collector):
     """``vault_drift_leader``: 1 in the replica that holds the Vault (lease or lock file) and
-    checks, 0 in a standby (docs/design.md, "High availability")."""
+    checks, 0 in a standby (README, "High availability")."""
 
     def __init__(self, leader: bool) -> None:
         self.leader = leader
