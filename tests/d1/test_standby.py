@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from d1_world import World
 from support import free_port, wait_for
+from support.d1_world import World
 
 EXE = str(Path(sys.executable).parent / "vault-drift")
 ADMIN = "standby-admin-token-0123456789"
