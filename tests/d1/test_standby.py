@@ -149,8 +149,8 @@ def drift_since(replica: Replica, audience: str) -> str:
 
 
 def leader_and_standby(replicas: list[Replica]) -> tuple[Replica, Replica]:
-    wait_for(lambda: all(r.answering() for r in replicas), 30, "both replicas answer")
-    wait_for(lambda: any(r.ready() for r in replicas), 30, "one replica leads")
+    wait_for(lambda: all(r.answering() for r in replicas), 60, "both replicas answer")
+    wait_for(lambda: any(r.ready() for r in replicas), 60, "one replica leads")
     [leader] = [r for r in replicas if r.ready()]
     [standby] = [r for r in replicas if r is not leader]
     return leader, standby
@@ -205,7 +205,7 @@ def test_one_leads_and_a_standby_takes_over_after_kill_9_and_after_sigterm(
     # SIGTERM: the leader gives the lease back; a new standby takes it at its next read.
     third = Replica(backend, tmp_path / "c.log")
     replicas.append(third)
-    wait_for(third.answering, 30, "a third replica")
+    wait_for(third.answering, 60, "a third replica")
     assert_is_standby(third, standby)
     standby.stop(signal.SIGTERM)
     assert standby.process.returncode == 0
@@ -221,7 +221,7 @@ def test_without_standby_a_second_serve_still_exits_2(
     backend: World, replicas: list[Replica], tmp_path: Path
 ) -> None:
     replicas.append(Replica(backend, tmp_path / "a.log"))
-    wait_for(replicas[0].ready, 30, "the leader")
+    wait_for(replicas[0].ready, 60, "the leader")
     second = subprocess.run(
         [EXE, "serve", "--listen", f"127.0.0.1:{free_port()}"],
         env={**os.environ, **backend.env(), "VAULT_DRIFT_D1_LEASE": f"{LEASE}s"},
