@@ -67,8 +67,8 @@ def test_promtool_rule_unit_tests() -> None:
         "exposure.test.yml",
         "feed.test.yml",
         "recording.test.yml",
-        "sessions.test.yml",
         "replicas.test.yml",
+        "sessions.test.yml",
         "slo.test.yml",
         "webhooks.test.yml",
     ]
