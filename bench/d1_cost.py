@@ -4,9 +4,11 @@
     python -m bench.d1_cost --workerd    # also D1's own rows_read, from workerd (miniflare)
     python -m bench.d1_cost --small      # a quick run (the test suite's smoke check)
 
-The simulated D1 (``exporter/demo/d1_simulator.py``) serves the same SQLite file the file
+The simulated D1 (``exporter/demo/d1_simulator.py``) serves a copy of the world the file
 backend reads, beside the simulated Access API (one base URL, one budget), both with the
-same latency. Its ``rows_read`` counts rows answered, not rows scanned: D1's own figure
+same latency: every check runs on its own fresh copy, so neither backend meets what the
+other wrote. Peaks are each child's own (``check_once.peak_rss_mb``), never the harness's.
+Its ``rows_read`` counts rows answered, not rows scanned: D1's own figure
 comes from workerd's D1 behind the test gateway (``--workerd``).
 """
 
@@ -16,12 +18,15 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,20 +55,25 @@ def child(args: list[str]) -> dict[str, Any]:
 
 
 def side_by_side(groups: int, members: int, latency: float, rounds: int) -> dict[str, Any]:
-    """The same world, the same simulated Cloudflare: file vs D1, each in fresh processes."""
+    """The same world, the same simulated Cloudflare: file vs D1, each check in a fresh
+    process on its own fresh copy of the Vault (a database no other backend has written)."""
     with tempfile.TemporaryDirectory() as tmp, CloudflareSimulator(per_page_cap=100) as sim:
-        db = Path(tmp) / "vault.db"
-        build_world(db, sim, groups, members, drifting=groups // 10)
-        d1 = D1Simulator(db, latency_seconds=latency)
-        sim.attach_d1(d1)
+        world = Path(tmp) / "world.db"
+        build_world(world, sim, groups, members, drifting=groups // 10)
         sim.latency_seconds = latency
         file_runs, d1_runs = [], []
-        for _ in range(rounds):  # interleaved, so both meet the same load
-            file_runs.append(child(["--db", str(db), "--base-url", sim.base_url]))
-            d1_runs.append(
-                child(["--d1", d1.database_id, "--base-url", sim.base_url, "--checks", "2"])
-            )
-        d1.close()
+        for r in range(rounds):  # interleaved, so both meet the same load
+            with _fresh_copy(world, Path(tmp) / f"file-{r}") as db:
+                file_runs.append(child(["--db", str(db), "--base-url", sim.base_url]))
+            with _fresh_copy(world, Path(tmp) / f"d1-{r}") as db:
+                d1 = D1Simulator(db, latency_seconds=latency)
+                sim.attach_d1(d1)
+                try:
+                    d1_runs.append(
+                        child(["--d1", d1.database_id, "--base-url", sim.base_url, "--checks", "2"])
+                    )
+                finally:
+                    d1.close()
     steady = [run["runs"][-1] for run in d1_runs]  # a running serve: sizes known
     first = [run["runs"][0] for run in d1_runs]
     page_bytes = d1_runs[0]["page_bytes"]
@@ -78,6 +88,10 @@ def side_by_side(groups: int, members: int, latency: float, rounds: int) -> dict
         "d1_seconds_first_check": _spread([r["seconds"] for r in first]),
         "d1_seconds": _spread([r["seconds"] for r in steady]),
         "d1_peak_rss_mb": round(max(r["peak_rss_mb"] for r in d1_runs), 1),
+        "ru_maxrss_mb": {  # what getrusage says: the harness's own peak included (Linux)
+            "file": round(max(r["ru_maxrss_mb"] for r in file_runs), 1),
+            "d1": round(max(r["ru_maxrss_mb"] for r in d1_runs), 1),
+        },
         "d1_seconds_waiting_for_d1": _spread([r["d1_seconds"] for r in steady]),
         "counts_file": file_runs[0]["counts"],
         "counts_d1": steady[0]["counts"],
@@ -90,6 +104,16 @@ def side_by_side(groups: int, members: int, latency: float, rounds: int) -> dict
         "access_requests_per_check": steady[0]["access_requests"],
         "rows_written_per_check": steady[0]["rows_written"],
     }
+
+
+@contextmanager
+def _fresh_copy(world: Path, folder: Path) -> Iterator[Path]:
+    """A copy of the built world (its WAL was checkpointed), removed afterwards."""
+    folder.mkdir()
+    try:
+        yield Path(shutil.copy(world, folder / "vault.db"))
+    finally:
+        shutil.rmtree(folder)
 
 
 def _spread(values: list[float]) -> dict[str, float]:
