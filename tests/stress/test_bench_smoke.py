@@ -77,6 +77,15 @@ def test_d1_cost_small() -> None:
     assert 0 < result["budget"]["budget_share_percent"] < 100
 
 
+def test_d1_memory_small() -> None:
+    rows: Any = run_bench("bench.d1_memory")
+    assert [row["check"].split(",")[0] for row in rows] == ["file", "file", "D1 (simulator)"] + [
+        "file"
+    ] * 2
+    # Each child's own peak never exceeds what getrusage says (that one includes the harness).
+    assert all(0 < row["own_peak_mb"] <= row["ru_maxrss_mb"] for row in rows)
+
+
 def test_compare_trees_small() -> None:
     """The before/after script runs; compared with itself, both sides find the same."""
     done = subprocess.run(
