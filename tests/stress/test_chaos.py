@@ -126,6 +126,9 @@ def check_writes(world: World, sim: RecordingSimulator, initial: dict[str, Any])
     by_group = world.by_group()
     problems = []
     for request in sim.requests:
+        if request.path.endswith("/access/organizations/revoke_user"):
+            problems += revocation_problems(world, request.body)
+            continue
         if request.method in ("POST", "DELETE"):
             problems.append(f"unexpected {request.method} {request.path}")
         if request.method != "PUT":
@@ -138,6 +141,19 @@ def check_writes(world: World, sim: RecordingSimulator, initial: dict[str, Any])
         if problem:
             problems.append(problem)
     return problems
+
+
+def revocation_problems(world: World, body: Any) -> list[str]:
+    """A session revocation is for a leaver: an email some audience's Vault does not grant,
+    never one of the guarded group's extras (the guard keeps them in their group)."""
+    email = str((body or {}).get("email", "")).lower()
+    if not email:
+        return [f"a revocation without an email: {body!r}"]
+    if all(email in world.expected(name) for name in world.audiences):
+        return [f"{email} was revoked while the Vault grants it everywhere"]
+    if email.startswith("extra") and email.endswith("@example.com"):
+        return [f"{email} was revoked while the guard kept it in its group"]
+    return []
 
 
 def test_serve_under_sustained_cloudflare_faults(sim: RecordingSimulator, tmp_path: Path) -> None:
