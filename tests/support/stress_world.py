@@ -230,9 +230,7 @@ class RecordingSimulator(CloudflareSimulator):
         return reply
 
 
-def pause_violations(
-    log: list[Request], slack: float = 0.05, in_flight: float = 0.25
-) -> list[str]:
+def pause_violations(log: list[Request], slack: float = 0.05, in_flight: float = 0.25) -> list[str]:
     """Requests that reached Cloudflare while a 429's retry-after was still running.
 
     A request another thread sent before the 429's answer reached the client can arrive just
