@@ -27,7 +27,14 @@ MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # compressed
 @router.post(
     "/logpush",
     summary="Cloudflare Logpush deliveries of the account audit-log dataset",
-    responses={401: {"description": "missing or wrong Logpush token"}},
+    responses={
+        400: {"description": "an unreadable delivery (not gzip or NDJSON)"},
+        401: {"description": "missing or wrong Logpush token"},
+        403: {"description": "the admin or read token, which are not for this endpoint"},
+        409: {"description": "busy: a check or sync holds the exporter"},
+        413: {"description": "a delivery larger than 16 MiB"},
+        503: {"description": "vault unavailable: the Vault database cannot be read or written"},
+    },
 )
 async def logpush(request: Request) -> JSONResponse:
     svc = _services(request)

@@ -136,13 +136,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             controller.stop()
 
 
+# Logpush deliveries take a token of their own, never the admin's, the read token or a page
+# session (tests/web/test_logpush.py); these tests only prove that nothing else opens it.
+LOGPUSH = "/iam/drift/feed/logpush"
+
+
 def iam_operations(served: Served, seen: Seen) -> list[tuple[str, str]]:
+    """The API's operations that the admin and read tokens open."""
     document = seen.add(served.session.get(f"{served.url}/openapi.json", timeout=10)).json()
     operations = [
         (method.upper(), path.replace("{audience}", "plain"))
         for path, methods in document["paths"].items()
         for method in methods
-        if path.startswith("/iam/")
+        if path.startswith("/iam/") and path != LOGPUSH
     ]
     assert len(operations) >= 9, operations
     return operations
@@ -197,6 +203,8 @@ def test_no_admin_token_configured_closes_the_api(world: dict[str, Any], tmp_pat
             for token in (None, ADMIN, READ):
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
                 assert call(closed, seen, method, path, headers) == 403, (method, path, token)
+                logpush = call(closed, seen, "POST", LOGPUSH, headers)
+                assert logpush in (401, 403), (LOGPUSH, token, logpush)
         page = seen.add(closed.session.get(f"{closed.url}/", timeout=10))
         assert page.status_code == 200 and "VAULT_DRIFT_ADMIN_TOKEN" in page.text
         assert seen.add(closed.session.get(f"{closed.url}/metrics", timeout=10)).status_code == 200
@@ -243,6 +251,8 @@ def test_page_actions_need_the_session_csrf_token(world: dict[str, Any]) -> None
         ):
             answer = seen.add(session.request(method, url, json=body, headers=headers, timeout=30))
             assert answer.status_code == 403, (method, path, headers, answer.text)
+            pushed = seen.add(session.post(f"{served.url}{LOGPUSH}", headers=headers, timeout=30))
+            assert pushed.status_code in (401, 403), (LOGPUSH, headers, pushed.text)
     # with its own CSRF token the admin session acts (a dry run changes nothing)
     answer = admin.post(
         f"{served.url}/iam/drift/sync",
