@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from exporter.config import Config
@@ -19,7 +20,12 @@ from exporter.config import Config
 log = logging.getLogger("vault_drift.demo")
 
 DEMO_LEASE = "10s"  # a kill -9 failover within the lease plus one 5 s read
-RESTART_SECONDS = 2.0
+RESTART_SECONDS = 2.0  # how often the demo looks for a stopped replica
+# A stopped replica comes back only once the other has had its chance to take over: past the
+# lease (D1) and one standby read (both). Sooner, the restarted one could win the lock or
+# lease again (on a file the lock is free the instant the leader dies), and nobody would see
+# the failover the demo is for.
+COMEBACK_SECONDS = 10 + 5 + 1
 PR_SET_PDEATHSIG = 1
 _ENTRY = "import sys; from exporter.cli.main import main; sys.exit(main())"
 
@@ -116,9 +122,14 @@ class StandbyPair:
         log.info("replica %d started (pid %d)", index + 1, process.pid)
 
     def _watch(self) -> None:
+        stopped_at: dict[int, float] = {}
         while not self._stop.wait(RESTART_SECONDS):
             for index, process in enumerate(self.processes):
-                if process is not None and process.poll() is not None and not self._stop.is_set():
+                if process is None or process.poll() is None or self._stop.is_set():
+                    continue
+                since = stopped_at.setdefault(index, time.monotonic())
+                if time.monotonic() - since >= COMEBACK_SECONDS:
+                    del stopped_at[index]
                     print(
                         f"replica pid {process.pid} stopped ({process.returncode}): starting it"
                         " again as a standby",

@@ -159,6 +159,9 @@ def leader_and_standby(replicas: list[Replica]) -> tuple[Replica, Replica]:
 def assert_is_standby(standby: Replica, leader: Replica) -> None:
     pid = f"pid {leader.process.pid} "
     assert standby.get("/healthz").status_code == 200
+    # A standby that read the lock between its taking and the holder's line says "unknown"
+    # until its next read of the lease (every 5 s).
+    wait_for(lambda: pid in standby.get("/readyz").text, 15, "the standby names the leader")
     ready = standby.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["detail"].startswith("standby: lease held by ")

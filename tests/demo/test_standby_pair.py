@@ -56,7 +56,7 @@ def test_kill_9_the_leader_of_the_pair_and_the_other_takes_over(d1: bool) -> Non
         # The killed one comes back, as a standby of the new leader.
         wait_for(
             lambda: (a := status(leader_url)) is not None and a.status_code == 503,
-            30,
+            60,
             "the killed replica back as a standby",
         )
         demo.send_signal(signal.SIGTERM)
