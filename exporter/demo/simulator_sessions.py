@@ -22,7 +22,6 @@ durations running out by themselves.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ from exporter.demo.simulator_wire import (
     Reply,
     authentication_error,
     invalid_request,
+    json_object,
     no_route,
     now_iso,
     success,
@@ -90,12 +90,9 @@ class Sessions:
 
 def _validated(query: dict[str, list[str]], body: bytes) -> dict[str, Any] | Reply:
     """The request's fields, or the 400 Access answers a body it refuses with."""
-    try:
-        document = json.loads(body or b"null")
-    except ValueError:
-        return invalid_request()
+    document = json_object(body)
     if not isinstance(document, dict):
-        return invalid_request()
+        return document
     email = document.get("email")
     if not isinstance(email, str) or not email.strip():
         return invalid_request("/email")

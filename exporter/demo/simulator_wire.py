@@ -135,14 +135,22 @@ class Budget:
             self._blocked_until = None
 
 
-def validated_group(body: bytes, future_rule_types: Collection[str] = ()) -> dict[str, Any] | Reply:
-    """The fields of a POST/PUT body, or the 400 Cloudflare would answer."""
+def json_object(body: bytes) -> dict[str, Any] | Reply:
+    """A request body that must be one JSON object, or the 400 Cloudflare answers otherwise."""
     try:
         document = json.loads(body or b"null")
     except ValueError:
         return invalid_request()
     if not isinstance(document, dict):
         return invalid_request()
+    return document
+
+
+def validated_group(body: bytes, future_rule_types: Collection[str] = ()) -> dict[str, Any] | Reply:
+    """The fields of a POST/PUT body, or the 400 Cloudflare would answer."""
+    document = json_object(body)
+    if not isinstance(document, dict):
+        return document
     name = document.get("name")
     if not isinstance(name, str) or not name.strip():
         return invalid_request("/name")
