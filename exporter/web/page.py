@@ -27,7 +27,14 @@ from exporter.core.provider import provider_title, provider_word
 from exporter.core.times import format_time, parse_time, time_ago
 from exporter.web.auth import Role
 from exporter.web.deps import services as _services
-from exporter.web.page_view import ListQuery, badge, card_id, details_url, overview
+from exporter.web.page_view import (
+    ListQuery,
+    badge,
+    card_id,
+    details_url,
+    overview,
+    sessions_ended,
+)
 from exporter.web.session import (
     COOKIE,
     LOGIN_COOKIE,
@@ -182,6 +189,7 @@ def _details(request: Request, audience: str, offset: int, limit: int) -> dict[s
         "first": offset + 1 if shown else 0,
         "last": offset + shown,
         "total": total,
+        "sessions": sessions_ended(history.revocations),
     }
 
 

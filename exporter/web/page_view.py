@@ -18,11 +18,15 @@ from exporter.core.levels import LEVEL_RANK
 from exporter.core.model import AlertLevel, AudienceCheck, Side, Status
 from exporter.core.overview import attention_level, by_attention, needs_action, preview, since
 from exporter.core.provider import provider_word
+from exporter.core.sessions import CANCELLED, PENDING, REVOKED, SessionRevocation
 from exporter.core.snapshot import Snapshot
+from exporter.core.times import format_time
 
 CARDS_PER_PAGE = 8  # audiences needing action shown as cards per page of the list
 STATUSES = tuple(str(s) for s in (Status.DRIFT, Status.ERROR, Status.PENDING, Status.SYNCED))
 MAX_TEXT = 200
+SESSIONS_SHOWN = 10  # recent session revocations on an audience's details
+WHY = {"sync": "sync", "auto_sync": "auto-sync", "observed_removal": "removed by someone else"}
 
 
 def card_id(audience: str) -> str:
@@ -178,3 +182,28 @@ def overview(snapshot: Snapshot, now: datetime, query: ListQuery) -> dict[str, A
         "in_sync_open": query.status == str(Status.SYNCED)
         or (bool(query.q or query.exempt) and not action),
     }
+
+
+def sessions_ended(revocations: list[SessionRevocation]) -> list[dict[str, Any]]:
+    """The details' "Sessions ended": the audience's latest session revocations, newest first
+    (the audience document's ``revocations``; README, "Effective removal")."""
+    rows = []
+    for r in revocations[:SESSIONS_SHOWN]:
+        if r.state == REVOKED:
+            result = "ended"
+        elif r.state == PENDING:
+            tries = f"{r.attempts} failed attempt{'s' if r.attempts != 1 else ''}"
+            result = f"pending after {tries}" if r.last_error else "pending"
+        else:
+            result = f"not ended: {r.last_error}" if r.state == CANCELLED else r.state
+        rows.append(
+            {
+                "email": r.email,
+                "why": WHY.get(r.reason, r.reason),
+                "removed_at": format_time(r.removed_at),
+                "revoked_at": format_time(r.revoked_at),
+                "result": result,
+                "error": r.last_error if r.state == PENDING else None,
+            }
+        )
+    return rows
