@@ -30,6 +30,7 @@ from reports.measures import (
     revocations_in,
     sync_counts,
 )
+from reports.sessions import SessionsEnded, sessions_summary
 
 MEMBERS_SHOWN = 20
 LATE_SHOWN = 20  # revocations that missed the SLO listed before "and N more"
@@ -155,6 +156,7 @@ class Digest:
     syncs: list[SyncCount]
     errors: list[ErrorLine]
     exemptions: Exemptions = field(default_factory=Exemptions)
+    sessions: SessionsEnded = field(default_factory=SessionsEnded)
 
     @property
     def subject(self) -> str:
@@ -201,6 +203,7 @@ def build_digest(history: History, now: datetime) -> Digest:
         syncs=sync_counts(history.syncs),
         errors=error_lines(history.errors),
         exemptions=exemption_summary(history.exemptions, period),
+        sessions=sessions_summary(history.sessions, history.settings.revoke_sessions),
     )
 
 

@@ -53,6 +53,8 @@ class History:
     revocations: pd.DataFrame
     # exemptions made or ended in the period, and those still open (docs/exemptions.md)
     exemptions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # session revocations ended in the period, and those pending (README, "Effective removal")
+    sessions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load_history(store: VaultStore, period: Period) -> History:
@@ -68,6 +70,7 @@ def load_history(store: VaultStore, period: Period) -> History:
         syncs=frame(rows.syncs),
         revocations=frame(rows.revocations),
         exemptions=frame(rows.exemptions),
+        sessions=frame(rows.sessions),
         settings=store.settings(),
         last_digest_at=last_digest_sent_at(store.mail_log("digest")),
     )

@@ -32,6 +32,7 @@ _TIME_COLUMNS = frozenset(
         "extra_since",
         "observed_at",
         "revoked_at",
+        "removed_at",
         "created_at",
         "expires_at",
         "ended_at",
@@ -74,6 +75,11 @@ _EXEMPTIONS = (
     " end_reason FROM sys_infra_drift_exemption"
     " WHERE ended_at IS NULL OR created_at >= ? OR ended_at >= ? ORDER BY id"
 )
+_SESSIONS = (
+    "SELECT id, audience, namespace, provider, email, reason, removed_at, first_seen_at, state,"
+    " attempts, revoked_at, last_error FROM sys_infra_drift_session_revocation"
+    " WHERE revoked_at BETWEEN ? AND ? OR state = 'pending' ORDER BY id"
+)
 _SYNCS = (
     "SELECT id, started_at, finished_at, audience, action, trigger, actor, mode, forced,"
     " added, removed, added_count, removed_count, result, reason FROM sys_infra_drift_audit"
@@ -112,6 +118,12 @@ def period_history(conn: Reader, start: datetime, end: datetime) -> PeriodHistor
             lambda row: (
                 row["ended_at"] is None or row["ended_at"] >= start or row["created_at"] >= start
             ),
+        ),
+        sessions=_rows(
+            conn,
+            _SESSIONS,
+            between,
+            lambda row: row["state"] == "pending" or start <= row["revoked_at"] <= end,
         ),
     )
 

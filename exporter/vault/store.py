@@ -146,6 +146,21 @@ EXEMPTION_COLUMNS = (
     "end_reason",
 )
 EXEMPTION_TIMES = ("created_at", "expires_at", "ended_at")
+SESSION_COLUMNS = (
+    "id",
+    "audience",
+    "namespace",
+    "provider",
+    "email",
+    "reason",
+    "removed_at",
+    "first_seen_at",
+    "state",
+    "attempts",
+    "revoked_at",
+    "last_error",
+)
+SESSION_TIMES = ("removed_at", "first_seen_at", "revoked_at")
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,11 @@ class PeriodHistory:
     # exemptions made or ended in the period, and those still open (some end soon)
     exemptions: Rows = field(
         default_factory=lambda: Rows(EXEMPTION_COLUMNS, [], frozenset(EXEMPTION_TIMES))
+    )
+    # session revocations (README, "Effective removal"): those whose sessions ended in the
+    # period, and those still pending
+    sessions: Rows = field(
+        default_factory=lambda: Rows(SESSION_COLUMNS, [], frozenset(SESSION_TIMES))
     )
 
 

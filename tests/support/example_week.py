@@ -143,6 +143,15 @@ REVOCATIONS = [
     ("lms-admin", "lms", "trent@example.org", "2026-11-24T09:00:00Z", "2026-11-24T09:05:00Z"),
 ]  # fmt: skip
 
+# The leavers' session revocations (README, "Effective removal"): each removal above, its
+# sessions revoked 20 s after the check that saw it gone (the page's and the API's syncs
+# removed x, y, z and w); ghost's ended before the period. One leaver of lms-admin is pending:
+# Cloudflare answered 500 twice. email -> reason; the others are observed removals.
+SESSION_REASONS = {"x@contractor.example": "sync", "y@contractor.example": "sync",
+                   "z@contractor.example": "sync", "w@contractor.example": "sync"}  # fmt: skip
+SESSION_PENDING = ("lms-admin", "lms", "kim@example.org", "2026-11-24T20:00:00Z",
+                   "2026-11-25T07:30:00Z", 2, "Cloudflare API answered 500 (code 10001)")  # fmt: skip
+
 LAST_DIGEST = {"at": "2026-11-24T08:00:00Z", "kind": "digest", "recipients": 2, "result": "sent",
                "detail": "scheduled 1d"}  # fmt: skip
 
@@ -258,6 +267,7 @@ def example_tables(now: datetime) -> dict[str, list[dict[str, Any]]]:
         ],
         "sys_infra_drift_revocation": [_revocation_row(*r) for r in REVOCATIONS],
         "sys_infra_drift_revocation_total": _revocation_totals(),
+        "sys_infra_drift_session_revocation": _session_rows(),
         "sys_infra_drift_session_total": _session_totals(),
         "sys_infra_drift_error": [
             {"at": at, "audience": audience, "message": message} for at, audience, message in ERRORS
@@ -344,19 +354,50 @@ def _revocation_totals() -> list[dict[str, Any]]:
     return [totals[key] for key in sorted(totals)]
 
 
-def _session_totals() -> list[dict[str, Any]]:
-    """The session revocations of the same leavers, each sent in the cycle that removed it
-    (revoke_sessions is on by default): the access-end histogram and the results' counts."""
-    rows = [{**row, "kind": "access_end", "bucket": row["bucket"]} for row in _revocation_totals()]
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["namespace"]] = counts.get(row["namespace"], 0) + row["count"]
-    rows += [
-        {"namespace": namespace, "provider": "cloudflare_access", "kind": "result",
-         "bucket": "ok", "count": count, "seconds": 0.0}
-        for namespace, count in sorted(counts.items())
-    ]  # fmt: skip
+def _session_rows() -> list[dict[str, Any]]:
+    rows = []
+    for audience, namespace, email, first_seen, removed in REVOCATIONS:
+        revoked = (parse_time(removed) or EXAMPLE_NOW) + timedelta(seconds=20)
+        rows.append(
+            {"audience": audience, "namespace": namespace, "provider": "cloudflare_access",
+             "email": email, "reason": SESSION_REASONS.get(email, "observed_removal"),
+             "removed_at": removed, "first_seen_at": first_seen, "state": "revoked",
+             "attempts": 1, "last_attempt_at": format_time(revoked),
+             "revoked_at": format_time(revoked)}
+        )  # fmt: skip
+    audience, namespace, email, first_seen, removed, attempts, error = SESSION_PENDING
+    rows.append(
+        {"audience": audience, "namespace": namespace, "provider": "cloudflare_access",
+         "email": email, "reason": "observed_removal", "removed_at": removed,
+         "first_seen_at": first_seen, "state": "pending", "attempts": attempts,
+         "last_attempt_at": "2026-11-25T07:45:20Z", "last_error": error}
+    )  # fmt: skip
     return rows
+
+
+def _session_totals() -> list[dict[str, Any]]:
+    """What the session metrics keep of those rows: the access-end histogram (first seen
+    extra to revoked) and the results' counts (a failed attempt counts once per attempt)."""
+    totals: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def add(namespace: str, kind: str, bucket: str, count: int, seconds: float) -> None:
+        entry = totals.setdefault(
+            (namespace, kind, bucket),
+            {"namespace": namespace, "provider": "cloudflare_access", "kind": kind,
+             "bucket": bucket, "count": 0, "seconds": 0.0},
+        )  # fmt: skip
+        entry["count"] += count
+        entry["seconds"] += seconds
+
+    for row in _session_rows():
+        if row["state"] == "pending":
+            add(row["namespace"], "result", "failed", row["attempts"], 0.0)
+            continue
+        start, end = parse_time(row["first_seen_at"]), parse_time(row["revoked_at"])
+        seconds = ((end or EXAMPLE_NOW) - (start or EXAMPLE_NOW)).total_seconds()
+        add(row["namespace"], "result", "ok", 1, 0.0)
+        add(row["namespace"], "access_end", bucket_of(seconds), 1, seconds)
+    return [totals[key] for key in sorted(totals)]
 
 
 def _cycles(now: datetime) -> list[tuple[str | None, str | None, str, str, int, int, int]]:
