@@ -1,9 +1,9 @@
 """``vault-drift demo``: a sample Vault DB, a simulated Cloudflare on loopback, and ``serve``;
 with moto installed, also one AWS audience in moto's IAM Identity Center (``aws_audience.py``).
 
-A little life runs beside it: every minute the sample Vault gains or loses a member, or
-someone edits a Cloudflare group by hand, so a Prometheus pointed at the demo sees drift
-open and close.
+A little life runs beside it (``life.py``): every minute the sample Vault gains or loses a
+member, or someone edits a Cloudflare group by hand, so a Prometheus pointed at the demo sees
+drift open and close; members log in, and leavers' sessions end.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import sqlite3
 import tempfile
 import threading
 import urllib.request
@@ -28,9 +27,10 @@ from exporter.core.snapshot import Snapshot
 from exporter.core.table import drift_table
 from exporter.demo import aws_audience
 from exporter.demo.d1_simulator import D1Simulator
-from exporter.demo.sample import add_member, build_sample
+from exporter.demo.life import DEMO_EDITOR as DEMO_EDITOR  # re-exported: the editor's name
+from exporter.demo.life import DEMO_VAULT_API, DemoLife, log_members_in
+from exporter.demo.sample import build_sample
 from exporter.demo.simulator import CloudflareSimulator
-from exporter.demo.simulator_audit import Actor
 from exporter.demo.simulator_logpush import LogpushSender
 from exporter.runtime.server import check_listen, serve
 
@@ -38,10 +38,6 @@ log = logging.getLogger("vault_drift.demo")
 LIFE_SECONDS = 60.0
 DEMO_ACCOUNT_ID, DEMO_CLOUDFLARE_TOKEN = "demo-account", "demo-token"
 DEMO_D1_DATABASE_ID = "00000000-0000-4000-8000-0000000000d1"
-# Who edits the demo's groups, as Cloudflare's audit log names them: a person in the
-# dashboard, and vault-api pushing Vault's changes (VAULT_DRIFT_VAULT_API_ACTORS names it).
-DEMO_EDITOR = "jane@corp.example"
-DEMO_VAULT_API = Actor("vault-api@demo-account.example")
 
 
 def run_demo(
@@ -86,6 +82,7 @@ def _run_with(
 ) -> int:
     database = workdir / "vault.db"
     build_sample(database, simulator, utc_now())
+    log_members_in(simulator)  # each member of a group has an Access session
     if aws is not None:
         aws_audience.add_aws_audience(database, aws, utc_now())
         aws_audience.use_local_credentials()
@@ -224,6 +221,8 @@ def banner(config: Config, d1_file: Path | None = None, aws: Any | None = None) 
             f"  Cloudflare sim  {cloudflare}",
             f"    account id    {account}",
             f"    API token     {token}",
+            f"    sessions      {sessions_url(cloudflare)}   (live Access sessions and"
+            " revoke_user calls: a leaver's end)",
             *aws_audience.banner_lines(aws),
             "  try: curl -H 'Authorization: Bearer " + admin + f"' {url}/iam/drift",
             f"       curl -H 'Authorization: Bearer {token}' {cloudflare}/accounts/{account}"
@@ -233,85 +232,11 @@ def banner(config: Config, d1_file: Path | None = None, aws: Any | None = None) 
     )
 
 
+def sessions_url(cloudflare_base_url: str) -> str:
+    """The simulator's sessions document (a control route, beside the API's root)."""
+    return cloudflare_base_url.removesuffix("/client/v4") + "/_sim/sessions"
+
+
 def _secret(value: SecretStr | None) -> str:
     assert value is not None  # the demo sets every token it prints
     return value.get_secret_value()
-
-
-class DemoLife:
-    """Edits that keep the demo moving: each step opens or closes some drift."""
-
-    def __init__(
-        self,
-        database: Path,
-        simulator: CloudflareSimulator,
-        every: float,
-        notify: Callable[[list[str]], None] | None = None,
-    ) -> None:
-        self.database, self.simulator, self.every = database, simulator, every
-        self.notify = notify  # on D1: vault-api's change notification after a member change
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-life", daemon=True)
-        self._steps: list[Callable[[], None]] = [
-            self._vault_gains_member,
-            self._manual_extra_in_cloudflare,
-            self._cloudflare_catches_up,
-            self._manual_extra_removed,
-        ]
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        step = 0
-        while not self._stop.wait(self.every):
-            try:
-                self._steps[step % len(self._steps)]()
-            except Exception:
-                log.exception("demo step failed")
-            step += 1
-
-    def _group(self, name: str) -> dict[str, Any]:
-        return next(g for g in self.simulator.groups() if g["name"] == name)
-
-    def _vault_gains_member(self) -> None:
-        with sqlite3.connect(self.database) as conn:
-            add_member(conn, "newhire@example.com", "g-2", utc_now())
-        conn.close()
-        if self.notify is not None:
-            self.notify(["developers"])
-
-    def _cloudflare_catches_up(self) -> None:
-        """vault-api pushes the new hire (through the API, with its own token)."""
-        group = self._group("developers")
-        self.simulator.set_include(
-            group["id"],
-            [*group["include"], {"email": {"email": "newhire@example.com"}}],
-            DEMO_VAULT_API,
-            interface="API",
-        )
-
-    def _manual_extra_in_cloudflare(self) -> None:
-        """Someone adds a contractor by hand in the dashboard: the page names her."""
-        group = self._group("administrators")
-        self.simulator.set_include(
-            group["id"],
-            [*group["include"], {"email": {"email": "contractor@example.org"}}],
-            DEMO_EDITOR,
-        )
-
-    def _manual_extra_removed(self) -> None:
-        group = self._group("administrators")
-        keep = [r for r in group["include"] if r != {"email": {"email": "contractor@example.org"}}]
-        self.simulator.set_include(group["id"], keep, DEMO_EDITOR)
-        with sqlite3.connect(self.database) as conn:
-            conn.execute("DELETE FROM iam_user_group WHERE user_id = 'u-newhire'")
-        conn.close()
-        group = self._group("developers")
-        keep = [r for r in group["include"] if r != {"email": {"email": "newhire@example.com"}}]
-        self.simulator.set_include(group["id"], keep, DEMO_VAULT_API, interface="API")
-        if self.notify is not None:
-            self.notify(["developers"])

@@ -8,7 +8,8 @@ from pathlib import Path
 from support import T0, FixedClock
 
 from exporter.core.wording import hint
-from exporter.demo.command import DEMO_EDITOR, DemoLife, demo_config
+from exporter.demo.command import demo_config
+from exporter.demo.life import DEMO_EDITOR, DemoLife
 from exporter.demo.sample import build_sample
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.runtime.wiring import build_runtime
