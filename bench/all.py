@@ -18,6 +18,7 @@ from . import (
     listing_memory,
     page_scale,
     serve_latency,
+    session_end,
     webhook_soak,
 )
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "page_scale": page_scale.main(flags),
         "attribution_cost": attribution_cost.main(flags),
         "webhook_soak": webhook_soak.main(flags),
+        "session_end": session_end.main(flags),
     }
     print(json.dumps(results, indent=2))
     return results

@@ -144,3 +144,13 @@ def test_aws_mixed_small() -> None:
     aws = mixed["requests"]["aws_identity_center"]
     assert aws["ListGroupMemberships 2xx"] == result["world"]["aws"]
     assert mixed["counts"]["error"] == 0 and mixed["counts"]["drift"] == 4
+
+
+def test_session_end_small() -> None:
+    """A Vault removal on the simulated D1, notified, ends the leaver's sessions (2 rounds)."""
+    result = run_bench("bench.session_end")
+    ended = result["removal_to_sessions_ended"]
+    assert ended["rounds"] == 2 and 0 < ended["p50_s"] <= ended["max_s"]
+    assert result["revocations"] == {"auto_sync/revoked": 2}
+    for setting in ("revoke_sessions_on", "revoke_sessions_off"):
+        assert result[setting]["full_check_s"] > 0 and result[setting]["metrics"]["p95_ms"] > 0
