@@ -153,4 +153,4 @@ def test_session_end_small() -> None:
     assert ended["rounds"] == 2 and 0 < ended["p50_s"] <= ended["max_s"]
     assert result["revocations"] == {"auto_sync/revoked": 2}
     for setting in ("revoke_sessions_on", "revoke_sessions_off"):
-        assert result[setting]["full_check_s"] > 0 and result[setting]["metrics"]["p95_ms"] > 0
+        assert result[setting]["full_check_s"] > 0 and result[setting]["metrics_p95_ms"] > 0
