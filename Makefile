@@ -49,8 +49,13 @@ types: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict exporter/core exporter/service exporter/vault
 
+# Two pytest workers (pytest-xdist), a test file each at a time: most of the long tests wait on
+# real processes (serve, a lease, Prometheus, Chromium), so two overlap well even on 2 cores.
+# PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 2
+
 unit: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # Everything CI runs: lint, types, unit, integration, promtool, Prometheus and browser tests.
 test: $(STAMP) system-tools node-tools lint types unit

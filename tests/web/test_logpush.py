@@ -130,7 +130,9 @@ def test_plain_ndjson_with_malformed_lines_keeps_the_good_ones(
 
 
 @pytest.mark.parametrize(
-    "body", [b"\x1f\x8b\x08\x00broken", b"\xff\xfe\xfa", gzip.compress(b"\xff\xfe\n")]
+    "body",
+    [b"\x1f\x8b\x08\x00broken", b"\xff\xfe\xfa", gzip.compress(b"\xff\xfe\n", mtime=0)],
+    ids=["truncated gzip", "not utf-8", "gzip of not utf-8"],
 )
 def test_an_unreadable_body_is_a_400(client: TestClient, body: bytes) -> None:
     response = client.post(URL, content=body, headers=auth(LOGPUSH))
