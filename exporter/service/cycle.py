@@ -197,6 +197,9 @@ class CycleService:
                 follower.after_cycle(done)
             except Busy:
                 raise
+            except VaultError as exc:  # the Vault is down or paused: said once per cycle, the
+                # cycle's own error says the rest; a traceback each cycle would bury the log
+                log.warning("%s skipped after a cycle: %s", type(follower).__name__, exc)
             except Exception:
                 log.exception("%s failed after a cycle", type(follower).__name__)
 

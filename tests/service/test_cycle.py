@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from support import FixedClock
 
 from exporter.core.model import Status, SyncResultKind
 from exporter.demo.simulator import CloudflareSimulator, Faults
 from exporter.service import Services
 from exporter.service.cycle import CycleDone
+from exporter.vault.store import VaultError
 
 
 class Seen:
@@ -76,3 +80,22 @@ def test_a_failing_follower_never_breaks_the_check(services: Services) -> None:
     services.cycle.followers.append(Broken())
     snapshot = services.cycle.check_all("schedule")
     assert snapshot.checks["administrators"].status is Status.SYNCED
+
+
+def test_a_follower_meeting_a_vault_error_logs_one_line_without_a_traceback(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the Vault is unreadable (a D1 paused by a 429), every cycle's followers meet the
+    store's error: one warning each, not a traceback per cycle."""
+
+    class NeedsTheVault:
+        def after_cycle(self, done: CycleDone) -> None:
+            raise VaultError("D1 answered 429: calls paused for another 240s")
+
+    services.cycle.followers.append(NeedsTheVault())
+    with caplog.at_level(logging.WARNING, logger="vault_drift.cycle"):
+        services.cycle.check_all("schedule")
+    [record] = [r for r in caplog.records if "NeedsTheVault" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert "calls paused for another 240s" in record.getMessage()
