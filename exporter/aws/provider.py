@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from exporter.aws.identity_store import AwsError, IdentityStoreClient
 from exporter.core.model import Actual, Audience, Group, Rule, SyncPlan
-from exporter.core.plan import email_rule, plan_sync
+from exporter.core.plan import email_rule, plan_in
 from exporter.core.provider import (
     AWS_IDENTITY_CENTER,
     CAPABILITIES,
@@ -201,17 +201,8 @@ class IdentityCenter:
             read.group.name,
             [*read.group.include, *(email_rule(e) for e in sorted(read.emails))],
         )
-        return plan_sync(
-            audience.audience,
-            members,
-            expected,
-            add_only=mode.add_only,
-            remove_only=mode.remove_only,
-            force=mode.force,
-            keep=mode.keep,
-            leave_out=mode.leave_out,
-            rule_limit=None,
-            accounts=directory.emails,
+        return plan_in(
+            mode, audience.audience, members, expected, rule_limit=None, accounts=directory.emails
         )
 
     def apply(self, plan: SyncPlan) -> Actual:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from exporter.cloudflare.client import CloudflareClient, CloudflareError
 from exporter.core.model import Actual, Audience, SyncPlan
 from exporter.core.packed import Unpacked, packed_actual
-from exporter.core.plan import email_rule, is_address, plan_sync
+from exporter.core.plan import email_rule, is_address, plan_in
 from exporter.core.provider import (
     CAPABILITIES,
     CLOUDFLARE_ACCESS,
@@ -78,16 +78,7 @@ class CloudflareAccess:
     def plan(self, audience: Audience, expected: Collection[str], mode: SyncMode) -> SyncPlan:
         assert audience.group_id is not None
         group = self.client.get_group(audience.group_id)  # fresh read, never cached
-        return plan_sync(
-            audience.audience,
-            group,
-            expected,
-            add_only=mode.add_only,
-            remove_only=mode.remove_only,
-            force=mode.force,
-            keep=mode.keep,
-            leave_out=mode.leave_out,
-        )
+        return plan_in(mode, audience.audience, group, expected)
 
     def apply(self, plan: SyncPlan) -> Actual:
         """PUT the whole group (name, exclude, require, is_default as read), read it back."""

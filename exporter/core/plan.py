@@ -9,6 +9,7 @@ from dataclasses import replace
 from exporter.core.drift import diff
 from exporter.core.exemptions import exempt_target
 from exporter.core.model import Group, Rule, SyncPlan
+from exporter.core.provider import SyncMode
 from exporter.core.rules import email_members, email_of
 from exporter.core.wording import EXCLUDED_NOTE, NO_ACCOUNT_NOTE
 
@@ -158,3 +159,27 @@ def _guard(
 def removal_allowance(current_members: int) -> float:
     """How many members one sync may remove from a group without force."""
     return max(MIN_REMOVAL_GUARD, REMOVAL_GUARD_RATIO * current_members)
+
+
+def plan_in(
+    mode: SyncMode,
+    audience: str,
+    group: Group,
+    expected: Collection[str],
+    *,
+    rule_limit: int | None = RULE_LIMIT,
+    accounts: Collection[str] | None = None,
+) -> SyncPlan:
+    """``plan_sync`` in a provider's sync mode, with the provider's own limits."""
+    return plan_sync(
+        audience,
+        group,
+        expected,
+        add_only=mode.add_only,
+        remove_only=mode.remove_only,
+        force=mode.force,
+        keep=mode.keep,
+        leave_out=mode.leave_out,
+        rule_limit=rule_limit,
+        accounts=accounts,
+    )

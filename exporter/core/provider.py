@@ -122,7 +122,7 @@ class SyncMode:
     remove_only: bool = False
     force: bool = False
     # Exempt members (docs/exemptions.md): ``keep`` are never removed, ``leave_out`` never
-    # added; every provider passes them to ``plan_sync``.
+    # added; every provider plans through ``plan.plan_in``.
     keep: frozenset[str] = frozenset()
     leave_out: frozenset[str] = frozenset()
 
