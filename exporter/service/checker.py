@@ -24,7 +24,7 @@ from exporter.service.attribution import Attributor
 from exporter.service.events import Events, NoEvents
 from exporter.service.providers import Providers, merged
 from exporter.service.snapshots import SnapshotStore
-from exporter.vault.store import CheckRecord, CycleSummary, VaultError, VaultStore
+from exporter.vault.store import CheckReads, CheckRecord, CycleSummary, VaultError, VaultStore
 
 log = logging.getLogger("vault_drift.checker")
 
@@ -95,12 +95,14 @@ class Checker:
         The caller holds the lock. The audience's last successful sync is recorded with it.
         """
         now = self.clock()
-        fresh = {a.audience: a for a in self.vault.audiences()}[audience]
-        expected = self.vault.expected_members([audience])
+        reads = self.vault.check_reads([audience], now - ENDED_LOOKBACK)
+        fresh = {a.audience: a for a in reads.audiences()}[audience]
+        expected = reads.expected_members([audience])
         checks = self._evaluate_and_record(
             [replace(fresh, last_sync_at=now)],
             expected,
             {audience: actual},
+            reads,
             closed_by_sync=actor,
             synced_at=now,
         )
@@ -110,25 +112,27 @@ class Checker:
 
     def _check_all(self, trigger: str) -> Snapshot:
         started, t0 = self.clock(), time.monotonic()
+        decided = self.snapshots.decided
         try:
             with self._phase("full", "vault"):
-                audiences = self.vault.audiences()
-                settings = self.vault.settings()
+                reads = self.vault.check_reads(None, started - ENDED_LOOKBACK)
+                audiences = reads.audiences()
+                settings = reads.settings()
             # The providers' reads (network, JSON) run beside Vault's query (SQLite releases
             # the GIL): the cycle costs the longest of them, not their sum.
             served, refused = self.providers.split(audiences)
             with ThreadPoolExecutor(
                 max(len(served), 1), thread_name_prefix="provider-read"
             ) as pool:
-                reads = {
+                listed = {
                     name: pool.submit(self._timed_listing, name, members)
                     for name, members in served.items()
                 }
                 try:
                     with self._phase("full", "vault"):
-                        expected = self.vault.expected_members([a.audience for a in audiences])
+                        expected = reads.expected_members([a.audience for a in audiences])
                 finally:
-                    listings = {name: read.result() for name, read in reads.items()}
+                    listings = {name: read.result() for name, read in listed.items()}
         except VaultError as exc:
             return self._vault_down(t0, str(exc))
         self.provider_up = {name: listing.error is None for name, listing in listings.items()}
@@ -138,7 +142,9 @@ class Checker:
         cloudflare_ok = listing_error is None
         cycle = Cycle(started, trigger, "full", cloudflare_ok)
         with self._phase("full", "record"):
-            checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle, full=True)
+            checks = self._evaluate_and_record(
+                audiences, expected, actual, reads, cycle=cycle, full=True
+            )
         finished = self.clock()
         self.events.checked("full", cloudflare_ok, time.monotonic() - t0)
         previous = self.snapshots.current
@@ -147,7 +153,7 @@ class Checker:
             Snapshot(
                 checks={c.audience.audience: c for c in checks},
                 settings=settings,
-                ignores=self.vault.ignores(),
+                ignores=reads.ignores(),
                 last_check_at=finished,
                 last_success_at=finished if cloudflare_ok else previous.last_success_at,
                 vault_up=True,
@@ -156,12 +162,13 @@ class Checker:
                     name: up for name, up in self.provider_up.items() if name != CLOUDFLARE_ACCESS
                 },
                 cycle_error=cycle_error,
-                # Read back whole: revocations a one-shot `check` or `sync` recorded count too.
-                revocations=self.vault.revocation_totals(),
+                # Read whole: revocations a one-shot `check` or `sync` recorded count too.
+                revocations=self._revocations(checks) or reads.revocation_totals(),
                 manual_changes=self._manual_changes(checks),
                 attribution_up=self.attribution.up if self.attribution else None,
                 exemptions=previous.exemptions,  # as the evaluation read them
-            )
+            ),
+            decided=decided,
         )
 
     def _manual_changes(self, checks: list[AudienceCheck]) -> dict[str, int]:
@@ -169,26 +176,29 @@ class Checker:
 
     def _check_some(self, names: list[str], trigger: str) -> Snapshot:
         started, t0 = self.clock(), time.monotonic()
+        decided = self.snapshots.decided
         wanted = set(names)
         with self._phase("partial", "vault"):
-            audiences = [a for a in self.vault.audiences() if a.audience in wanted]
+            reads = self.vault.check_reads(sorted(wanted), started - ENDED_LOOKBACK)
+            audiences = [a for a in reads.audiences() if a.audience in wanted]
             unknown = sorted(wanted - {a.audience for a in audiences})
             if unknown:
                 raise UnknownAudience(unknown)
-            expected = self.vault.expected_members([a.audience for a in audiences])
+            expected = reads.expected_members([a.audience for a in audiences])
         with self._phase("partial", "cloudflare"):
             actual = {a.audience: self._get_actual(a) for a in audiences}
         ok = not any(actual[a.audience].error for a in audiences if a.provider == CLOUDFLARE_ACCESS)
         cycle = Cycle(started, trigger, "partial", ok)
         with self._phase("partial", "record"):
-            checks = self._evaluate_and_record(audiences, expected, actual, cycle=cycle)
+            checks = self._evaluate_and_record(audiences, expected, actual, reads, cycle=cycle)
         self.events.checked("partial", ok, time.monotonic() - t0)
         return self.snapshots.merge(
             checks,
-            ignores=self.vault.ignores(),
+            ignores=reads.ignores(),
             last_check_at=self.clock(),
             revocations=self._revocations(checks),
             vault_up=True,  # it was read: a Vault that came back is up again
+            decided=decided,
         )
 
     def _revocations(self, checks: list[AudienceCheck]) -> RevocationTotals | None:
@@ -227,6 +237,7 @@ class Checker:
         audiences: list[Audience],
         expected: Mapping[str, Expected],
         actual: Mapping[str, Actual],
+        reads: CheckReads,
         *,
         cycle: Cycle | None = None,
         full: bool = False,
@@ -239,8 +250,8 @@ class Checker:
         (a full check) only one audience's members are ever unpacked at a time.
         """
         at = self.clock()
-        memories = self.vault.memories()
-        exemptions = self._exemptions(at)
+        memories = reads.memories()
+        exemptions = self._exemptions(at, reads)
         checks = [
             evaluate(
                 a,
@@ -287,10 +298,10 @@ class Checker:
         attached = iter(self.attribution.attach(chosen, at, may_read=full))
         return [next(attached) if able(c) else c for c in checks]
 
-    def _exemptions(self, at: datetime) -> dict[str, tuple[Exemption, ...]]:
+    def _exemptions(self, at: datetime, reads: CheckReads) -> dict[str, tuple[Exemption, ...]]:
         """The exemptions a check applies (and those recently ended, which date a drift that
         comes back); the open ones are published with the snapshot."""
-        read = self.vault.exemptions(at - ENDED_LOOKBACK)
+        read = reads.exemptions(at - ENDED_LOOKBACK)
         self.snapshots.set_exemptions(
             {
                 audience: still

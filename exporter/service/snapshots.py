@@ -22,14 +22,24 @@ class SnapshotStore:
     def __init__(self, initial: Snapshot | None = None) -> None:
         self._lock = threading.Lock()
         self._current = initial or Snapshot()
+        self._decided = 0  # how many times the operator's decisions changed
+
+    @property
+    def decided(self) -> int:
+        """Taken by a check before it reads the settings and ignores: if the operator changes
+        them while it runs, what it read is older than the snapshot's and is not published."""
+        return self._decided
 
     @property
     def current(self) -> Snapshot:
         return self._current
 
-    def publish(self, snapshot: Snapshot) -> Snapshot:
-        """Replace the snapshot whole (a full check)."""
+    def publish(self, snapshot: Snapshot, decided: int | None = None) -> Snapshot:
+        """Replace the snapshot whole (a full check), but for decisions newer than its own."""
         with self._lock:
+            if decided is not None and decided != self._decided:
+                current = self._current
+                snapshot = replace(snapshot, settings=current.settings, ignores=current.ignores)
             self._current = snapshot
             return snapshot
 
@@ -41,9 +51,12 @@ class SnapshotStore:
         last_check_at: datetime | None = None,
         revocations: RevocationTotals | None = None,
         vault_up: bool | None = None,
+        decided: int | None = None,
     ) -> Snapshot:
         """Fold some audiences' fresh checks into the snapshot, keeping audiences in order."""
         with self._lock:
+            if decided is not None and decided != self._decided:
+                ignores = None  # the operator's are newer than those read
             merged = dict(self._current.checks)
             merged.update({check.audience.audience: check for check in checks})
             self._current = replace(
@@ -60,6 +73,7 @@ class SnapshotStore:
         """The operator changed settings or ignores: they apply at once, without a check."""
         with self._lock:
             self._current = replace(self._current, settings=settings, ignores=ignores)
+            self._decided += 1
             return self._current
 
     def set_exemptions(self, exemptions: dict[str, tuple[Exemption, ...]]) -> Snapshot:

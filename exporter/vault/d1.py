@@ -1,7 +1,8 @@
 """The Vault store on Cloudflare D1, over its REST API: the same SQL as on SQLite
 (docs/design.md, "The Vault on D1").
 
-Reads go through ``/raw``, one request per read (a few reads share one batch). Writes are the
+Reads go through ``/raw``, one request per read (a few reads share one batch); a check's
+reads all go in one batch (``check_reads.py``). Writes are the
 statements of ``state``/``decisions``/``reporting`` sent as one ``batch`` each, which D1
 applies atomically; a check cycle too big for one request goes as several batches, each a
 consistent unit (an audience's status with its companion rows), the cycle's own record last.
@@ -20,15 +21,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from exporter.clock import Clock, utc_now
 from exporter.cloudflare.d1 import D1Client, D1Error
 from exporter.cloudflare.wire import CloudflareError, RateLimited
+from exporter.core.attribution import Coverage, GroupChange
 from exporter.core.model import Audience, DriftMemory, Expected
-from exporter.vault import decisions, lease, ledger, membership, state
+from exporter.vault import attribution, decisions, lease, ledger, membership, state
+from exporter.vault.check_reads import COUNTS, BatchedReads, batched
 from exporter.vault.d1_pages import PAGE_BYTES, MemberPager
 from exporter.vault.db import REQUIRED_TABLES, migrate
 from exporter.vault.lease import Lease, LeaseHeld
@@ -36,6 +39,7 @@ from exporter.vault.sql import Outcome, Reader, RowsCursor, Statement
 from exporter.vault.statement_store import StatementStore, check_units
 from exporter.vault.store import (
     AuditEntry,
+    CheckReads,
     CheckRecord,
     VaultError,
 )
@@ -56,16 +60,6 @@ class D1Reader:
     def execute(self, sql: str, parameters: Any = (), /) -> RowsCursor:
         result = self._client.query(sql, list(parameters))
         return RowsCursor(result.columns, [tuple(row) for row in result.rows])
-
-
-class PrefetchedReader:
-    """Answers from one batch fetched beforehand (several reads, one request)."""
-
-    def __init__(self, answers: dict[str, RowsCursor]) -> None:
-        self._answers = answers
-
-    def execute(self, sql: str, parameters: Any = (), /) -> RowsCursor:
-        return self._answers[sql]
 
 
 class NoChangeFeed:
@@ -154,13 +148,16 @@ class D1Store(StatementStore):
         results = self._batch_read(
             [
                 (membership.AUDIENCES, ()),
-                ("SELECT audience, expected_count FROM sys_infra_drift_state", ()),
+                (COUNTS, ()),
             ]
         )
-        counts = {name: int(count) for name, count in results[1] if count is not None}
-        with self._lock:
-            self._counts = counts
+        self.remember_counts({name: int(count) for name, count in results[1] if count is not None})
         return membership.audiences_from(tuple(row) for row in results[0])
+
+    def check_reads(self, audiences: Collection[str] | None, ended_since: datetime) -> CheckReads:
+        """A check's reads in one request (each D1 request counts against Cloudflare's API
+        budget); VaultError when it fails."""
+        return BatchedReads(self, audiences, ended_since)
 
     def expected_members(self, audiences: Iterable[str]) -> Mapping[str, Expected]:
         return self.pager.expected_members(audiences, self.counts())
@@ -170,6 +167,10 @@ class D1Store(StatementStore):
         with self._lock:
             return dict(self._counts)
 
+    def remember_counts(self, counts: dict[str, int]) -> None:
+        with self._lock:
+            self._counts = counts
+
     @property
     def pages_read(self) -> int:
         """Membership pages fetched (benchmarks)."""
@@ -177,16 +178,17 @@ class D1Store(StatementStore):
 
     def memories(self) -> dict[str, DriftMemory]:
         """Both tables in one request."""
-        sqls = [state.MEMORY_MEMBERS, state.MEMORY_STATES]
-        try:
-            results = self.client.batch([(sql, ()) for sql in sqls])
-        except CloudflareError as exc:
-            raise VaultError(f"Vault unreadable: {exc}") from exc
-        answers = {
-            sql: RowsCursor(r.columns, [tuple(row) for row in r.rows])
-            for sql, r in zip(sqls, results, strict=True)
-        }
-        return state.load_memories(PrefetchedReader(answers))
+        found, _ = batched(self.client, [state.load_memories])
+        memories: dict[str, DriftMemory] = found[0]
+        return memories
+
+    def attribution_cache(
+        self, group_ids: Collection[str], since: datetime
+    ) -> tuple[dict[str, Coverage], list[GroupChange]]:
+        """Both tables in one request."""
+        found, _ = batched(self.client, [lambda conn: attribution.cached(conn, group_ids, since)])
+        cache: tuple[dict[str, Coverage], list[GroupChange]] = found[0]
+        return cache
 
     def changes(self) -> NoChangeFeed:
         return NoChangeFeed()

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from exporter.cloudflare.d1 import D1Client
+from exporter.cloudflare.d1 import D1Client, D1Result
 from exporter.cloudflare.wire import CloudflareError
 from exporter.core.model import Expected
 from exporter.vault import membership
@@ -42,6 +43,32 @@ ORDER BY audience
 """
 
 
+_NAMED = "SELECT value FROM json_each(?)"
+_EVERY_AUDIENCE = "SELECT audience FROM sys_infra_state"
+
+
+@dataclass(frozen=True)
+class Page:
+    """The audiences of one page, ascending; None: every audience (a full check's first)."""
+
+    names: list[str] | None
+
+
+@dataclass(frozen=True)
+class PageAnswer:
+    """One page's members by audience, whether every audience of the page is in, and the
+    malformed applications (the first page of a read only)."""
+
+    page: list[str] | None
+    got: dict[str, tuple[str, str]]
+    complete: bool
+    broken: list[tuple[str, str]] | None
+
+    def starts(self, queue: list[str]) -> bool:
+        """Whether this page is the first of a read of ``queue`` (ascending names)."""
+        return self.page is None or queue[: len(self.page)] == self.page
+
+
 class MemberPager:
     """Reads expected members page by page and learns each audience's size for the next read."""
 
@@ -60,9 +87,14 @@ class MemberPager:
             return sum(self._sizes.values())
 
     def expected_members(
-        self, audiences: Iterable[str], counts: Mapping[str, int]
+        self,
+        audiences: Iterable[str],
+        counts: Mapping[str, int],
+        first: PageAnswer | None = None,
     ) -> Mapping[str, Expected]:
-        """``counts``: each audience's expected count at its last check (a first guess)."""
+        """``counts``: each audience's expected count at its last check (a first guess);
+        ``first``: a first page already fetched (with a check's other reads), used when it
+        starts where these audiences do."""
         names = sorted(dict.fromkeys(audiences))
         if not names:
             return {}
@@ -70,18 +102,22 @@ class MemberPager:
         broken: list[tuple[str, str]] | None = None
         queue = list(names)
         while queue:
-            page = self._next_page(queue, counts)
-            try:
-                got, complete, found = self.read_page(page, with_broken=broken is None)
-                broken = broken if found is None else found
-            except CloudflareError as exc:
-                if broken is None:  # not even the first answer: Vault is unreadable
-                    raise VaultError(f"Vault unreadable: {exc}") from exc
-                message = f"Vault unreadable: D1 page of members did not arrive: {exc}"
-                log.warning("%s (%d audiences left unread)", message, len(queue))
-                packed.update({name: message for name in queue})
-                break
-            covered = page if complete else [n for n in page if n <= max(got)]
+            if first is not None and first.starts(queue):
+                page, answer, first = first.page or queue, first, None
+            else:
+                page = self._next_page(queue, counts)
+                try:
+                    answer = self.read_page(page, with_broken=broken is None)
+                except CloudflareError as exc:
+                    if broken is None:  # not even the first answer: Vault is unreadable
+                        raise VaultError(f"Vault unreadable: {exc}") from exc
+                    message = f"Vault unreadable: D1 page of members did not arrive: {exc}"
+                    log.warning("%s (%d audiences left unread)", message, len(queue))
+                    packed.update({name: message for name in queue})
+                    break
+            broken = broken if answer.broken is None else answer.broken
+            got = answer.got
+            covered = page if answer.complete else [n for n in page if n <= max(got)]
             for name in covered:
                 packed[name] = got.get(name, ("[]", "[]"))
             queue = queue[len(covered) :]
@@ -102,24 +138,38 @@ class MemberPager:
             total += size
         return page
 
-    def read_page(
-        self, page: list[str], with_broken: bool
-    ) -> tuple[dict[str, tuple[str, str]], bool, list[tuple[str, str]] | None]:
-        """One page of members (the first one with the malformed applications, in one batch):
-        the members found, whether every audience of the page is in, the applications."""
-        expected = membership.expected_query("SELECT value FROM json_each(?)")
-        statements: list[tuple[str, Sequence[Any]]] = [
-            (_PAGE.format(expected=expected), [json.dumps(page), self.page_bytes])
-        ]
+    def first_page(self, audiences: Collection[str] | None, counts: Mapping[str, int]) -> Page:
+        """The first page a read of these audiences (None: every audience) starts with, to be
+        sent with other reads (``page_statements``, then ``answer``)."""
+        if audiences is None:
+            return Page(None)
+        return Page(self._next_page(sorted(dict.fromkeys(audiences)), counts))
+
+    def page_statements(self, page: Page, with_broken: bool) -> list[tuple[str, Sequence[Any]]]:
+        """The page's query (the first one with the malformed applications)."""
+        if page.names is None:  # every audience there is, cut by size like any page
+            query = _PAGE.format(expected=membership.expected_query(_EVERY_AUDIENCE))
+            statements: list[tuple[str, Sequence[Any]]] = [(query, [self.page_bytes])]
+        else:
+            query = _PAGE.format(expected=membership.expected_query(_NAMED))
+            statements = [(query, [json.dumps(page.names), self.page_bytes])]
         if with_broken:
             statements.append((membership.BROKEN_APPLICATIONS, []))
-        results = self.client.batch(statements)
+        return statements
+
+    def answer(self, page: Page, results: Sequence[D1Result], with_broken: bool) -> PageAnswer:
         self.pages_read += 1
         rows = results[0].rows
         broken = [(row[0], row[1]) for row in results[1].rows] if with_broken else None
         got = {row[0]: (row[1], row[2]) for row in rows}
         complete = not rows or rows[-1][3] == rows[-1][4]
-        return got, complete, broken
+        return PageAnswer(page.names, got, complete, broken)
+
+    def read_page(self, page: list[str], with_broken: bool) -> PageAnswer:
+        """One page of members (the first one with the malformed applications, in one batch):
+        the members found, whether every audience of the page is in, the applications."""
+        statements = self.page_statements(Page(page), with_broken)
+        return self.answer(Page(page), self.client.batch(statements), with_broken)
 
     def _learn(self, packed: Mapping[str, tuple[str, str] | str]) -> None:
         sizes = {

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from exporter.core.model import Audience, DriftMemory, Expected
 from exporter.vault import decisions, membership, state
+from exporter.vault.check_reads import LiveReads
 from exporter.vault.db import CACHE_KIB, VaultDB
 from exporter.vault.sql import Outcome, Reader, Statement
 from exporter.vault.statement_store import StatementStore, check_statements
 from exporter.vault.store import (
     AuditEntry,
+    CheckReads,
     CheckRecord,
     VaultError,
 )
@@ -43,6 +45,10 @@ class SqliteStore(StatementStore):
         return self
 
     # -- reads --------------------------------------------------------------------------
+
+    def check_reads(self, audiences: Collection[str] | None, ended_since: datetime) -> CheckReads:
+        """Each read when the check asks it, from the file."""
+        return LiveReads(self)
 
     def audiences(self) -> list[Audience]:
         return self._read(membership.list_audiences)

@@ -36,3 +36,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 def d1_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """The two D1 backends only: what a file has no counterpart for (REST faults)."""
     yield from make_world(request, tmp_path, request.param)
+
+
+@pytest.fixture
+def d1_sim_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """The simulated D1 alone: what is counted on its server (requests a check makes)."""
+    yield from make_world(request, tmp_path, "sim")
