@@ -93,3 +93,10 @@ def full_interval_seconds(settings: Settings, feed_healthy: bool) -> int:
     if settings.cloudflare_feed != FEED_OFF and feed_healthy:
         return settings.full_check_interval_seconds
     return settings.check_interval_seconds
+
+
+def next_poll_delay(interval: float, took: float) -> float:
+    """How long the poller waits after a poll that took ``took`` seconds: polls start every
+    ``interval`` whatever their checks took (a poll that overran it is followed at once), so
+    an edit waits at most one interval for the listing that sees it."""
+    return max(0.0, interval - took)

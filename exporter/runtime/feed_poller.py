@@ -1,12 +1,15 @@
 """The change feed's clock: one poll of Cloudflare's audit log every ``feed_interval_seconds``
-(read again before each wait, so a new setting applies at once), in its own thread. What a
+(read again before each wait, so a new setting applies at once), in its own thread. Polls
+start at that rate: a poll whose checks took a while does not push the next one later. What a
 poll does is ``service/feed.py``; each edit it finds is checked through the cycle."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
+from exporter.core.feed import next_poll_delay
 from exporter.service.feed import ChangeFeed
 
 log = logging.getLogger("vault_drift.feed")
@@ -30,8 +33,10 @@ class FeedPoller:
     def _run(self) -> None:
         delay = self._first_delay  # the first full check goes first
         while not self._stop.wait(delay):
+            started = time.monotonic()
             try:
                 self.feed.poll()
             except Exception:
                 log.exception("change feed poll failed")
-            delay = self.feed.settings.feed_interval_seconds
+            took = time.monotonic() - started
+            delay = next_poll_delay(self.feed.settings.feed_interval_seconds, took)

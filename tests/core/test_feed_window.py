@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from exporter.core.attribution import GroupChange
-from exporter.core.feed import SeenIds, audiences_touched, full_interval_seconds, poll_window
+from exporter.core.feed import (
+    SeenIds,
+    audiences_touched,
+    full_interval_seconds,
+    next_poll_delay,
+    poll_window,
+)
 from exporter.core.settings import Settings, SettingsError, apply_settings
 
 T = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -88,3 +94,11 @@ def test_the_feed_settings_have_their_defaults_and_are_validated() -> None:
         "full_check_interval_seconds",
     }
     assert "audit_log, off" in refused.value.problems["cloudflare_feed"]
+
+
+def test_polls_start_every_interval_whatever_their_checks_took() -> None:
+    # A poll that found an edit and checked it for 12 s: the next starts 30 s after it
+    # started, not 30 s after it ended (which would let an edit wait 42 s for its listing).
+    assert next_poll_delay(30, 12.0) == 18.0
+    assert next_poll_delay(30, 0.2) == pytest.approx(29.8)
+    assert next_poll_delay(30, 45.0) == 0.0  # overran: the next one at once
