@@ -13,8 +13,10 @@ targeted check included). An hour is then those counts times how often each happ
 - after: the defaults, a poll every 30 s and a full listing every 15 minutes, plus the
   edits of the hour (0, then one every 5 minutes).
 
-The D1 lease renewals of a ``serve`` on D1 (one every third of ``VAULT_DRIFT_D1_LEASE``) are
-not checks and are reported apart, computed from the lease.
+On D1, every ``serve`` (one replica too) holds the writer lease, renewed every third of
+``VAULT_DRIFT_D1_LEASE`` (60 s by default); a ``serve --standby`` beside it reads the lease
+every 5 s. Both are D1 requests on Cloudflare's API, counted here from one renewal and one
+refused take, and added as rows of their own.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from exporter.cloudflare.client import CloudflareClient
 from exporter.cloudflare.d1 import D1Client
 from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.simulator import CloudflareSimulator
+from exporter.runtime.lease_keeper import POLL_SECONDS
 from exporter.service import Services, assemble
 from exporter.vault.d1 import D1Store
+from exporter.vault.lease import LeaseHeld
 
 from .world import build_world
 
@@ -112,12 +116,53 @@ def measure(groups: int, members: int, page: int) -> dict[str, Any]:
         edit = counted(sim, feed.poll)
         assert feed.stats().checks == 1, "the edit was not checked"
         assert edit["access_listing"] == 0, "a listing for one edit"
+        lease = lease_costs(sim, services, d1.database_id, clock)
         d1.close()
-    return {"full_check": dict(full), "quiet_poll": dict(quiet), "poll_with_edit": dict(edit)}
+    return {
+        "full_check": dict(full),
+        "quiet_poll": dict(quiet),
+        "poll_with_edit": dict(edit),
+        **lease,
+    }
 
 
-def per_hour(costs: dict[str, Any], full_every: int, poll_every: int | None, edits: int) -> dict:
+def lease_costs(
+    sim: CloudflareSimulator, services: Services, database_id: str, clock: Clock
+) -> dict[str, dict[str, int]]:
+    """Requests of one lease renewal by the leader, and of one read by a standby."""
+    leader = services.vault
+    assert isinstance(leader, D1Store)
+    leader.acquire_lease("bench-leader", clock(), D1_LEASE_SECONDS)
+    renewal = counted(sim, lambda: leader.renew_lease(clock()))
+    standby = wired(sim, database_id, clock).vault
+    assert isinstance(standby, D1Store)
+
+    def refused_take() -> None:
+        try:
+            standby.acquire_lease("bench-standby", clock(), D1_LEASE_SECONDS)
+        except LeaseHeld:
+            return
+        raise AssertionError("the standby took a lease that was held")
+
+    read = counted(sim, refused_take)
+    return {"lease_renewal": dict(renewal), "standby_lease_read": dict(read)}
+
+
+def per_hour(
+    costs: dict[str, Any],
+    full_every: int,
+    poll_every: int | None,
+    edits: int,
+    lease: bool = False,
+    standby: bool = False,
+) -> dict:
     hour: Counter[str] = Counter()
+    if lease:  # the leader's renewals, every third of the lease
+        for key, value in costs["lease_renewal"].items():
+            hour[f"{key}_lease"] += value * 3600 * 3 // D1_LEASE_SECONDS
+    if standby:  # a standby's read of the lease
+        for key, value in costs["standby_lease_read"].items():
+            hour[f"{key}_standby"] += int(value * 3600 // POLL_SECONDS)
     for key, value in costs["full_check"].items():
         hour[key] += value * 3600 // full_every
     if poll_every is not None:
@@ -138,7 +183,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--groups", type=int, default=300)
     parser.add_argument("--members", type=int, default=20)
+    parser.add_argument("--small", action="store_true", help="30 groups (the smoke test)")
     args = parser.parse_args()
+    if args.small:
+        args.groups = 30
     result: dict[str, Any] = {"groups": args.groups, "members": args.members, "pages": {}}
     for page in (100, 25):
         costs = measure(args.groups, args.members, page)
@@ -147,12 +195,12 @@ def main() -> None:
             "before_1min_no_feed": per_hour(costs, 60, None, 0),
             "after_defaults_no_edit": per_hour(costs, 900, 30, 0),
             "after_defaults_12_edits": per_hour(costs, 900, 30, 12),
+            "after_no_edit_with_lease": per_hour(costs, 900, 30, 0, lease=True),
+            "after_12_edits_with_lease": per_hour(costs, 900, 30, 12, lease=True),
+            "after_no_edit_with_standby_ha": per_hour(
+                costs, 900, 30, 0, lease=True, standby=True
+            ),
         }
-    renewals = 3600 // (D1_LEASE_SECONDS // 3)
-    result["d1_lease_renewals_per_hour"] = {
-        "requests": renewals,
-        "budget_share_percent": round(100 * renewals / BUDGET_PER_HOUR, 3),
-    }
     print(json.dumps(result, indent=2))
 
 

@@ -154,3 +154,18 @@ def test_session_end_small() -> None:
     assert result["revocations"] == {"auto_sync/revoked": 2}
     for setting in ("revoke_sessions_on", "revoke_sessions_off"):
         assert result[setting]["full_check_s"] > 0 and result[setting]["metrics_p95_ms"] > 0
+
+
+def test_feed_budget_small() -> None:
+    """A full check on D1 is one read and one write; a quiet poll one audit-log request; the
+    lease's renewal and a standby's read of it one D1 request each."""
+    result = run_bench("bench.feed_budget")
+    for page in result["pages"].values():
+        costs = page["costs"]
+        assert costs["full_check"]["d1"] == 2
+        assert costs["quiet_poll"] == {"audit_log": 1}
+        assert costs["poll_with_edit"].get("access_listing", 0) == 0
+        assert costs["lease_renewal"] == costs["standby_lease_read"] == {"d1": 1}
+        no_edit = page["after_defaults_no_edit"]
+        assert no_edit["total"] < page["before_1min_no_feed"]["total"]
+        assert page["after_no_edit_with_lease"]["by_kind"]["d1_lease"] == 180
