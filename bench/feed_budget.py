@@ -197,9 +197,7 @@ def main() -> None:
             "after_defaults_12_edits": per_hour(costs, 900, 30, 12),
             "after_no_edit_with_lease": per_hour(costs, 900, 30, 0, lease=True),
             "after_12_edits_with_lease": per_hour(costs, 900, 30, 12, lease=True),
-            "after_no_edit_with_standby_ha": per_hour(
-                costs, 900, 30, 0, lease=True, standby=True
-            ),
+            "after_no_edit_with_standby_ha": per_hour(costs, 900, 30, 0, lease=True, standby=True),
         }
     print(json.dumps(result, indent=2))
 
