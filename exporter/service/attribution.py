@@ -178,10 +178,11 @@ class Attributor:
         """A listing the change feed read, of ``groups`` from ``since``: its entries
         classified and kept (one write, only when there are any), and the stretch
         remembered as read. The classified entries are answered."""
+        kept = self.keep(listing.changes, since)  # first: a stretch whose entries could
         until = None if listing.read_until is None else min(listing.read_until, now)
-        self._fed = _extended(self._fed, set(groups), since, until)
+        self._fed = _extended(self._fed, set(groups), since, until)  # not be kept is unread
         self.up = True
-        return self.keep(listing.changes, since)
+        return kept
 
     def keep(self, changes: list[GroupChange], since: datetime) -> list[GroupChange]:
         """Entries from the feed (polled or pushed), classified and persisted."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -146,8 +146,9 @@ class ChangeFeed:
             fresh = self._seen.fresh(changes)
             for change in fresh:
                 self._newest = _later(self._newest, change.at)
-        if fresh and self.attributor is not None:
-            fresh = self.attributor.keep(fresh, min(c.at for c in fresh))
+        attributor = self.attributor
+        if fresh and attributor is not None:
+            fresh = _kept(lambda: attributor.keep(fresh, min(c.at for c in fresh)), fresh)
         return len(changes), self._act(fresh, "logpush")
 
     # -- plumbing -------------------------------------------------------------------------
@@ -177,14 +178,14 @@ class ChangeFeed:
     ) -> list[GroupChange]:
         with self._lock:
             fresh = self._seen.fresh(listing.changes)
-        if self.attributor is None:
+        attributor = self.attributor
+        if attributor is None:
             return fresh
-        taken = self.attributor.take(
-            AuditListing(fresh, listing.read_until, listing.pages, listing.entries,
-                         listing.skipped, listing.newest),
-            since, groups.keys(), now,
+        read = AuditListing(
+            fresh, listing.read_until, listing.pages, listing.entries, listing.skipped,
+            listing.newest,
         )  # fmt: skip
-        return taken
+        return _kept(lambda: attributor.take(read, since, groups.keys(), now), fresh)
 
     def _act(self, fresh: list[GroupChange], source: str) -> list[str]:
         groups = self._groups()
@@ -204,7 +205,9 @@ class ChangeFeed:
             log.info("feed check deferred: a check or sync is running")
             return []
         except VaultError as exc:
-            log.warning("feed check failed: %s", exc)
+            with self._lock:
+                self._waiting.update(names)  # checked on the next poll
+            log.warning("feed check failed (tried again at the next poll): %s", exc)
             return []
         with self._lock:
             self._waiting.difference_update(names)
@@ -228,6 +231,17 @@ class ChangeFeed:
             log.warning("change feed down after %d failed polls: %s", errors, exc)
         else:
             log.info("audit log poll failed: %s", exc)
+
+
+def _kept(keep: Callable[[], list[GroupChange]], fresh: list[GroupChange]) -> list[GroupChange]:
+    """The entries as attribution classified and kept them; when the Vault refused to keep
+    them, as they came: they were taken, so they are acted on now or never (an own write
+    among them costs one GET more)."""
+    try:
+        return keep()
+    except VaultError as exc:
+        log.warning("audit-log entries not kept for attribution: %s", exc)
+        return fresh
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -18,7 +18,7 @@ from exporter.demo.simulator import CloudflareSimulator
 from exporter.demo.simulator_logpush import logpush_record
 from exporter.service import Services, assemble
 from exporter.service.feed import ChangeFeed
-from exporter.vault import SqliteStore
+from exporter.vault import SqliteStore, VaultError
 
 JANE = "jane@corp.example"
 
@@ -250,3 +250,47 @@ def logpush_entry(entry: dict) -> dict:  # type: ignore[type-arg]
 
     body = gzip.compress(json.dumps(logpush_record(entry)).encode() + b"\n")
     return parse_delivery(body).entries[0]
+
+
+def test_an_edit_is_checked_even_when_its_entry_cannot_be_kept(
+    services: Services, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    """Keeping the entry for attribution is a Vault write; when it fails, the edit is still
+    checked (it was taken: no later poll would act on it)."""
+    feed = feed_of(services)
+    clock.advance(minutes=1)
+    feed.poll()
+    keep = services.vault.record_group_changes
+
+    def refused(*args: object) -> None:
+        raise VaultError("Vault write failed: disk I/O error")
+
+    services.vault.record_group_changes = refused  # type: ignore[method-assign]
+    add_member(simulator, "administrators", "friend@example.org")
+    clock.advance(seconds=30)
+    assert feed.poll() == ["administrators"]
+    services.vault.record_group_changes = keep  # type: ignore[method-assign]
+    check = services.snapshots.current.checks["administrators"]
+    assert [m.email for m in check.extra] == ["friend@example.org"]
+
+
+def test_a_check_the_vault_refused_is_tried_again_by_the_next_poll(
+    services: Services, simulator: CloudflareSimulator, clock: FixedClock
+) -> None:
+    feed = feed_of(services)
+    clock.advance(minutes=1)
+    feed.poll()
+    reads = services.vault.check_reads
+
+    def unreadable(*args: object) -> object:
+        raise VaultError("Vault unreadable: database is locked")
+
+    services.vault.check_reads = unreadable  # type: ignore[method-assign,assignment]
+    add_member(simulator, "administrators", "friend@example.org")
+    clock.advance(seconds=30)
+    assert feed.poll() == []
+    services.vault.check_reads = reads  # type: ignore[method-assign]
+    clock.advance(seconds=30)
+    assert feed.poll() == ["administrators"]
+    check = services.snapshots.current.checks["administrators"]
+    assert [m.email for m in check.extra] == ["friend@example.org"]
