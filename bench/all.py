@@ -15,6 +15,7 @@ from . import (
     budget,
     check_cost,
     d1_cost,
+    feed_budget,
     listing_memory,
     page_scale,
     serve_latency,
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "attribution_cost": attribution_cost.main(flags),
         "webhook_soak": webhook_soak.main(flags),
         "session_end": session_end.main(flags),
+        "feed_budget": feed_budget.main(flags),
     }
     print(json.dumps(results, indent=2))
     return results

@@ -179,12 +179,12 @@ def per_hour(
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--groups", type=int, default=300)
     parser.add_argument("--members", type=int, default=20)
     parser.add_argument("--small", action="store_true", help="30 groups (the smoke test)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.small:
         args.groups = 30
     result: dict[str, Any] = {"groups": args.groups, "members": args.members, "pages": {}}
@@ -200,6 +200,7 @@ def main() -> None:
             "after_no_edit_with_standby_ha": per_hour(costs, 900, 30, 0, lease=True, standby=True),
         }
     print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":
