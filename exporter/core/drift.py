@@ -6,7 +6,7 @@ No I/O and no clock reads: every function takes what it needs, ``now`` included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -32,6 +32,7 @@ from exporter.core.model import (
     Side,
     Status,
 )
+from exporter.core.packed import pack, unpack
 from exporter.core.provider import group_noun
 from exporter.core.rules import covering, domains_of, members_of, rules_beside_members
 from exporter.core.times import parse_time
@@ -54,15 +55,22 @@ def evaluate(
     memory: DriftMemory,
     now: datetime,
     exemptions: Sequence[Exemption] = (),
+    *,
+    held_before: str | None = None,
+    track_held: bool = False,
 ) -> AudienceCheck:
     """Check one audience: status, drifting members and the memory to persist.
+
+    ``track_held`` keeps the members Vault grants that the group has (``held``, packed);
+    given the previous check's as ``held_before``, those gone since and no longer granted are
+    ``left``: leavers whose removal no check saw (README, "Effective removal").
 
     ``exemptions`` are the audience's (in force, and recently ended): a member an exemption
     in force covers is not drift; one whose exemption ended drifts again from its end.
     """
     error = _error_of(audience, expected, actual)
     if error is not None:
-        return _errored(audience, expected, actual, memory, now, error)
+        return replace(_errored(audience, expected, actual, memory, now, error), held=held_before)
     if audience.group_id is None:
         # No group read: drifting members are forgotten where they were last seen.
         return AudienceCheck(
@@ -83,6 +91,7 @@ def evaluate(
     # An exempt member that was extra has not been revoked: it is still there.
     still = dict.fromkeys(((k, e) for k, e in covered if k == EXTRA), now)
     others = rules_beside_members(actual.group)
+    held, left = _held(expected, have, in_step, held_before) if track_held else (None, ())
     if not missing and not extra:
         return AudienceCheck(
             audience=audience,
@@ -94,6 +103,8 @@ def evaluate(
             memory=DriftMemory(observed_at=now, closed=closed_seconds(memory, {}, now)),
             revoked=revocations(audience, memory, still, now),
             exempt=exempt,
+            held=held,
+            left=left,
         )
     first_seen = {
         (kind, email): reopened_at(exemptions, kind, email, memory.observed_at, now)
@@ -130,7 +141,22 @@ def evaluate(
         ),
         revoked=revocations(audience, memory, {**first_seen, **still}, now),
         exempt=exempt,
+        held=held,
+        left=left,
     )
+
+
+def _held(
+    expected: Expected, have: Collection[str], in_step: bool, held_before: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """(held, left): the members Vault grants that the group has, packed; and, from the
+    previous check's, those gone from both since."""
+    granted = expected.members.keys()
+    held = sorted(granted) if in_step else sorted(granted & set(have))
+    if held_before is None:
+        return pack(held), ()
+    left = set(unpack(held_before)).difference(have, granted)
+    return pack(held), tuple(sorted(left))
 
 
 def _side_since(

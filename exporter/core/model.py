@@ -243,6 +243,12 @@ class AudienceCheck:
     revoked: tuple[Revocation, ...] = ()  # extra at the previous check, gone at this one
     # members that differ on a side an exemption in force covers: not drift (core/exemptions.py)
     exempt: frozenset[MemberKey] = frozenset()  # (side, email)
+    # Session revocation (README, "Effective removal"), kept in memory only: ``held`` the
+    # members Vault granted that the group had (packed, core/packed.py); ``left`` those the
+    # previous check held that are gone now and no longer granted, never seen extra (a
+    # vault-api push between two checks).
+    held: str | None = None
+    left: tuple[str, ...] = ()
 
     @property
     def drift_since(self) -> datetime | None:

@@ -4,8 +4,10 @@ Removing an email from an Access group does not end that person's sessions; Clou
 ``revoke_user`` does (README, "Effective removal"). A *leaver* is an email that stopped being
 a member of an audience's group while Vault does not grant it that audience: removed by our
 own sync or auto-sync, or by anyone else as a check observed it (extra at the previous check,
-gone now). Each leaver becomes a revocation that is persisted, then sent, and retried until
-Cloudflare answers success. These functions decide; the service sends and the store keeps.
+gone now; or held by the previous check as Vault granted it, gone now from both: a vault-api
+push between two checks). Each leaver becomes a revocation that is persisted, then sent,
+and retried until Cloudflare answers success. These functions decide; the service sends and
+the store keeps.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from exporter.core.exposure import LatencyTotals, bucket_of
-from exporter.core.model import Revocation, SyncOutcome, SyncResultKind
+from exporter.core.model import AudienceCheck, Revocation, SyncOutcome, SyncResultKind
 from exporter.core.plan import removal_allowance
 from exporter.core.provider import CAPABILITIES
 
@@ -104,6 +106,24 @@ def leavers(
             namespace, provider = namespaces[audience]
             found[(audience, email)] = Leaver(audience, namespace, provider, email, why, now)
     return [leaver for leaver in found.values() if leaver.provider in REVOKING_PROVIDERS]
+
+
+def unseen_leavers(checks: Iterable[AudienceCheck]) -> list[Leaver]:
+    """The leavers no check saw extra (``AudienceCheck.left``): an observed removal, from the
+    check that found them gone."""
+    return [
+        Leaver(
+            c.audience.audience,
+            c.audience.namespace,
+            c.audience.provider,
+            email,
+            OBSERVED,
+            c.checked_at,
+        )
+        for c in checks
+        if c.audience.provider in REVOKING_PROVIDERS
+        for email in c.left
+    ]
 
 
 def still_granted(

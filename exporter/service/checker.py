@@ -252,6 +252,8 @@ class Checker:
         at = self.clock()
         memories = reads.memories()
         exemptions = self._exemptions(at, reads)
+        current = self.snapshots.current
+        revoking = reads.settings().revoke_sessions
         checks = [
             evaluate(
                 a,
@@ -260,6 +262,8 @@ class Checker:
                 memories.get(a.audience, DriftMemory()),
                 at,
                 exemptions.get(a.audience, ()),
+                held_before=_held(current.checks.get(a.audience)),
+                track_held=revoking and _ends_sessions(a),
             )
             for a in audiences
         ]
@@ -337,6 +341,7 @@ class Checker:
                 missing=(),
                 extra=(),
                 revoked=(),
+                left=(),
             )
             for name, check in previous.checks.items()
             if names is None or name in names
@@ -354,3 +359,12 @@ class Checker:
         return self.snapshots.publish(
             replace(previous, checks=checks, last_check_at=now, vault_up=False, cycle_error=message)
         )
+
+
+def _held(previous: AudienceCheck | None) -> str | None:
+    return previous.held if previous is not None else None
+
+
+def _ends_sessions(audience: Audience) -> bool:
+    found = CAPABILITIES.get(audience.provider)
+    return found is not None and found.session_revocation

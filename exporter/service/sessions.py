@@ -33,6 +33,7 @@ from exporter.core.sessions import (
     due,
     leavers,
     still_granted,
+    unseen_leavers,
 )
 from exporter.core.snapshot import Snapshot
 from exporter.core.webhooks import OutboxEntry, sessions_revoked_event
@@ -69,6 +70,7 @@ class SessionRevoker:
         self.announcements = announcements  # sessions.revoked webhooks (docs/webhooks.md)
         self.state = SessionState(vault.session_totals())
         self._cursor: int | None = None
+        self._left_read: dict[str, datetime] = {}  # each audience's check whose ``left`` was read
 
     def after_cycle(self, done: CycleDone) -> None:
         enabled = done.snapshot.settings.revoke_sessions
@@ -95,6 +97,7 @@ class SessionRevoker:
             # After a check, its syncs are auto-sync's; after a sync, the trigger says.
             auto = done.scope != "sync" or done.trigger == "auto"
             candidates = leavers(removed, done.synced, auto, namespaces, self.clock())
+            candidates += self._unseen(done)
             granted = self._granted(candidates)
             found = [x for x in candidates if (x.audience, x.email) not in granted]
         if found or cursor != self._cursor:
@@ -103,6 +106,18 @@ class SessionRevoker:
             if found:
                 log.info("%d session revocation(s) recorded", len(found))
                 self.state = SessionState(self.vault.session_totals(), self.state.up)
+
+    def _unseen(self, done: CycleDone) -> list[Leaver]:
+        """Leavers no check saw extra, from the checks this cycle made (a snapshot keeps the
+        other audiences' earlier checks: read once each)."""
+        fresh = [
+            c
+            for name, c in done.snapshot.checks.items()
+            if c.left and self._left_read.get(name) != c.checked_at
+        ]
+        for c in fresh:
+            self._left_read[c.audience.audience] = c.checked_at
+        return unseen_leavers(fresh)
 
     def _granted(self, items: Iterable[Leaver | SessionRevocation]) -> set[tuple[str, str]]:
         """The (audience, email) pairs among ``items`` that Vault grants now."""

@@ -212,3 +212,37 @@ def test_an_error_keeps_the_access_notes_of_the_open_episode() -> None:
     memory = DriftMemory(NOW, {key: NOW}, notes={key: "excluded in Cloudflare"})
     check = evaluate(AUD, expected("barred@x.com"), Actual(error="timeout"), memory, NOW)
     assert check.status is Status.ERROR and check.memory.notes == memory.notes
+
+
+def test_held_members_gone_from_vault_and_the_group_since_the_last_check_have_left() -> None:
+    """README, "Effective removal": a vault-api push between two checks is seen from what the
+    previous check held (granted and present), never from a guess."""
+    first = evaluate(
+        AUD,
+        expected("a@x.com", "b@x.com", "c@x.com"),
+        Actual(group("a@x.com", "b@x.com", "z@x.com")),  # c missing, z extra
+        DriftMemory(),
+        NOW,
+        track_held=True,
+    )
+    assert first.held is not None and first.left == ()
+    later = NOW + timedelta(minutes=1)
+    # a: gone from both (left); b: gone from the group, still granted (missing, not a leaver);
+    # c: never held; z: extra before, gone now (the revocation path, not ``left``).
+    second = evaluate(
+        AUD,
+        expected("b@x.com", "c@x.com"),
+        Actual(group("c@x.com")),
+        first.memory,
+        later,
+        held_before=first.held,
+        track_held=True,
+    )
+    assert second.left == ("a@x.com",)
+    assert [r.email for r in second.revoked] == ["z@x.com"]
+    errored = evaluate(
+        AUD, expected("c@x.com"), Actual(error="429"), second.memory, later, held_before=second.held
+    )
+    assert errored.held == second.held and errored.left == ()  # kept until a check reads both
+    untracked = evaluate(AUD, expected("a@x.com"), Actual(group("a@x.com")), DriftMemory(), NOW)
+    assert untracked.held is None and untracked.left == ()

@@ -112,6 +112,42 @@ def test_a_removal_by_someone_else_seen_by_a_check_is_revoked(
     assert (record.reason, record.state) == ("observed_removal", "revoked")
 
 
+def test_a_vault_api_push_between_two_checks_is_an_observed_removal(
+    services: Services,
+    simulator: CloudflareSimulator,
+    sample_db: Path,
+    revoker: SessionRevoker,
+    clock: FixedClock,
+) -> None:
+    """vault-api removes a member from Vault and pushes the removal before any check: no check
+    ever saw them extra, but the previous check held them as granted."""
+    leaver = "dev1@example.com"
+    services.cycle.check_all("schedule")
+    assert simulator.login(leaver)
+    clock.advance(minutes=3)
+    leave_vault(sample_db, leaver)
+    developers = group_id(simulator, "developers")
+    include = simulator.group(developers)["include"]
+    simulator.set_include(
+        developers, [r for r in include if r.get("email", {}).get("email") != leaver]
+    )
+
+    services.cycle.check_all("schedule")
+
+    assert services.snapshots.current.checks["developers"].status is Status.SYNCED
+    assert simulator.sessions.revoked_emails() == [leaver]
+    assert simulator.sessions.live(leaver) == 0
+    [record] = services.vault.session_revocations("developers")
+    assert (record.reason, record.state, record.first_seen_at) == (
+        "observed_removal",
+        "revoked",
+        None,
+    )
+    clock.advance(minutes=1)
+    services.cycle.check_all("schedule")  # read once: not revoked again
+    assert len(simulator.sessions.revocations()) == 1
+
+
 def test_an_email_vault_still_grants_is_never_revoked(
     services: Services, simulator: CloudflareSimulator, revoker: SessionRevoker
 ) -> None:
