@@ -55,6 +55,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400 if LONG else 300)]
 
 FAULT_SECONDS = 600.0 if LONG else 40.0
 HANG_SECONDS = 35.0 if LONG else 1.5  # serve's client times out after 30 s
+# An API check answers after its auto-syncs and followers: under 35 s hangs each call it makes
+# may wait out serve's 30 s client timeout, so one answer can take minutes (the long run's
+# 2026-12-07 failure: a check with three hung syncs answered after more than 90 s). A slow
+# answer is not a fault; a wrong or a 5xx one is.
+CALL_SECONDS = 600.0 if LONG else 90.0
 MARGIN = 400.0 if LONG else 60.0  # how long before its last_check_at a check may have read
 
 
@@ -162,6 +167,7 @@ def test_serve_under_sustained_cloudflare_faults(sim: RecordingSimulator, tmp_pa
     initial = {g["id"]: g for g in sim.groups()}
     log = tmp_path / "serve.log"
     served = Served(world.path, sim.base_url, log).wait_ready()
+    served.call_timeout = CALL_SECONDS
     observer = Observer(world, sim, MARGIN)
     rng = random.Random(7)
     api_answers: dict[int, int] = {}

@@ -318,14 +318,15 @@ def correct_plan(spec: AudienceSpec, initial: dict[str, Any], put: dict[str, Any
 # -- the real process ----------------------------------------------------------------------
 
 
+BIND_REFUSED = (2, 3)  # serve's exit code for an unusable address, and uvicorn's
+
+
 class Served:
     """``vault-drift serve`` as a subprocess; stderr (JSON log lines) goes to ``log``."""
 
     def __init__(
         self, database: Path, base_url: str, log: Path, extra_env: dict[str, str] | None = None
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.env = {
             **os.environ,
@@ -335,16 +336,34 @@ class Served:
             "CLOUDFLARE_BASE_URL": base_url,
             "VAULT_DRIFT_ADMIN_TOKEN": ADMIN,
             "VAULT_DRIFT_READ_TOKEN": READ,
-            "VAULT_DRIFT_LISTEN": f"127.0.0.1:{self.port}",
             "VAULT_DRIFT_CHECK_INTERVAL": "30s",
             **(extra_env or {}),
         }
         self.env = {k: v for k, v in self.env.items() if v != ""}
         self.session = requests.Session()
-        with log.open("ab") as stderr:
+        self.call_timeout = 90.0  # seconds an API answer may take (the chaos soak's is longer)
+        self._start()
+
+    def _start(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env["VAULT_DRIFT_LISTEN"] = f"127.0.0.1:{self.port}"
+        with self.log.open("ab") as stderr:
             self.process = subprocess.Popen(
                 [EXE, "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=stderr
             )
+
+    def _port_was_taken(self) -> bool:
+        """The free port was taken by another process (a test in the other pytest worker)
+        between ``free_port`` and the bind: serve's own check of the address exits 2, a bind
+        refused later uvicorn's 3. Not the product's fault: start again on another port."""
+        if self.process.returncode not in BIND_REFUSED:
+            return False
+        tail = self.log.read_bytes()[-4096:].lower()
+        if b"address already in use" not in tail:
+            return False
+        self._start()
+        return True
 
     def wait_healthy(self, timeout: float = 30) -> Served:
         wait_for(self.healthy, timeout, "/healthz")
@@ -352,23 +371,35 @@ class Served:
 
     def wait_ready(self, timeout: float = 30) -> Served:
         wait_for(
-            lambda: self.session.get(f"{self.url}/readyz", timeout=2).status_code == 200,
+            lambda: (
+                self.healthy()
+                and self.session.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            ),
             timeout,
             "/readyz",
         )
         return self
 
     def healthy(self) -> bool:
-        if self.process.poll() is not None:
+        if self.process.poll() is not None and not self._port_was_taken():
             raise AssertionError(f"serve exited with {self.process.returncode}")
         return self.session.get(f"{self.url}/healthz", timeout=5).status_code == 200
 
     def call(
-        self, method: str, path: str, body: Any = None, token: str | None = ADMIN, timeout=90.0
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = ADMIN,
+        timeout: float | None = None,
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return self.session.request(
-            method, f"{self.url}{path}", json=body, headers=headers, timeout=timeout
+            method,
+            f"{self.url}{path}",
+            json=body,
+            headers=headers,
+            timeout=timeout or self.call_timeout,
         )
 
     def metric(self, name: str) -> float | None:
