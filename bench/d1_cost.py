@@ -35,7 +35,8 @@ import requests
 from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.simulator import CloudflareSimulator
 
-from .serve_latency import ADMIN, AUTH, EXE, free_port, missing
+from .serve_latency import missing
+from .serving import ADMIN, AUTH, EXE, free_port
 from .world import ADDED, build_world
 
 BUDGET_PER_HOUR = 1200 * 12

@@ -27,7 +27,7 @@ from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.sample import build_sample
 from exporter.demo.simulator import CloudflareSimulator
 
-from .serve_latency import EXE, free_port
+from .serving import EXE, free_port
 
 DATABASE_ID = "00000000-0000-4000-8000-0000000000d1"
 FIRST_CHECK = re.compile(r"^vault_drift_last_check_success_timestamp_seconds ", re.MULTILINE)

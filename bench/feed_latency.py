@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import statistics
@@ -32,7 +31,7 @@ import requests
 from exporter.demo.simulator import CloudflareSimulator
 from exporter.demo.simulator_logpush import LogpushSender
 
-from .serve_latency import ADMIN, EXE, free_port
+from .serving import nearest_rank, serve
 from .world import build_world
 
 LOGPUSH = "bench-logpush-token-0123456789"
@@ -47,31 +46,13 @@ def extra(url: str, audience: str) -> float:
 
 
 def start(db: Path, sim: CloudflareSimulator) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "VAULT_DRIFT_DATABASE": str(db),
-        "CLOUDFLARE_API_TOKEN": "demo-token",
         "CLOUDFLARE_ACCOUNT_ID": "demo-account",
         "CLOUDFLARE_BASE_URL": sim.base_url,
-        "VAULT_DRIFT_LISTEN": f"127.0.0.1:{port}",
-        "VAULT_DRIFT_LOG_LEVEL": "info" if LOG else "warning",
-        "VAULT_DRIFT_ADMIN_TOKEN": ADMIN,
         "VAULT_DRIFT_LOGPUSH_TOKEN": LOGPUSH,
     }
-    log = open(LOG, "ab") if LOG else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen([EXE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("serve did not become ready")
+    return serve(settings, LOG)
 
 
 class RequestWatch:
@@ -133,7 +114,7 @@ def summary(rounds: list[dict[str, object]]) -> dict[str, object]:
     return {
         "rounds": len(ordered),
         "median_s": round(statistics.median(ordered), 2),
-        "p95_s": round(ordered[max(0, math.ceil(len(ordered) * 0.95) - 1)], 2),
+        "p95_s": round(nearest_rank(ordered, 0.95), 2),
         "max_s": round(ordered[-1], 2),
         "each": rounds,
     }

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,48 +21,21 @@ import requests
 
 from exporter.demo.simulator import CloudflareSimulator
 
+from .serving import AUTH, serve
 from .world import ADDED, build_world
-
-EXE = str(Path(sys.executable).parent / "vault-drift")
-ADMIN = "bench-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_serve(
     db: Path, sim: CloudflareSimulator, interval: str
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "VAULT_DRIFT_DATABASE": str(db),
-        "CLOUDFLARE_API_TOKEN": "demo-token",
-        "CLOUDFLARE_ACCOUNT_ID": "demo-account",
-        "CLOUDFLARE_BASE_URL": sim.base_url,
-        "VAULT_DRIFT_LISTEN": f"127.0.0.1:{port}",
-        "VAULT_DRIFT_CHECK_INTERVAL": interval,
-        "VAULT_DRIFT_LOG_LEVEL": "warning",
-        "VAULT_DRIFT_ADMIN_TOKEN": ADMIN,
-    }
-    process = subprocess.Popen(
-        [EXE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    return serve(
+        {
+            "VAULT_DRIFT_DATABASE": str(db),
+            "CLOUDFLARE_ACCOUNT_ID": "demo-account",
+            "CLOUDFLARE_BASE_URL": sim.base_url,
+            "VAULT_DRIFT_CHECK_INTERVAL": interval,
+        }
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("serve did not become ready")
 
 
 def missing(url: str, audience: str) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sqlite3
 import statistics
@@ -34,38 +33,20 @@ import requests
 from exporter.demo.d1_simulator import D1Simulator
 from exporter.demo.simulator import CloudflareSimulator
 
-from .serve_latency import ADMIN, AUTH, EXE, free_port
+from .serving import AUTH, nearest_rank, serve
 from .world import build_world
 
 LOG = os.environ.get("BENCH_SERVE_LOG")  # serve's log (info) goes there when set
 
 
 def start(sim: CloudflareSimulator, d1: D1Simulator) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "VAULT_DRIFT_DATABASE": f"d1://{d1.database_id}",
-        "CLOUDFLARE_API_TOKEN": "demo-token",
         "CLOUDFLARE_ACCOUNT_ID": sim.account_id,
         "CLOUDFLARE_BASE_URL": sim.base_url,
-        "VAULT_DRIFT_LISTEN": f"127.0.0.1:{port}",
         "VAULT_DRIFT_CHECK_INTERVAL": "1h",  # only the notifications drive the checks
-        "VAULT_DRIFT_LOG_LEVEL": "info" if LOG else "warning",
-        "VAULT_DRIFT_ADMIN_TOKEN": ADMIN,
     }
-    log = open(LOG, "ab") if LOG else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen([EXE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("serve did not become ready")
+    return serve(settings, LOG)
 
 
 def settings(url: str, **changes: Any) -> None:
@@ -130,16 +111,11 @@ def compare(sim: CloudflareSimulator, url: str, scrapes: int, checks: int) -> di
         f"revoke_sessions_{'on' if enabled else 'off'}": {
             "full_check_s": round(statistics.median(checked[enabled]), 3),
             "metrics_p50_ms": round(statistics.median(scraped[enabled]), 1),
-            "metrics_p95_ms": round(percentile(scraped[enabled], 0.95), 1),
+            "metrics_p95_ms": round(nearest_rank(scraped[enabled], 0.95), 1),
             "scrapes": len(scraped[enabled]),
         }
         for enabled in (True, False)
     }
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(len(ordered) * share) - 1)]
 
 
 def summary(seconds: list[float]) -> dict[str, Any]:
@@ -147,7 +123,7 @@ def summary(seconds: list[float]) -> dict[str, Any]:
     return {
         "rounds": len(ordered),
         "p50_s": round(statistics.median(ordered), 3),
-        "p95_s": round(percentile(ordered, 0.95), 3),
+        "p95_s": round(nearest_rank(ordered, 0.95), 3),
         "max_s": round(ordered[-1], 3),
         "each_s": [round(x, 3) for x in seconds],
     }
