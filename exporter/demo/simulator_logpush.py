@@ -6,7 +6,9 @@ the destination's ``header_Authorization`` parameter becomes the ``Authorization
 ``first_delivery`` is the test delivery Logpush sends when a job is created.
 
 Deliveries leave from one thread, oldest first, a batch at a time; a failed one is retried
-(Logpush retries too), so the receiver must take an entry twice without acting twice. What
+after a wait that doubles from ``RETRY_WAIT`` (Logpush retries too, with backoff; a
+destination still starting, as the demo's exporter is, gets its test delivery on a later
+try), so the receiver must take an entry twice without acting twice. What
 it does not model: batching by size or time, ``timestamp_format`` other than ``rfc3339``,
 field selection, filters, ownership challenges for other destinations.
 """
@@ -18,6 +20,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 log = logging.getLogger("vault_drift.demo.logpush")
 
 RETRIES = 3
+RETRY_WAIT = 0.5  # seconds before the second try; doubled before each next one
 
 
 def logpush_record(entry: dict[str, Any]) -> dict[str, Any]:
@@ -63,8 +67,11 @@ def first_delivery() -> bytes:
 class LogpushSender:
     """Delivers entries to ``url`` with ``Authorization: <authorization>`` from a thread."""
 
-    def __init__(self, url: str, authorization: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, authorization: str, *, timeout: float = 10.0, retry_wait: float = RETRY_WAIT
+    ) -> None:
         self.url, self._authorization, self._timeout = url, authorization, timeout
+        self._retry_wait = retry_wait
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="sim-logpush", daemon=True)
         self.delivered = 0
@@ -86,9 +93,7 @@ class LogpushSender:
         self._queue.put(entry)
 
     def _run(self) -> None:
-        for _ in range(RETRIES):  # the job's test delivery first, as Logpush sends it
-            if self.post(first_delivery()):
-                break
+        self._tries(first_delivery())  # the job's test delivery first, as Logpush sends it
         while True:
             entry = self._queue.get()
             if entry is None:
@@ -101,12 +106,21 @@ class LogpushSender:
                     break
                 batch.append(more)
             body = delivery_body([logpush_record(e) for e in batch])
-            for _ in range(RETRIES):
-                if self.post(body):
-                    self.delivered += len(batch)
-                    break
+            if self._tries(body):
+                self.delivered += len(batch)
             else:
                 self.failed += len(batch)
+
+    def _tries(self, body: bytes) -> bool:
+        """Up to ``RETRIES`` posts of ``body``, waiting longer before each next one."""
+        wait = self._retry_wait
+        for attempt in range(RETRIES):
+            if attempt:
+                time.sleep(wait)
+                wait *= 2
+            if self.post(body):
+                return True
+        return False
 
     def post(self, body: bytes) -> bool:
         request = urllib.request.Request(

@@ -7,8 +7,10 @@ goes as usual."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 from support import wait_for
 
-from exporter.demo.simulator_logpush import RETRIES, LogpushSender
+from exporter.demo.simulator_logpush import RETRIES, RETRY_WAIT, LogpushSender
 
 AUTHORIZATION = "Bearer logpush-secret-0123456789"
 ENTRY = {
@@ -38,6 +40,7 @@ class Delivery:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     def lines(self) -> list[dict[str, Any]]:
         assert self.headers.get("Content-Encoding") == "gzip"
@@ -127,6 +130,9 @@ def test_an_error_answer_is_retried_with_the_same_body(receiver: Receiver) -> No
     tries = receiver.received[1:]
     assert len(tries) == 3
     assert tries[0].body == tries[1].body == tries[2].body  # the receiver dedups by ID
+    # with backoff, as Logpush: RETRY_WAIT before the second try, twice that before the third
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(tries)]
+    assert gaps[0] >= RETRY_WAIT * 0.9 and gaps[1] >= 2 * RETRY_WAIT * 0.9, gaps
 
 
 def test_after_the_last_try_a_delivery_is_dropped_and_the_next_one_goes(
