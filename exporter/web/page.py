@@ -232,16 +232,22 @@ def settings_page(request: Request) -> Response:
     return render(request, "settings_page.html", **frame(request, session))
 
 
-@router.get("/ignore")
-def ignore_page(request: Request, audience: AudienceName) -> Response:
-    """The ignore form of one audience as a page (the list opens it as a dialog)."""
+def audience_form_page(request: Request, audience: str, template: str, **extra: Any) -> Response:
+    """A form about one audience as a page of its own: the login page without a session, a
+    404 notice for an audience no check knows."""
     session = page_session(request)
     if session is None:
         return _logged_out(request)
     if audience not in _services(request).snapshots.current.checks:
         context = frame(request, session, message="No audience has that name.")
         return render(request, "notice_page.html", status=404, **context)
-    return render(request, "ignore_page.html", **frame(request, session, audience=audience))
+    return render(request, template, **frame(request, session, audience=audience, **extra))
+
+
+@router.get("/ignore")
+def ignore_page(request: Request, audience: AudienceName) -> Response:
+    """The ignore form of one audience as a page (the list opens it as a dialog)."""
+    return audience_form_page(request, audience, "ignore_page.html")
 
 
 @router.get("/login")

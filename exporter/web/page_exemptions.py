@@ -16,7 +16,7 @@ from exporter.core.exemptions import SIDES
 from exporter.core.times import format_time, parse_duration
 from exporter.service.exemptions import ExemptionError
 from exporter.web.deps import services as _services
-from exporter.web.page import _logged_out, frame, page_session, render
+from exporter.web.page import audience_form_page, frame, render
 from exporter.web.page_forms import _acting, _done, _guarded, _known
 from exporter.web.session import Session
 
@@ -35,15 +35,8 @@ def exempt_page(
     request: Request, audience: Text = "", email: Text = "", side: Text = ""
 ) -> Response:
     """The "Exempt…" form of one member, as a page."""
-    session = page_session(request)
-    if session is None:
-        return _logged_out(request)
-    if audience not in _services(request).snapshots.current.checks:
-        context = frame(request, session, message="No audience has that name.")
-        return render(request, "notice_page.html", status=404, **context)
     chosen = side if side in SIDES else "extra"
-    context = frame(request, session, audience=audience, email=email, side=chosen)
-    return render(request, "exempt_page.html", **context)
+    return audience_form_page(request, audience, "exempt_page.html", email=email, side=chosen)
 
 
 @router.post("/forms/exempt")
