@@ -6,7 +6,8 @@ No I/O and no clock reads: every function takes what it needs, ``now`` included.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from datetime import datetime
 
@@ -147,12 +148,12 @@ def evaluate(
 
 
 def _held(
-    expected: Expected, have: Collection[str], in_step: bool, held_before: str | None
+    expected: Expected, have: AbstractSet[str], in_step: bool, held_before: str | None
 ) -> tuple[str, tuple[str, ...]]:
     """(held, left): the members Vault grants that the group has, packed; and, from the
     previous check's, those gone from both since."""
     granted = expected.members.keys()
-    held = sorted(granted) if in_step else sorted(granted & set(have))
+    held = sorted(granted) if in_step else sorted(granted & have)  # no copy of either side
     if held_before is None:
         return pack(held), ()
     left = set(unpack(held_before)).difference(have, granted)
